@@ -1,0 +1,68 @@
+"""NYSE trading calendar (sessions and holidays) from the maintained ``exchange_calendars`` library.
+
+Pure helpers with no Dagster import; the Dagster partitions definition is built from these in
+``defs/partitions.py``. Dates are naive ``pandas.Timestamp`` at midnight (the session label).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+# exchange_calendars computes holidays from rules, so far-future years are available offline.
+_CAL_FIRST = "1990-01-02"
+
+
+@lru_cache(maxsize=4)
+def _calendar(last_year: int):
+    return xcals.get_calendar("XNYS", start=_CAL_FIRST, end=f"{last_year}-12-31")
+
+
+def _cal_for(d) -> "xcals.ExchangeCalendar":
+    year = max(pd.Timestamp(d).year, pd.Timestamp.today().year) + 5
+    return _calendar(year)
+
+
+def sessions(start, end) -> pd.DatetimeIndex:
+    """NYSE sessions in [start, end], both inclusive."""
+    start, end = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    s = _cal_for(end).sessions
+    return s[(s >= start) & (s <= end)]
+
+
+def is_session(d) -> bool:
+    d = pd.Timestamp(d).normalize()
+    return bool(d in _cal_for(d).sessions)
+
+
+def holidays(start, end) -> list[pd.Timestamp]:
+    """Weekdays in [start, end] on which NYSE is closed (regular and ad-hoc holidays)."""
+    weekdays = pd.bdate_range(pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize())
+    return list(weekdays.difference(sessions(start, end)))
+
+
+def sessions_back(day, n: int) -> pd.DatetimeIndex:
+    """The ``n`` sessions ending at ``day`` (inclusive if ``day`` is a session), oldest first."""
+    day = pd.Timestamp(day).normalize()
+    s = _cal_for(day).sessions
+    idx = s.searchsorted(day, side="right")
+    return s[max(0, idx - n) : idx]
+
+
+def previous_session(day) -> pd.Timestamp:
+    """The last session strictly before ``day``."""
+    day = pd.Timestamp(day).normalize()
+    s = _cal_for(day).sessions
+    return s[s.searchsorted(day, side="left") - 1]
+
+
+def window_start(day, n_returns: int) -> pd.Timestamp:
+    """First session needed for ``n_returns`` daily returns ending at ``day`` (n_returns + 1 prices)."""
+    return sessions_back(day, n_returns + 1)[0]
+
+
+def to_date(d) -> date:
+    return pd.Timestamp(d).date()

@@ -1,0 +1,84 @@
+"""Runtime settings read from the environment, validated with clear messages.
+
+Every setting has an embedded default so the code location runs offline with no configuration:
+SQLite warehouse under ``$DAGSTER_HOME`` and the deterministic synthetic market.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+DEFAULT_START_DATE = date(2000, 1, 3)
+
+# The factor ETFs every day's universe carries, whatever the portfolios hold.
+MARKET_ETF = "SPY"
+RATES_ETF = "TLT"
+STYLE_ETFS = {
+    "value": "VTV",
+    "growth": "VUG",
+    "momentum": "MTUM",
+    "quality": "QUAL",
+    "size": "IWM",
+    "low_volatility": "USMV",
+}
+FACTOR_ETFS: tuple[str, ...] = (MARKET_ETF, RATES_ETF, *STYLE_ETFS.values())
+
+
+class ConfigError(ValueError):
+    """A configuration value is malformed; the message names the variable and the value."""
+
+
+def _parse_date(name: str, raw: str) -> date:
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an ISO date (YYYY-MM-DD)") from exc
+
+
+def start_date() -> date:
+    """First partition of ``trading_days`` (``SIGMASIGHT_START_DATE``, default 2000-01-03)."""
+    raw = os.environ.get("SIGMASIGHT_START_DATE")
+    return _parse_date("SIGMASIGHT_START_DATE", raw) if raw else DEFAULT_START_DATE
+
+
+def dagster_home() -> Path:
+    home = os.environ.get("DAGSTER_HOME")
+    return Path(home) if home else Path.cwd() / ".dagster_home"
+
+
+def database_url() -> str:
+    """Warehouse URL (``SIGMASIGHT_DATABASE_URL``); default an SQLite file under the Dagster home."""
+    url = os.environ.get("SIGMASIGHT_DATABASE_URL")
+    if url:
+        return url
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'sigmasight_warehouse.sqlite'}"
+
+
+def market_data_spec() -> str:
+    """Provider chain spec (``SIGMASIGHT_MARKET_DATA``), e.g. ``synthetic`` or ``yfinance,csv:/data``."""
+    return os.environ.get("SIGMASIGHT_MARKET_DATA", "synthetic").strip() or "synthetic"
+
+
+def synthetic_seed() -> int:
+    raw = os.environ.get("SIGMASIGHT_SYNTHETIC_SEED", "7")
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"SIGMASIGHT_SYNTHETIC_SEED={raw!r} is not an integer") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    start_date: date
+    database_url: str
+    market_data: str
+    synthetic_seed: int
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(start_date(), database_url(), market_data_spec(), synthetic_seed())

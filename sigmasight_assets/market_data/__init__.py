@@ -1,0 +1,17 @@
+"""Market data providers behind one protocol (no Dagster imports here)."""
+
+from .base import (
+    PRICE_COLUMNS,
+    VALUATION_COLUMNS,
+    FetchResult,
+    MarketDataProvider,
+    ProviderUnavailableError,
+)
+
+__all__ = [
+    "PRICE_COLUMNS",
+    "VALUATION_COLUMNS",
+    "FetchResult",
+    "MarketDataProvider",
+    "ProviderUnavailableError",
+]
