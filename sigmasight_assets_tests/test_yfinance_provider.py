@@ -1,0 +1,667 @@
+"""YFinanceProvider against recorded yfinance 1.7 responses; the network is blocked throughout."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sigmasight_assets.market_data.base import (
+    PRICE_COLUMNS,
+    VALUATION_COLUMNS,
+    MarketDataProvider,
+    ProviderUnavailableError,
+)
+from sigmasight_assets.market_data.yfinance_provider import (
+    YFinanceProvider,
+    classify_error,
+    normalise_dividend_yield,
+    normalise_download,
+    parse_logged_errors,
+)
+from sigmasight_assets_tests.fixtures import make_yfinance_fixtures as rec
+
+FIX = Path(__file__).parent / "fixtures" / "yfinance"
+START, END = date(2024, 1, 2), date(2024, 1, 12)
+
+
+# ------------------------------------------------------------------------------------------------
+# No network: every way out is blocked and any attempt fails the test (yfinance swallows errors,
+# so raising alone would not be noticed).
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    attempts: list[str] = []
+
+    def blocked(*args, **kwargs):
+        attempts.append(repr(args[:2]))
+        raise RuntimeError("network access attempted in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", blocked)
+    monkeypatch.setattr(socket.socket, "connect_ex", blocked)
+    monkeypatch.setattr(socket, "create_connection", blocked)
+    monkeypatch.setattr(socket, "getaddrinfo", blocked)
+    import curl_cffi.requests.session as curl_session
+    import requests.sessions
+
+    monkeypatch.setattr(curl_session.Session, "request", blocked)
+    monkeypatch.setattr(requests.sessions.Session, "request", blocked)
+    yield attempts
+    assert attempts == [], f"test tried to reach the network: {attempts}"
+
+
+def test_network_guard_is_active(no_network):
+    with pytest.raises(RuntimeError, match="network access"):
+        socket.create_connection(("query2.finance.yahoo.com", 443))
+    import curl_cffi.requests
+
+    with pytest.raises(RuntimeError, match="network access"):
+        curl_cffi.requests.Session().get("https://query2.finance.yahoo.com/")
+    assert len(no_network) == 2
+    no_network.clear()  # the attempts above were deliberate
+
+
+# ------------------------------------------------------------------------------------------------
+# Replaying recorded responses
+# ------------------------------------------------------------------------------------------------
+
+
+def load_case(case: str) -> tuple[pd.DataFrame, list[str]]:
+    frame = pd.read_pickle(FIX / f"{case}.pkl")
+    messages = json.loads((FIX / f"{case}.log.json").read_text())
+    return frame, messages
+
+
+class Replay:
+    """A ``yfinance.download`` stand-in that replays recorded cases in order (the last repeats)."""
+
+    def __init__(self, *cases: str):
+        self.cases = list(cases)
+        self.calls: list[dict] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, tickers, **kwargs):
+        with self.lock:
+            self.calls.append({"tickers": list(tickers), **kwargs})
+            case = self.cases.pop(0) if len(self.cases) > 1 else self.cases[0]
+        frame, messages = load_case(case)
+        for msg in messages:  # download logs failed tickers; it does not raise
+            logging.getLogger("yfinance").error(msg)
+        return frame
+
+
+class Sleeps(list):
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
+def provider(downloader, ticker_factory=None, **kwargs) -> tuple[YFinanceProvider, Sleeps]:
+    sleeps = Sleeps()
+    p = YFinanceProvider(
+        downloader=downloader,
+        ticker_factory=ticker_factory or (lambda s: pytest.fail("Ticker must not be used")),
+        sleep=sleeps,
+        rng=random.Random(0),
+        **kwargs,
+    )
+    return p, sleeps
+
+
+# ------------------------------------------------------------------------------------------------
+# The recorded fixtures are what the installed yfinance really produces
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", sorted(rec.CASES))
+def test_fixtures_match_what_installed_yfinance_download_returns(case):
+    """Re-run the real ``yfinance.download`` (offline, fake per-ticker history) and compare."""
+    fresh, messages = rec.record(case)
+    recorded, recorded_messages = load_case(case)
+    # download orders tickers through a set, so compare with sorted columns
+    pd.testing.assert_frame_equal(fresh.sort_index(axis=1), recorded.sort_index(axis=1))
+    assert list(fresh.columns.names) == list(recorded.columns.names)
+    assert parse_logged_errors(messages).keys() == parse_logged_errors(recorded_messages).keys()
+
+
+def test_recorded_layouts_are_yfinance_17_layouts():
+    frame, _ = load_case("multi_column")
+    assert list(frame.columns.names) == ["Price", "Ticker"]
+    assert set(frame.columns.get_level_values(0)) == {"Open", "High", "Low", "Close", "Adj Close", "Volume"}
+    assert frame.index.name == "Date" and frame.index.tz is None  # daily bars: ignore_tz → naive
+    by_ticker, _ = load_case("multi_ticker")
+    assert list(by_ticker.columns.names) == ["Ticker", "Price"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Prices
+# ------------------------------------------------------------------------------------------------
+
+
+def test_multi_ticker_batch_is_normalised_to_the_price_contract():
+    replay = Replay("multi_column")
+    p, sleeps = provider(replay)
+    result = p.fetch_prices(["AAPL", "MSFT", "SPY"], START, END)
+    f = result.frame
+    assert list(f.columns) == PRICE_COLUMNS
+    assert result.failures == {}
+    assert (f["source"] == "yfinance").all()
+    assert f["date"].dtype == "datetime64[ns]"
+    assert f.groupby("symbol").size().to_dict() == {"AAPL": 9, "MSFT": 8, "SPY": 9}
+    # MSFT had no bar on 2024-01-08: the row is absent, not filled
+    msft = f[f["symbol"] == "MSFT"].set_index("date")
+    assert pd.Timestamp("2024-01-08") not in msft.index
+    raw, _ = load_case("multi_column")
+    aapl = f[f["symbol"] == "AAPL"].set_index("date")
+    np.testing.assert_allclose(aapl["close"], raw[("Close", "AAPL")])
+    np.testing.assert_allclose(aapl["adj_close"], raw[("Adj Close", "AAPL")])
+    np.testing.assert_allclose(aapl["volume"], raw[("Volume", "AAPL")])
+    assert sleeps == []
+    # one call for the whole batch and date range, with the documented arguments
+    assert len(replay.calls) == 1
+    call = replay.calls[0]
+    assert sorted(call["tickers"]) == ["AAPL", "MSFT", "SPY"]
+    assert call["start"] == "2024-01-02" and call["end"] == "2024-01-13"  # end exclusive → +1 day
+    assert call["auto_adjust"] is False and call["actions"] is False
+    assert call["threads"] is False and call["progress"] is False and call["group_by"] == "column"
+
+
+def test_ticker_first_column_order_gives_the_same_frame():
+    a = provider(Replay("multi_column"))[0].fetch_prices(["AAPL", "MSFT", "SPY"], START, END).frame
+    b = provider(Replay("multi_ticker"), group_by="ticker")[0].fetch_prices(["AAPL", "MSFT", "SPY"], START, END).frame
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_single_ticker_batch_multiindex_and_flat():
+    result = provider(Replay("single"))[0].fetch_prices(["SPY"], START, END)
+    assert result.failures == {} and len(result.frame) == 9
+    raw, _ = load_case("single")
+    flat = raw.droplevel("Ticker", axis=1)  # multi_level_index=False layout
+    flat_frame = normalise_download(flat, ["SPY"])
+    pd.testing.assert_frame_equal(flat_frame, result.frame)
+
+
+def test_partly_failing_batch_records_the_missing_symbol_and_keeps_the_rest():
+    p, sleeps = provider(Replay("partial"))
+    result = p.fetch_prices(["AAPL", "XXXX", "MSFT"], START, END)
+    assert set(result.frame["symbol"]) == {"AAPL", "MSFT"}
+    assert list(result.failures) == ["XXXX"]
+    assert result.failures["XXXX"].startswith("no data returned")
+    assert "no price data found" in result.failures["XXXX"]
+    assert sleeps == []  # a missing symbol is permanent: no retry
+
+
+def test_all_nan_ticker_without_a_log_line_is_no_data_returned():
+    raw, _ = load_case("partial")
+    p, _ = provider(lambda tickers, **kw: raw)
+    result = p.fetch_prices(["AAPL", "XXXX", "MSFT"], START, END)
+    assert result.failures == {"XXXX": "no data returned"}
+
+
+def test_rate_limit_then_success_retries_with_backoff():
+    replay = Replay("rate_limited", "multi_column")
+    p, sleeps = provider(replay, backoff_base=1.0)
+    result = p.fetch_prices(["AAPL", "MSFT", "SPY"], START, END)
+    assert result.failures == {}
+    assert set(result.frame["symbol"]) == {"AAPL", "MSFT", "SPY"}
+    assert len(replay.calls) == 2
+    assert len(sleeps) == 1
+    # first retry: base 1 s, doubled for a rate limit, plus jitter in [0, 2]
+    assert 2.0 <= sleeps[0] <= 4.0
+
+
+def test_retry_asks_again_only_for_the_transiently_failed_tickers():
+    """Real ``yfinance.download`` (offline): AAPL is rate limited once, XXXX does not exist."""
+    import yfinance
+
+    calls: list[list[str]] = []
+    state = {"n": 0}
+
+    class Flaky(rec.FakeYahooTicker):
+        behaviour = {"XXXX": "missing"}
+
+        def history(self, *args, **kwargs):
+            if self.ticker == "AAPL" and state["n"] == 0:
+                state["n"] += 1
+                from yfinance.exceptions import YFRateLimitError
+
+                raise YFRateLimitError()
+            return super().history(*args, **kwargs)
+
+    def downloader(tickers, **kwargs):
+        calls.append(sorted(tickers))
+        return yfinance.download(tickers=tickers, **kwargs)
+
+    import yfinance.multi
+    from unittest import mock
+
+    with mock.patch.object(yfinance.multi, "Ticker", Flaky):
+        p, sleeps = provider(downloader)
+        result = p.fetch_prices(["AAPL", "MSFT", "XXXX"], START, END)
+    assert calls == [["AAPL", "MSFT", "XXXX"], ["AAPL"]]
+    assert set(result.frame["symbol"]) == {"AAPL", "MSFT"}
+    assert list(result.failures) == ["XXXX"] and "no data returned" in result.failures["XXXX"]
+    assert len(sleeps) == 1
+
+
+def test_empty_response_is_per_symbol_failure_not_an_outage():
+    p, sleeps = provider(Replay("empty"))
+    result = p.fetch_prices(["NOPE1", "NOPE2"], START, END)
+    assert result.frame.empty and list(result.frame.columns) == PRICE_COLUMNS
+    assert set(result.failures) == {"NOPE1", "NOPE2"}
+    assert all(r.startswith("no data returned") for r in result.failures.values())
+    assert sleeps == []
+
+
+def test_unreachable_yahoo_raises_one_provider_unavailable_error():
+    replay = Replay("unreachable")
+    p, sleeps = provider(replay, max_retries=3, backoff_base=0.5)
+    with pytest.raises(ProviderUnavailableError) as info:
+        p.fetch_prices(["AAPL", "MSFT"], START, END)
+    err = info.value
+    assert err.provider == "yfinance"
+    assert "unreachable" in err.reason and "Could not resolve host" in err.reason
+    assert len(replay.calls) == 4  # 1 + max_retries
+    assert len(sleeps) == 3
+    for n, s in enumerate(sleeps):  # exponential with jitter: base·2ⁿ ≤ wait ≤ 2·base·2ⁿ
+        assert 0.5 * 2**n <= s <= 2 * 0.5 * 2**n
+
+
+def test_every_batch_unreachable_raises_even_with_many_batches():
+    def down(tickers, **kwargs):
+        from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
+
+        raise CurlConnectionError("Failed to perform, curl: (7) Couldn't connect to server")
+
+    p, _ = provider(down, batch_size=2, max_retries=1)
+    with pytest.raises(ProviderUnavailableError, match="in 3 batch"):
+        p.fetch_prices(["A", "B", "C", "D", "E"], START, END)
+
+
+def test_rate_limit_exception_from_downloader_is_retried():
+    from yfinance.exceptions import YFRateLimitError
+
+    replay = Replay("multi_column")
+    state = {"n": 0}
+
+    def down(tickers, **kwargs):
+        state["n"] += 1
+        if state["n"] == 1:
+            raise YFRateLimitError()
+        return replay(tickers, **kwargs)
+
+    p, sleeps = provider(down)
+    result = p.fetch_prices(["AAPL", "MSFT", "SPY"], START, END)
+    assert result.failures == {} and state["n"] == 2 and len(sleeps) == 1
+
+
+def test_rate_limit_exhausted_is_an_outage():
+    p, sleeps = provider(Replay("rate_limited"), max_retries=2)
+    with pytest.raises(ProviderUnavailableError, match="rate limited"):
+        p.fetch_prices(["AAPL", "MSFT", "SPY"], START, END)
+    assert len(sleeps) == 2
+
+
+def test_a_failing_batch_does_not_sink_the_others():
+    raw, _ = load_case("multi_column")
+
+    def down(tickers, **kwargs):
+        if "BAD" in tickers:
+            raise KeyError("chart")  # a permanent error inside yfinance
+        return raw
+
+    p, sleeps = provider(down, batch_size=2)
+    result = p.fetch_prices(["AAPL", "MSFT", "BAD", "SPY"], START, END)
+    assert set(result.frame["symbol"]) == {"AAPL", "MSFT"}
+    # SPY shared the failing batch with BAD
+    assert set(result.failures) == {"BAD", "SPY"}
+    assert result.failures["BAD"].startswith("download failed: KeyError")
+    assert sleeps == []
+
+
+def test_one_symbol_transient_others_fine_is_not_an_outage():
+    raw, _ = load_case("partial")
+
+    def down(tickers, **kwargs):
+        logging.getLogger("yfinance").error(
+            "['XXXX']: DNSError('Failed to perform, curl: (6) Could not resolve host: x')"
+        )
+        return raw
+
+    p, sleeps = provider(down, max_retries=1)
+    result = p.fetch_prices(["AAPL", "XXXX", "MSFT"], START, END)
+    assert set(result.frame["symbol"]) == {"AAPL", "MSFT"}
+    assert result.failures["XXXX"].startswith("connection error after 2 attempt(s)")
+
+
+def frame_like_yfinance(tickers, start, end) -> pd.DataFrame:
+    """Assemble per-ticker history frames the way ``yfinance.download`` does (group_by='column')."""
+    dfs = {t: rec.history_frame(t, start, end) for t in tickers}
+    for df in dfs.values():
+        df.index = df.index.tz_localize(None)
+    data = pd.concat(dfs.values(), axis=1, sort=True, keys=dfs.keys(), names=["Ticker", "Price"])
+    data.columns = data.columns.swaplevel(0, 1)
+    return data.sort_index(level=0, axis=1)
+
+
+def test_batches_and_bounded_concurrency():
+    symbols = [f"S{i:03d}" for i in range(250)]
+    in_flight, peak, calls = [0], [0], []
+    lock = threading.Lock()
+
+    def down(tickers, start, end, **kwargs):
+        with lock:
+            calls.append(list(tickers))
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.05)
+        try:
+            return frame_like_yfinance(tickers, start, end)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    p, _ = provider(down, batch_size=50, max_workers=2)
+    result = p.fetch_prices(symbols, START, END)
+    assert sorted(len(c) for c in calls) == [50] * 5
+    assert sorted(s for c in calls for s in c) == symbols  # each symbol asked exactly once
+    assert peak[0] == 2
+    assert result.failures == {} and result.frame["symbol"].nunique() == 250
+
+
+def test_duplicates_tz_aware_index_zero_prices_and_missing_adj_close():
+    idx = pd.DatetimeIndex(
+        ["2024-01-02", "2024-01-03", "2024-01-03", "2024-01-04"], name="Date"
+    ).tz_localize("America/New_York")
+    raw = pd.DataFrame(
+        {"Open": [10.0, np.nan, 11.0, 12.0], "High": [10.5, 11.6, np.nan, 12.5],
+         "Low": [9.5, 10.4, 10.5, 11.5], "Close": [10.0, 11.0, 11.2, 0.0],
+         "Volume": [100, 200, 300, 400]},
+        index=idx,
+    )
+    raw.columns = pd.MultiIndex.from_product([raw.columns, ["ABC"]], names=["Price", "Ticker"])
+    f = normalise_download(raw, ["ABC"])
+    assert list(f["date"]) == list(pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"]))
+    jan3 = f.iloc[1]
+    # duplicates collapse keeping the last non-missing value per column
+    assert (jan3["open"], jan3["high"], jan3["close"], jan3["volume"]) == (11.0, 11.6, 11.2, 300.0)
+    # no Adj Close column (auto-adjusted data): adj_close is the close
+    np.testing.assert_array_equal(f["adj_close"], f["close"])
+    # a zero price is bad data: NaN, never a zero price
+    assert np.isnan(f.iloc[2]["close"]) and f.iloc[2]["open"] == 12.0
+
+
+def test_utc_stamped_index_keeps_the_session_date():
+    idx = pd.DatetimeIndex(["2024-01-02 05:00", "2024-01-03 05:00"], tz="UTC", name="Date")
+    raw = pd.DataFrame({("Close", "ABC"): [1.0, 2.0], ("Adj Close", "ABC"): [1.0, 2.0]}, index=idx)
+    f = normalise_download(raw, ["ABC"])
+    assert list(f["date"]) == list(pd.to_datetime(["2024-01-02", "2024-01-03"]))
+
+
+def test_flat_columns_for_several_symbols_is_an_unrecognised_layout():
+    raw, _ = load_case("single")
+    flat = raw.droplevel("Ticker", axis=1)
+    p, _ = provider(lambda tickers, **kw: flat)
+    result = p.fetch_prices(["SPY", "TLT"], START, END)
+    assert result.frame.empty
+    assert result.failures["TLT"].startswith("unrecognised yfinance response")
+
+
+def test_requested_spelling_and_date_range_filter():
+    raw, _ = load_case("multi_column")
+    p, _ = provider(lambda tickers, **kw: raw)
+    result = p.fetch_prices(["aapl"], date(2024, 1, 3), date(2024, 1, 5))
+    assert set(result.frame["symbol"]) == {"aapl"}
+    assert result.frame["date"].min() == pd.Timestamp("2024-01-03")
+    assert result.frame["date"].max() == pd.Timestamp("2024-01-05")
+
+
+# ------------------------------------------------------------------------------------------------
+# Error classification and log parsing
+# ------------------------------------------------------------------------------------------------
+
+
+def _curl(name):
+    import curl_cffi.requests.exceptions as e
+
+    return getattr(e, name)("boom")
+
+
+@pytest.mark.parametrize(
+    "error, kind",
+    [
+        (lambda: __import__("yfinance.exceptions").exceptions.YFRateLimitError(), "rate_limit"),
+        (lambda: Exception("429 Client Error: Too Many Requests for url"), "rate_limit"),
+        (lambda: RuntimeError("Rate limited. Try after a while."), "rate_limit"),
+        (lambda: _curl("DNSError"), "connection"),
+        (lambda: _curl("Timeout"), "connection"),
+        (lambda: __import__("requests").exceptions.ConnectionError("refused"), "connection"),
+        (lambda: TimeoutError("read timed out"), "connection"),
+        (lambda: ConnectionResetError(104, "Connection reset by peer"), "connection"),
+        (lambda: __import__("yfinance.exceptions").exceptions.YFPricesMissingError("X", ""), None),
+        (lambda: ValueError("bad"), None),
+        (lambda: KeyError("chart"), None),
+        (lambda: FileNotFoundError("x.csv"), None),
+    ],
+)
+def test_classify_error_exceptions(error, kind):
+    assert classify_error(error()) == kind
+
+
+def test_classify_error_http_status():
+    class Resp:
+        def __init__(self, code):
+            self.status_code = code
+
+    class HTTPError(OSError):
+        def __init__(self, code):
+            super().__init__(f"HTTP {code}")
+            self.response = Resp(code)
+
+    assert classify_error(HTTPError(429)) == "rate_limit"
+    assert classify_error(HTTPError(503)) == "connection"
+    assert classify_error(HTTPError(404)) is None
+
+
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("YFRateLimitError('Too Many Requests. Rate limited. Try after a while.')", "rate_limit"),
+        ("DNSError('Failed to perform, curl: (6) Could not resolve host: query2.finance.yahoo.com')", "connection"),
+        ("ReadTimeout('timed out')", "connection"),
+        ("YFPricesMissingError('possibly delisted; no price data found')", None),
+        ("YFTzMissingError('possibly delisted; no timezone found')", None),
+    ],
+)
+def test_classify_error_logged_text(text, kind):
+    assert classify_error(text) == kind
+
+
+def test_parse_logged_errors():
+    msgs = [
+        "Failed to get ticker 'MSFT' reason: Failed to perform, curl: (6) Could not resolve host",
+        "\n2 Failed downloads:",
+        "['AAPL', 'XXXX']: YFPricesMissingError('possibly delisted; no price data found')",
+    ]
+    out = parse_logged_errors(msgs)
+    assert set(out) == {"MSFT", "AAPL", "XXXX"}
+    assert out["AAPL"].startswith("YFPricesMissingError")
+    assert "Could not resolve host" in out["MSFT"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Valuations
+# ------------------------------------------------------------------------------------------------
+
+
+def info_of(symbol: str) -> dict:
+    return json.loads((FIX / f"info_{symbol}.json").read_text())
+
+
+class FakeTicker:
+    calls: list[str] = []
+
+    def __init__(self, symbol):
+        FakeTicker.calls.append(symbol)
+        self.symbol = symbol
+
+    @property
+    def info(self):
+        return info_of(self.symbol)
+
+
+@pytest.fixture
+def fake_ticker():
+    FakeTicker.calls = []
+    return FakeTicker
+
+
+def test_valuations_snapshot_for_the_latest_session(fake_ticker):
+    p, _ = provider(lambda **kw: pytest.fail("no download"), fake_ticker, today=lambda: date(2024, 1, 12))
+    result = p.fetch_valuations(["AAPL", "SPY", "XXXX"], START, END)
+    f = result.frame.set_index("symbol")
+    assert list(result.frame.columns) == VALUATION_COLUMNS
+    assert (f["date"] == pd.Timestamp("2024-01-12")).all() and (f["source"] == "yfinance").all()
+    assert f.loc["AAPL", "pe"] == 30.12 and f.loc["AAPL", "forward_pe"] == 28.4
+    assert f.loc["AAPL", "provider_beta"] == 1.29 and f.loc["AAPL", "market_cap"] == 2.875e12
+    assert f.loc["AAPL", "week52_high"] == 199.62 and f.loc["AAPL", "week52_low"] == 124.17
+    assert f.loc["AAPL", "dividend_yield"] == pytest.approx(0.0052)  # 0.52 % points → fraction
+    assert f.loc["SPY", "provider_beta"] == 1.0  # ETF: beta3Year
+    assert f.loc["SPY", "dividend_yield"] == pytest.approx(0.0136)
+    assert np.isnan(f.loc["SPY", "market_cap"]) and np.isnan(f.loc["SPY", "forward_pe"])  # NaN, not 0
+    assert result.failures == {"XXXX": "no valuation data returned"}
+
+
+def test_valuations_on_a_weekend_use_the_last_session(fake_ticker):
+    p, _ = provider(lambda **kw: None, fake_ticker, today=lambda: date(2024, 1, 13))
+    result = p.fetch_valuations(["AAPL"], date(2024, 1, 8), date(2024, 1, 14))
+    assert list(result.frame["date"]) == [pd.Timestamp("2024-01-12")]
+
+
+def test_yesterdays_partition_still_gets_the_snapshot(fake_ticker):
+    p, _ = provider(lambda **kw: None, fake_ticker, today=lambda: date(2024, 1, 16))  # Tue after MLK day
+    result = p.fetch_valuations(["AAPL"], date(2024, 1, 12), date(2024, 1, 12))
+    assert list(result.frame["date"]) == [pd.Timestamp("2024-01-12")]
+
+
+def test_historical_valuation_backfill_is_refused_not_faked(fake_ticker):
+    p, _ = provider(lambda **kw: None, fake_ticker, today=lambda: date(2024, 6, 3))
+    result = p.fetch_valuations(["AAPL", "SPY"], START, END)
+    assert result.frame.empty and list(result.frame.columns) == VALUATION_COLUMNS
+    assert set(result.failures) == {"AAPL", "SPY"}
+    assert "current valuation snapshot" in result.failures["AAPL"]
+    assert fake_ticker.calls == []  # nothing fetched for a past date
+
+
+def test_valuation_rate_limit_is_retried_and_outage_raises():
+    from yfinance.exceptions import YFRateLimitError
+
+    state = {"n": 0}
+
+    class Flaky:
+        def __init__(self, symbol):
+            self.symbol = symbol
+
+        @property
+        def info(self):
+            state["n"] += 1
+            if state["n"] == 1:
+                raise YFRateLimitError()
+            return info_of("AAPL")
+
+    p, sleeps = provider(lambda **kw: None, Flaky, today=lambda: date(2024, 1, 12))
+    result = p.fetch_valuations(["AAPL"], START, END)
+    assert len(result.frame) == 1 and len(sleeps) == 1
+
+    class Down:
+        def __init__(self, symbol):
+            pass
+
+        @property
+        def info(self):
+            from curl_cffi.requests.exceptions import DNSError
+
+            raise DNSError("Could not resolve host: query2.finance.yahoo.com")
+
+    p, sleeps = provider(lambda **kw: None, Down, today=lambda: date(2024, 1, 12), max_retries=1)
+    with pytest.raises(ProviderUnavailableError, match="yfinance"):
+        p.fetch_valuations(["AAPL", "SPY"], START, END)
+
+
+def test_valuation_permanent_error_is_a_per_symbol_failure():
+    class Broken:
+        def __init__(self, symbol):
+            self.symbol = symbol
+
+        @property
+        def info(self):
+            if self.symbol == "BAD":
+                raise KeyError("quoteSummary")
+            return info_of("AAPL")
+
+    p, sleeps = provider(lambda **kw: None, Broken, today=lambda: date(2024, 1, 12))
+    result = p.fetch_valuations(["AAPL", "BAD"], START, END)
+    assert list(result.frame["symbol"]) == ["AAPL"]
+    assert result.failures["BAD"].startswith("info failed: KeyError") and sleeps == []
+
+
+@pytest.mark.parametrize(
+    "info, expected",
+    [
+        ({"dividendYield": 0.52}, 0.0052),  # yfinance ≥ 0.2.54 / 1.7: percent points
+        ({"dividendYield": 0.35, "dividendRate": 0.96, "currentPrice": 274.0}, 0.0035),
+        ({"dividendYield": 0.0035, "dividendRate": 0.96, "currentPrice": 274.0}, 0.0035),  # old unit
+        ({"dividendYield": 2.59, "trailingAnnualDividendYield": 0.0262}, 0.0259),
+        ({"dividendYield": 0.0259, "trailingAnnualDividendYield": 0.0262}, 0.0259),
+        ({"yield": 0.0136}, 0.0136),  # funds
+        ({"dividendYield": 0}, 0.0),
+        ({}, float("nan")),
+        ({"dividendYield": "Infinity"}, float("nan")),
+    ],
+)
+def test_dividend_yield_is_a_decimal_fraction(info, expected):
+    got = normalise_dividend_yield(info)
+    if np.isnan(expected):
+        assert np.isnan(got)
+    else:
+        assert got == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------------------------------------
+# Wiring
+# ------------------------------------------------------------------------------------------------
+
+
+def test_defaults_are_yfinance_functions_and_protocol_is_met():
+    import yfinance
+
+    p = YFinanceProvider()
+    assert p.downloader is yfinance.download and p.ticker_factory is yfinance.Ticker
+    assert p.sleep is time.sleep
+    assert (p.batch_size, p.max_workers, p.max_retries, p.backoff_base) == (100, 4, 4, 1.0)
+    assert isinstance(p, MarketDataProvider) and p.name == "yfinance"
+
+
+def test_real_download_offline_end_to_end():
+    """The default code path: the real ``yfinance.download`` with the per-ticker fetch faked."""
+    import yfinance
+
+    with rec.fake_yahoo({"XXXX": "missing"}):
+        p, sleeps = provider(yfinance.download)
+        result = p.fetch_prices(["AAPL", "XXXX", "SPY"], START, END)
+    assert set(result.frame["symbol"]) == {"AAPL", "SPY"}
+    assert "no price data found" in result.failures["XXXX"]
+    with rec.fake_yahoo({"AAPL": "dns", "SPY": "dns"}):
+        p, sleeps = provider(yfinance.download, max_retries=1)
+        with pytest.raises(ProviderUnavailableError, match="Could not resolve host"):
+            p.fetch_prices(["AAPL", "SPY"], START, END)
