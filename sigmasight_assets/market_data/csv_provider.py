@@ -188,8 +188,10 @@ def _parse_symbols(path: Path, table: pd.DataFrame) -> pd.Series:
     lines = table["_line"]
     _fail_first(path, raw.isna(), lines, "symbol", "missing symbol")
     symbols = raw.str.upper()
-    valid = symbols.map(lambda s: is_valid_public_symbol(s) and not is_private_symbol(s))
-    _fail_first(path, ~valid.astype(bool), lines, "symbol", "not a valid public market symbol", raw)
+    # classify each distinct symbol once (not once per row)
+    ok = {s: is_valid_public_symbol(s) and not is_private_symbol(s) for s in symbols.dropna().unique()}
+    valid = symbols.map(ok).fillna(False).astype(bool)
+    _fail_first(path, ~valid, lines, "symbol", "not a valid public market symbol", raw)
     return symbols
 
 

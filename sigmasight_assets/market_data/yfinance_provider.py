@@ -12,7 +12,9 @@ at most ``max_workers`` batches run at once in a thread pool).
 all-NaN columns for the ticker. The provider therefore listens to that logger while its own thread
 runs the call (records are matched by thread id, so concurrent batches do not mix) and reads the
 per-ticker reasons from it. A ticker with no usable row is a failure with that reason, or
-``"no data returned"`` when yfinance logged nothing.
+``"no data returned"`` when yfinance logged nothing. (If an application silences the ``yfinance``
+logger above ERROR, the reasons are lost: failures then read "no data returned", are not retried,
+and an outage is not recognised as one.)
 
 Transient errors are retried with exponential backoff and jitter (``tenacity``): a rate limit
 (``YFRateLimitError``, HTTP 429, or a message saying "Too Many Requests"/"Rate limited") or a
@@ -275,7 +277,7 @@ class _ThreadLogCapture(logging.Handler):
         self.thread_id = thread_id
         self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - trivial
+    def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread_id:
             try:
                 self.messages.append(record.getMessage())
@@ -651,7 +653,8 @@ class YFinanceProvider:
             if frames else empty_frame(PRICE_COLUMNS)
         )
         frame = frame[PRICE_COLUMNS].reset_index(drop=True)
-        failures = {s: r for s, r in failures.items() if s not in set(frame["symbol"])}
+        delivered = set(frame["symbol"])
+        failures = {s: r for s, r in failures.items() if s not in delivered}
         if frame.empty and failures and set(transient) >= set(wanted):
             raise ProviderUnavailableError(SOURCE, _unavailable_reason(failures, transient, len(batches)))
         return FetchResult(frame, failures)
