@@ -401,6 +401,17 @@ def test_duplicates_tz_aware_index_zero_prices_and_missing_adj_close():
     assert np.isnan(f.iloc[2]["close"]) and f.iloc[2]["open"] == 12.0
 
 
+@pytest.mark.parametrize("names", [["Ticker", "Price"], [None, None]])
+def test_tickers_that_look_like_field_names(names):
+    """Lowe's trades as LOW and Opendoor as OPEN: the ticker level must not be read as fields."""
+    idx = pd.DatetimeIndex(["2024-01-02", "2024-01-03"], name="Date")
+    cols = pd.MultiIndex.from_product([["LOW", "OPEN"], ["Open", "Close", "Adj Close"]], names=names)
+    raw = pd.DataFrame(np.arange(1.0, 13.0).reshape(2, 6), index=idx, columns=cols)
+    f = normalise_download(raw, ["LOW", "OPEN"])
+    low = f[f["symbol"] == "LOW"]
+    assert list(low["open"]) == [1.0, 7.0] and list(low["close"]) == [2.0, 8.0]
+
+
 def test_utc_stamped_index_keeps_the_session_date():
     idx = pd.DatetimeIndex(["2024-01-02 05:00", "2024-01-03 05:00"], tz="UTC", name="Date")
     raw = pd.DataFrame({("Close", "ABC"): [1.0, 2.0], ("Adj Close", "ABC"): [1.0, 2.0]}, index=idx)

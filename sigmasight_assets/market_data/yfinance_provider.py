@@ -184,6 +184,26 @@ def _is_field(name: Any) -> bool:
     return key in _FIELD_NAMES or key in _OTHER_FIELDS
 
 
+def _field_level(columns: pd.MultiIndex, requested: set[str]) -> int:
+    """Which of two column levels holds the field names (Open, Close, ...).
+
+    yfinance names the levels ``Price`` and ``Ticker``; without names, the level made only of field
+    names wins, and when both qualify (tickers such as ``LOW`` or ``OPEN`` are also field names) the
+    level that is not made only of requested symbols.
+    """
+    names = [str(n).lower() if n is not None else None for n in columns.names]
+    if "price" in names and "ticker" in names:
+        return names.index("price")
+    values = [[_field_key(v) for v in columns.get_level_values(i)] for i in (0, 1)]
+    candidates = [i for i in (0, 1) if all(_is_field(v) for v in values[i])]
+    if len(candidates) == 2:
+        not_tickers = [i for i in (0, 1) if not {v.upper() for v in values[i]} <= requested]
+        candidates = not_tickers or [0]
+    if not candidates:
+        raise ValueError("cannot tell the field level from the ticker level in yfinance columns")
+    return candidates[0]
+
+
 def normalise_download(raw: pd.DataFrame | None, symbols: Sequence[str]) -> pd.DataFrame:
     """Turn a ``yfinance.download`` frame into the long price contract.
 
@@ -215,14 +235,9 @@ def normalise_download(raw: pd.DataFrame | None, symbols: Sequence[str]) -> pd.D
     if isinstance(frame.columns, pd.MultiIndex):
         if frame.columns.nlevels != 2:
             raise ValueError(f"unexpected {frame.columns.nlevels}-level columns from yfinance")
-        level0 = frame.columns.get_level_values(0)
-        level1 = frame.columns.get_level_values(1)
-        if all(_is_field(v) for v in level0):
-            fields, tickers = level0, level1
-        elif all(_is_field(v) for v in level1):
-            fields, tickers = level1, level0
-        else:
-            raise ValueError("cannot tell the field level from the ticker level in yfinance columns")
+        field_level = _field_level(frame.columns, set(by_upper))
+        fields = frame.columns.get_level_values(field_level)
+        tickers = frame.columns.get_level_values(1 - field_level)
         frame.columns = pd.MultiIndex.from_arrays(
             [[_field_key(f) for f in fields], [str(t).upper() for t in tickers]], names=["field", "ticker"]
         )
