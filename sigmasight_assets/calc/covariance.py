@@ -1,0 +1,204 @@
+"""EWMA covariance and correlation of the factor ETF returns (``factor_covariance``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sigmasight_assets.calc.regression import _concat
+from sigmasight_assets.calc.returns import check_wide_frame, day_positions
+
+__all__ = [
+    "FACTOR_ETFS",
+    "COVARIANCE_COLUMNS",
+    "ewma_factor_covariance",
+    "covariance_matrix",
+    "repair_correlation",
+]
+
+#: Factor ETFs in the order used for the matrix (market, rates, then the style ETFs).
+FACTOR_ETFS = ("SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV")
+COVARIANCE_COLUMNS = ["date", "factor_1", "factor_2", "covariance", "correlation", "observations"]
+
+# Tolerance below which a negative eigenvalue is float noise rather than a broken matrix.
+_PSD_TOL = 1e-12
+
+
+def repair_correlation(corr: np.ndarray, clip: float) -> np.ndarray:
+    """Nearest-style repair of a correlation matrix to PSD while keeping ``|rho_ij| <= clip``.
+
+    Steps: (1) clip negative eigenvalues to 0 and rebuild; (2) rescale to a unit diagonal
+    (``D^-1/2 C D^-1/2`` keeps PSD); (3) if that pushed an off-diagonal above ``clip``, shrink
+    towards the identity, ``(1 - s) C + s I`` with the smallest ``s`` that restores the bound
+    (a convex combination of PSD unit-diagonal matrices stays PSD with unit diagonal).
+
+    Parameters
+    ----------
+    corr : numpy.ndarray
+        Symmetric ``(k, k)`` matrix with unit diagonal (possibly indefinite).
+    clip : float
+        Bound on the absolute off-diagonal correlation, in ``(0, 1]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Symmetric PSD matrix with unit diagonal and off-diagonals within ``[-clip, clip]``.
+    """
+    vals, vecs = np.linalg.eigh((corr + corr.T) / 2.0)
+    fixed = (vecs * np.clip(vals, 0.0, None)) @ vecs.T
+    d = np.sqrt(np.clip(np.diag(fixed), 1e-300, None))
+    fixed = fixed / np.outer(d, d)
+    fixed = (fixed + fixed.T) / 2.0
+    np.fill_diagonal(fixed, 1.0)
+    off = np.abs(fixed - np.eye(len(fixed))).max(initial=0.0)
+    if off > clip:
+        s = 1.0 - clip / off
+        fixed = (1.0 - s) * fixed + s * np.eye(len(fixed))
+        np.fill_diagonal(fixed, 1.0)
+    return fixed
+
+
+def _ewma_day(block: np.ndarray, ages: np.ndarray, lam: float, clip: float):
+    weights = lam ** ages
+    weights = weights / weights.sum()
+    mean = weights @ block
+    centred = block - mean
+    cov = (centred * weights[:, None]).T @ centred
+    cov = (cov + cov.T) / 2.0
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    outer = np.outer(sd, sd)
+    k = len(sd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.where(outer > 0, cov / outer, 0.0)
+    # A factor that did not move has no defined correlation; 0 keeps the matrix PSD and makes
+    # cov = corr * sd_i * sd_j = 0, which is its true covariance.
+    np.fill_diagonal(corr, 1.0)
+    eye = np.eye(k, dtype=bool)
+    clipped = np.where(eye, 1.0, np.clip(corr, -clip, clip))
+    if np.any(clipped != corr) and np.linalg.eigvalsh(clipped).min() < -_PSD_TOL:
+        clipped = repair_correlation(clipped, clip)
+    return clipped * outer, clipped
+
+
+def ewma_factor_covariance(
+    etf_returns_wide: pd.DataFrame,
+    days,
+    window: int = 252,
+    lam: float = 0.94,
+    min_obs: int = 30,
+    clip: float = 0.95,
+) -> pd.DataFrame:
+    """EWMA covariance and correlation of the eight factor ETFs as of each day.
+
+    For day ``D``: take the last ``window`` rows of returns ending at and including ``D``, keep
+    the rows where *all* eight ETFs have a return (a common sample keeps the matrix a true
+    covariance, hence PSD), and weight row ``t`` by ``lam ** age_t`` with ``age_t`` the number of
+    sessions between ``t`` and ``D`` (0 for ``D``; a dropped row leaves its age unused rather
+    than promoting older rows), normalised to sum to 1:
+
+    * ``mu = sum_t w_t r_t`` (EWMA mean; returns are demeaned with it -- with 252 sessions and
+      ``lam = 0.94`` the effective sample is short, so a non-zero drift would otherwise leak into
+      the variance);
+    * ``Sigma = sum_t w_t (r_t - mu)(r_t - mu)'`` (no small-sample bias correction);
+    * ``rho_ij = Sigma_ij / (sigma_i sigma_j)``, off-diagonals clipped to ``[-clip, clip]``; the
+      covariance is rebuilt as ``rho_ij sigma_i sigma_j`` so both agree, and if clipping broke
+      positive semi-definiteness the correlation is repaired with :func:`repair_correlation`.
+      Variances (the diagonal) are never altered. A zero-variance ETF gets correlation 0 with
+      the others.
+
+    Units: covariance of daily decimal returns (not annualised); correlation unitless.
+
+    Parameters
+    ----------
+    etf_returns_wide : pandas.DataFrame
+        Wide simple daily returns with at least the columns of ``FACTOR_ETFS`` (others ignored).
+    days : DatetimeIndex or iterable of dates
+        Partition days; each must be a row of ``etf_returns_wide``.
+    window : int, default 252
+    lam : float, default 0.94
+        Decay per session, in ``(0, 1]``.
+    min_obs : int, default 30
+        Days with fewer complete rows in the window produce no rows at all.
+    clip : float, default 0.95
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``[date, factor_1, factor_2, covariance, correlation, observations]``: the full
+        matrix in both orders, 64 rows per computed day, ``factor_*`` being ETF tickers in
+        ``FACTOR_ETFS`` order.
+    """
+    check_wide_frame(etf_returns_wide, "etf_returns_wide")
+    missing = [t for t in FACTOR_ETFS if t not in etf_returns_wide.columns]
+    if missing:
+        raise KeyError(f"etf_returns_wide lacks the factor ETF columns {missing}")
+    if not (0.0 < lam <= 1.0):
+        raise ValueError(f"lam must be in (0, 1], got {lam!r}")
+    if not (0.0 < clip <= 1.0):
+        raise ValueError(f"clip must be in (0, 1], got {clip!r}")
+    if window < 1 or min_obs < 2:
+        raise ValueError("window must be >= 1 and min_obs >= 2")
+
+    values = etf_returns_wide.loc[:, list(FACTOR_ETFS)].to_numpy(dtype=float, na_value=np.nan)
+    days, positions = day_positions(etf_returns_wide.index, days)
+    k = len(FACTOR_ETFS)
+    f1 = np.repeat(np.asarray(FACTOR_ETFS, dtype=object), k)
+    f2 = np.tile(np.asarray(FACTOR_ETFS, dtype=object), k)
+
+    parts = []
+    for day, pos in zip(days, positions):
+        lo = max(0, pos - window + 1)
+        block = values[lo: pos + 1]
+        complete = np.isfinite(block).all(axis=1)
+        n = int(complete.sum())
+        if n < min_obs:
+            continue
+        ages = (pos - np.arange(lo, pos + 1))[complete].astype(float)
+        cov, corr = _ewma_day(block[complete], ages, lam, clip)
+        parts.append({
+            "date": np.full(k * k, day.to_datetime64()),
+            "factor_1": f1,
+            "factor_2": f2,
+            "covariance": cov.ravel(),
+            "correlation": corr.ravel(),
+            "observations": np.full(k * k, n, dtype=np.int64),
+        })
+    return _concat(parts, COVARIANCE_COLUMNS)
+
+
+def covariance_matrix(long_frame: pd.DataFrame, day, value: str = "covariance") -> pd.DataFrame:
+    """Pivot one day of :func:`ewma_factor_covariance` output to a square matrix.
+
+    Parameters
+    ----------
+    long_frame : pandas.DataFrame
+        Long covariance rows (``date, factor_1, factor_2, covariance, correlation, ...``).
+    day : date-like
+        The day to extract.
+    value : {"covariance", "correlation"}
+        Which value to pivot.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``(k, k)`` matrix, index ``factor_1``, columns ``factor_2``, ordered as ``FACTOR_ETFS``
+        (factors outside that list follow alphabetically).
+
+    Raises
+    ------
+    KeyError
+        If the frame has no rows for ``day`` (e.g. fewer than ``min_obs`` observations).
+    """
+    if value not in ("covariance", "correlation"):
+        raise ValueError("value must be 'covariance' or 'correlation'")
+    day = pd.Timestamp(day)
+    rows = long_frame[pd.to_datetime(long_frame["date"]) == day]
+    if rows.empty:
+        raise KeyError(f"no factor covariance rows for {day.date().isoformat()}")
+    matrix = rows.pivot(index="factor_1", columns="factor_2", values=value)
+    present = set(matrix.index) | set(matrix.columns)
+    order = [f for f in FACTOR_ETFS if f in present] + sorted(present - set(FACTOR_ETFS))
+    matrix = matrix.reindex(index=order, columns=order)
+    matrix.index.name = None
+    matrix.columns.name = None
+    return matrix
