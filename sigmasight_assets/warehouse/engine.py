@@ -1,0 +1,34 @@
+"""Engine construction from a URL, with the dialect settings the warehouse relies on."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """A shared engine per URL.
+
+    SQLite gets WAL journaling and a busy timeout so a reader and a writer (or two runs of the same
+    partition) wait for each other instead of failing with "database is locked". A bare
+    ``postgresql://`` URL is mapped to psycopg 3.
+    """
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)

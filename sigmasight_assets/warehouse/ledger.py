@@ -1,0 +1,36 @@
+"""Storing and reading the portfolio ledger (portfolios, positions, capital flows)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from .repository import Warehouse
+
+
+def store_ledger(wh: Warehouse, ledger) -> dict[str, int]:
+    """Replace the ledgers of the portfolios in ``ledger`` in one transaction.
+
+    Portfolios not named in the files are left untouched; a named portfolio's positions and flows
+    are replaced as a whole (the file is the source of truth for that book).
+    """
+    ids = list(ledger.portfolios["portfolio_id"])
+    flow_ids = set(ledger.capital_flows["portfolio_id"]) if len(ledger.capital_flows) else set()
+    books = ledger.portfolios.assign(currency="USD", loaded_at=datetime.now(timezone.utc).replace(tzinfo=None))
+    with wh.engine.begin() as conn:
+        wh.delete_in(conn, "portfolios", "portfolio_id", ids)
+        wh.delete_in(conn, "positions", "portfolio_id", ids)
+        wh.delete_in(conn, "capital_flows", "portfolio_id", sorted(set(ids) | flow_ids))
+        wh.insert(conn, "portfolios", books)
+        wh.insert(conn, "positions", ledger.positions)
+        wh.insert(conn, "capital_flows", ledger.capital_flows)
+    return {"portfolios": len(books), "positions": len(ledger.positions), "capital_flows": len(ledger.capital_flows)}
+
+
+def read_ledger(wh: Warehouse, portfolio_ids=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(portfolios, positions, capital_flows) as typed frames."""
+    books = wh.read("portfolios", keys=portfolio_ids, key_column="portfolio_id")
+    pos = wh.read("positions", keys=portfolio_ids, key_column="portfolio_id")
+    flows = wh.read("capital_flows", keys=portfolio_ids, key_column="portfolio_id")
+    return books, pos, flows

@@ -1,0 +1,285 @@
+"""Partition-aware reads and idempotent writes.
+
+Writes replace a partition range (optionally only some keys) with delete-then-insert inside one
+transaction: a failure anywhere rolls back and leaves the last good data. Bulk inserts use the
+fastest path of each dialect: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from datetime import date
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Table, and_, delete, func, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer
+
+from .engine import engine_for
+from .schema import TABLES, metadata
+
+_IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
+
+
+class Warehouse:
+    """The analytics warehouse behind one SQLAlchemy URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = engine_for(url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def create_all(self) -> None:
+        metadata.create_all(self.engine)
+
+    def table(self, name: str) -> Table:
+        try:
+            return TABLES[name]
+        except KeyError as exc:
+            raise KeyError(f"unknown warehouse table {name!r}") from exc
+
+    # -- writes -----------------------------------------------------------------------------------
+    def replace_partitions(
+        self,
+        table_name: str,
+        frame: pd.DataFrame,
+        start: date,
+        end: date,
+        keys: Sequence[str] | None = None,
+        key_column: str | None = None,
+        extra_filter: dict | None = None,
+        retries: int = 3,
+    ) -> int:
+        """Replace rows with ``start ≤ date ≤ end`` (and ``key_column in keys`` if given) by ``frame``.
+
+        Every row of ``frame`` must fall inside that scope, otherwise the write is refused: a scoped
+        run must never touch rows it did not delete. Returns the number of rows inserted. Transient
+        connection errors are retried on a fresh transaction.
+        """
+        table = self.table(table_name)
+        frame = _conform(table, frame)
+        start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+        if len(frame):
+            fmin, fmax = frame["date"].min().date(), frame["date"].max().date()
+            if fmin < start or fmax > end:
+                raise ValueError(
+                    f"{table_name}: rows dated {fmin}..{fmax} fall outside the partition range {start}..{end}"
+                )
+        if keys is not None:
+            key_column = key_column or ("symbol" if "symbol" in table.c else "portfolio_id")
+            outside = set(frame[key_column]) - set(keys) if len(frame) else set()
+            if outside:
+                raise ValueError(f"{table_name}: rows for {sorted(outside)[:5]} outside the scoped keys")
+        for attempt in range(retries + 1):
+            try:
+                with self.engine.begin() as conn:
+                    cond = and_(table.c.date >= start, table.c.date <= end)
+                    for col, value in (extra_filter or {}).items():
+                        cond = and_(cond, table.c[col] == value)
+                    if keys is None:
+                        conn.execute(delete(table).where(cond))
+                    else:
+                        keys = list(keys)
+                        for i in range(0, len(keys), _IN_CHUNK):
+                            conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
+                    self._bulk_insert(conn, table, frame)
+                return len(frame)
+            except OperationalError as exc:
+                # A dropped connection or a lock timeout: the transaction was rolled back, try again.
+                if attempt == retries or not _is_transient(exc):
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        return 0  # pragma: no cover
+
+    def delete_in(self, conn: Connection, table_name: str, column: str, values: Sequence) -> None:
+        """Within the caller's transaction: delete rows whose ``column`` is in ``values``."""
+        table = self.table(table_name)
+        values = list(values)
+        for i in range(0, len(values), _IN_CHUNK):
+            conn.execute(delete(table).where(table.c[column].in_(values[i : i + _IN_CHUNK])))
+
+    def insert(self, conn: Connection, table_name: str, frame: pd.DataFrame) -> int:
+        """Within the caller's transaction: bulk-insert ``frame`` (validated against the table)."""
+        table = self.table(table_name)
+        frame = _conform(table, frame)
+        self._bulk_insert(conn, table, frame)
+        return len(frame)
+
+    def _bulk_insert(self, conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        cols = [c.name for c in table.columns if c.name in frame.columns]
+        if self.dialect == "postgresql":
+            _copy_postgres(conn, table, frame[cols])
+            return
+        if self.dialect == "sqlite":
+            rows = _python_rows(table, frame[cols])
+            sql = f'INSERT INTO {table.name} ({", ".join(cols)}) VALUES ({", ".join("?" for _ in cols)})'
+            conn.exec_driver_sql(sql, rows)
+        else:
+            rows = _python_rows(table, frame[cols], iso_dates=False)
+            conn.execute(table.insert(), [dict(zip(cols, r)) for r in rows])
+
+    # -- reads ------------------------------------------------------------------------------------
+    def read(
+        self,
+        table_name: str,
+        start: date | None = None,
+        end: date | None = None,
+        keys: Iterable[str] | None = None,
+        columns: Sequence[str] | None = None,
+        key_column: str | None = None,
+    ) -> pd.DataFrame:
+        """Rows of ``table_name`` in [start, end] (inclusive), optionally only for ``keys``."""
+        table = self.table(table_name)
+        cols = [table.c[c] for c in columns] if columns else list(table.columns)
+        conds = []
+        if start is not None and "date" in table.c:
+            conds.append(table.c.date >= pd.Timestamp(start).date())
+        if end is not None and "date" in table.c:
+            conds.append(table.c.date <= pd.Timestamp(end).date())
+        key_column = key_column or ("symbol" if "symbol" in table.c else "portfolio_id")
+        frames = []
+        key_list = None if keys is None else list(dict.fromkeys(keys))
+        chunks = [None] if key_list is None else [key_list[i : i + _IN_CHUNK] for i in range(0, len(key_list), _IN_CHUNK)]
+        with self.engine.connect() as conn:
+            for chunk in chunks:
+                stmt = select(*cols)
+                chunk_conds = list(conds)
+                if chunk is not None:
+                    chunk_conds.append(table.c[key_column].in_(chunk))
+                if chunk_conds:
+                    stmt = stmt.where(and_(*chunk_conds))
+                res = conn.execute(stmt)
+                frames.append(pd.DataFrame(res.fetchall(), columns=[c.name for c in cols]))
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return _from_sql(table, frame, [c.name for c in cols])
+
+    def count(self, table_name: str, start: date | None = None, end: date | None = None) -> int:
+        table = self.table(table_name)
+        stmt = select(func.count()).select_from(table)
+        if start is not None:
+            stmt = stmt.where(table.c.date >= pd.Timestamp(start).date())
+        if end is not None:
+            stmt = stmt.where(table.c.date <= pd.Timestamp(end).date())
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def latest_date(self, table_name: str) -> date | None:
+        table = self.table(table_name)
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(table.c.date))).scalar_one()
+        return pd.Timestamp(value).date() if value is not None else None
+
+    def query(self, sql: str, **params) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            res = conn.execute(text(sql), params)
+            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+
+def _is_transient(exc: OperationalError) -> bool:
+    msg = str(exc.orig if exc.orig is not None else exc).lower()
+    return any(
+        s in msg
+        for s in ("database is locked", "server closed the connection", "connection reset", "terminating connection",
+                  "could not connect", "connection refused", "ssl syscall", "broken pipe")
+    ) or bool(getattr(exc, "connection_invalidated", False))
+
+
+def _conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Check columns against the table and normalise dtypes (dates → ``datetime.date``)."""
+    missing = [c.name for c in table.columns if not c.nullable and c.default is None and c.name not in frame.columns]
+    if missing:
+        raise ValueError(f"{table.name}: frame lacks required columns {missing}")
+    unknown = [c for c in frame.columns if c not in table.c]
+    if unknown:
+        raise ValueError(f"{table.name}: frame has columns the table does not: {unknown}")
+    frame = frame.copy()
+    for col in table.columns:
+        if col.name not in frame.columns:
+            continue
+        if isinstance(col.type, Date):
+            frame[col.name] = pd.to_datetime(frame[col.name]).dt.normalize()
+        elif isinstance(col.type, DateTime):
+            frame[col.name] = pd.to_datetime(frame[col.name])
+    return frame
+
+
+def _python_rows(table: Table, frame: pd.DataFrame, iso_dates: bool = True) -> list[tuple]:
+    """Rows as tuples of Python scalars (None for missing), dates as ISO strings on SQLite."""
+    out = {}
+    for name in frame.columns:
+        col_type = table.c[name].type
+        s = frame[name]
+        if isinstance(col_type, Date):
+            values = s.dt.strftime("%Y-%m-%d").astype(object).where(s.notna(), None).to_numpy()
+            if not iso_dates:
+                values = np.array([None if v is None else date.fromisoformat(v) for v in values], dtype=object)
+        elif isinstance(col_type, DateTime):
+            values = np.array([None if pd.isna(v) else pd.Timestamp(v).isoformat(sep=" ") for v in s], dtype=object)
+        elif isinstance(col_type, (Boolean, Integer)):
+            # tolist() yields Python ints: numpy scalars would be bound by sqlite3 as BLOBs.
+            mask = s.notna().to_numpy()
+            values = np.full(len(s), None, dtype=object)
+            values[mask] = s.to_numpy()[mask].astype(np.int64).tolist()
+        elif isinstance(col_type, Float):
+            arr = s.to_numpy(dtype=float)
+            values = arr.astype(object)
+            values[np.isnan(arr)] = None
+        else:
+            values = s.astype(object).where(s.notna(), None).to_numpy()
+        out[name] = values
+    return list(zip(*out.values()))
+
+
+def _copy_postgres(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+    """``COPY ... FROM STDIN`` in CSV form: an order of magnitude faster than INSERTs at scale."""
+    buf = io.StringIO()
+    out = frame.copy()
+    for c in out.columns:
+        col_type = table.c[c].type
+        if isinstance(col_type, Boolean):
+            out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else ("t" if v else "f"))
+        elif isinstance(col_type, Integer):
+            out[c] = out[c].astype("Int64")
+    out.to_csv(buf, index=False, header=False, na_rep="\\N", quoting=csv.QUOTE_MINIMAL, float_format="%.17g")
+    buf.seek(0)
+    cols = ", ".join(f'"{c}"' for c in out.columns)
+    sql = f"COPY {table.name} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+    raw = conn.connection.driver_connection
+    cur = raw.cursor()
+    try:
+        if hasattr(cur, "copy"):  # psycopg 3
+            with cur.copy(sql) as cp:
+                while chunk := buf.read(1 << 20):
+                    cp.write(chunk)
+        else:  # psycopg2
+            cur.copy_expert(sql, buf)
+    finally:
+        cur.close()
+
+
+def _from_sql(table: Table, frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Typed frame from raw rows: dates → datetime64, booleans → bool, floats → float64."""
+    for name in names:
+        col_type = table.c[name].type
+        if isinstance(col_type, (Date, DateTime)):
+            frame[name] = pd.to_datetime(frame[name])
+        elif isinstance(col_type, Float):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+        elif isinstance(col_type, Boolean):
+            frame[name] = frame[name].map(lambda v: None if v is None else bool(v))
+            if frame[name].notna().all():
+                frame[name] = frame[name].astype(bool)
+        elif isinstance(col_type, Integer):
+            if frame[name].notna().all():
+                frame[name] = frame[name].astype("int64")
+    return frame

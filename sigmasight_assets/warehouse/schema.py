@@ -1,0 +1,133 @@
+"""Warehouse tables (SQLAlchemy Core). One table per asset, named after it.
+
+Contract: every asset table has a ``date`` column holding the partition's trading day and ``symbol``
+or ``portfolio_id`` as its key, with indexes on (date, key) and (key, date). Factor tables are long:
+one row per key, day and ``factor``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+
+def _asset_table(name: str, key: str, *columns: Column, extra_key: str | None = None) -> Table:
+    """A partitioned asset table with the standard (date, key) and (key, date) indexes."""
+    table = Table(
+        name,
+        metadata,
+        Column("date", Date, nullable=False),
+        Column(key, String(64), nullable=False),
+        *columns,
+    )
+    idx_cols = ["date", key] + ([extra_key] if extra_key else [])
+    Index(f"ix_{name}_date_key", *[table.c[c] for c in idx_cols], unique=True)
+    Index(f"ix_{name}_key_date", table.c[key], table.c["date"])
+    return table
+
+
+# --- inputs: the portfolio ledger -----------------------------------------------------------------
+portfolios = Table(
+    "portfolios",
+    metadata,
+    Column("portfolio_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(8), nullable=False, default="USD"),
+    Column("source_file", Text),
+    Column("loaded_at", DateTime(timezone=False), nullable=False),
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("portfolio_id", String(64), primary_key=True),
+    Column("position_id", String(64), primary_key=True),
+    Column("symbol", String(64), nullable=False),
+    Column("investment_class", String(16), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("entry_price", Float, nullable=False),
+    Column("entry_date", Date, nullable=False),
+    Column("exit_date", Date),
+    Column("exit_price", Float),
+    Column("underlying", String(32)),
+    Column("option_type", String(1)),
+    Column("strike", Float),
+    Column("expiration", Date),
+    Column("manual_value", Float),
+    Column("deleted", Boolean, nullable=False, default=False),
+)
+Index("ix_positions_symbol", positions.c.symbol)
+
+capital_flows = Table(
+    "capital_flows",
+    metadata,
+    Column("portfolio_id", String(64), primary_key=True),
+    Column("flow_id", String(64), primary_key=True),
+    Column("date", Date, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("description", Text),
+)
+Index("ix_capital_flows_portfolio_date", capital_flows.c.portfolio_id, capital_flows.c.date)
+
+# --- market data assets ---------------------------------------------------------------------------
+symbol_universe = _asset_table(
+    "symbol_universe",
+    "symbol",
+    Column("asset_class", String(16), nullable=False),  # PUBLIC | OPTIONS | PRIVATE
+    Column("status", String(32), nullable=False),  # active | history | factor | private | expired_option
+    Column("is_factor_etf", Boolean, nullable=False),
+    Column("fetch", Boolean, nullable=False),  # goes to a market data provider
+    Column("underlying", String(32)),
+    Column("expiration", Date),
+    Column("position_count", Integer, nullable=False),  # positions holding it that day
+)
+
+prices = _asset_table(
+    "prices",
+    "symbol",
+    Column("open", Float),
+    Column("high", Float),
+    Column("low", Float),
+    Column("close", Float, nullable=False),
+    Column("adj_close", Float, nullable=False),
+    Column("volume", Float),
+    Column("source", String(32), nullable=False),
+)
+
+daily_valuations = _asset_table(
+    "daily_valuations",
+    "symbol",
+    Column("pe", Float),
+    Column("forward_pe", Float),
+    Column("provider_beta", Float),
+    Column("week52_high", Float),
+    Column("week52_low", Float),
+    Column("market_cap", Float),
+    Column("dividend_yield", Float),
+    Column("source", String(32), nullable=False),
+)
+
+# Per-symbol outcome of each asset's computation: why a symbol has no row on a day.
+symbol_status = _asset_table(
+    "symbol_status",
+    "symbol",
+    Column("asset", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # ok | failed | skipped
+    Column("reason", Text),
+    extra_key="asset",
+)
+
+TABLES = {t.name: t for t in metadata.sorted_tables}
