@@ -1,0 +1,36 @@
+"""Dagster resources: the warehouse and the market data provider chain."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+
+from .. import config
+from ..market_data.base import MarketDataProvider
+from ..market_data.chain import build_provider
+from ..warehouse import Warehouse
+
+
+class WarehouseResource(ConfigurableResource):
+    """The analytics warehouse. ``url`` defaults to ``SIGMASIGHT_DATABASE_URL`` (else embedded SQLite)."""
+
+    url: str = ""
+
+    def get(self) -> Warehouse:
+        wh = Warehouse(self.url or config.database_url())
+        wh.create_all()
+        return wh
+
+
+class MarketDataResource(ConfigurableResource):
+    """Provider chain from a spec such as ``synthetic``, ``yfinance`` or ``yfinance,csv:/data``.
+
+    Empty fields fall back to ``SIGMASIGHT_MARKET_DATA`` and ``SIGMASIGHT_SYNTHETIC_SEED``.
+    """
+
+    spec: str = ""
+    seed: int = -1
+
+    def get(self) -> MarketDataProvider:
+        spec = self.spec or config.market_data_spec()
+        seed = self.seed if self.seed >= 0 else config.synthetic_seed()
+        return build_provider(spec, seed)
