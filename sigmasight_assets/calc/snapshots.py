@@ -1,0 +1,486 @@
+"""Daily portfolio snapshots: a pure function of the ledger and prices.
+
+Ledger model
+------------
+A portfolio is its capital flows plus its positions; nothing else is stored and no earlier snapshot
+is ever read, so any day can be (re)computed alone, in any order, with the same result.
+
+For a day ``D`` (every comparison is on calendar dates, so a weekend flow counts from the next
+session on):
+
+* multiplier ``m_i`` = 100 for ``OPTIONS`` (entry/exit prices are per-share premiums), 1 otherwise
+  (``PUBLIC`` and ``PRIVATE``).
+* ``cash(D) = Σ flows with date ≤ D``
+  ``− Σ q_i · entry_price_i · m_i`` over positions with ``entry_date ≤ D``
+  ``+ Σ q_i · exit_price_i · m_i`` over positions with ``exit_date ≤ D``.
+  Quantities are signed, so opening a short *adds* cash and closing it spends cash.
+* Deleted positions (``deleted`` true) are removed from the ledger entirely (cash included): a
+  deleted row is a booking error, not a trade.
+* A missing ``entry_price`` (or an ``exit_date`` without ``exit_price``) makes the cash of that
+  portfolio NaN from that date on — an unknown cash amount is not guessed (the portfolio loader
+  rejects such rows; this is the last line of defence).
+* Active on ``D``: ``entry_date ≤ D`` and (``exit_date`` empty or ``exit_date > D``) and not
+  deleted; an option with ``expiration < D`` is inactive. An expired option without an exit row is
+  treated as expired worthless: its premium stays spent and no proceeds arrive.
+* Market value ``MV_i = q_i · price_i · m_i``. ``PUBLIC``/``OPTIONS`` use ``close`` on ``D`` (the
+  option's own OCC symbol), else the last close within ``stale_days`` sessions (``is_stale``),
+  else the position is *unpriced*: it has no MV, is not valued at 0, and is counted
+  (``unpriced_count``, ``is_partial``). ``PRIVATE`` uses ``manual_value`` (the total USD value of
+  the position, sign as given; NaN → unpriced).
+* ``equity(D) = cash(D) + Σ MV_i`` over priced active positions.
+* ``long_exposure = Σ MV>0``, ``short_exposure = Σ MV<0`` (a negative number),
+  ``gross_exposure = Σ |MV|``, ``net_exposure = Σ MV`` (priced positions only).
+
+Daily P&L
+---------
+``daily_pnl(D) = equity(D) − equity(D⁻) − (flows dated in (D⁻, D])`` where ``D⁻`` is the previous
+session of the price frame and ``equity(D⁻)`` is recomputed from the same ledger with ``D⁻`` prices.
+When either day is partial (some active position unpriced), the P&L is NaN: the difference of two
+valuations that cover different positions is not a P&L (an unpriced new position would show its
+whole cost as a loss). ``daily_return = daily_pnl / equity(D⁻)``, NaN when ``equity(D⁻) ≤ 0``.
+``cumulative_flows(D) = Σ flows ≤ D``; ``cumulative_pnl(D) = equity(D) − cumulative_flows(D)``.
+On the first session of the price frame (no previous session) P&L and return are NaN.
+
+Concentration and volatility
+----------------------------
+Gross weights ``|MV_i| / gross`` over priced positions (each position on its own, lots of the same
+symbol are not merged) give ``hhi``, ``effective_positions = 1/hhi``, ``top3_weight``,
+``top10_weight`` (NaN when gross is 0 or there is no priced position).
+
+``volatility_{21,63}d`` is the realised volatility of *the day's holdings* held over the last 21 /
+63 sessions ending at ``D`` (what the current book would have done), on simple ``adj_close``
+returns ``r_i,t = P_t / P_{t−1} − 1`` (adjacent sessions, a missing price on either side makes the
+return missing). Only market-priced positions (``PUBLIC``/``OPTIONS`` priced on ``D``) take part:
+``PRIVATE`` marks have no return series. With ``w_i = MV_i / G`` (signed; ``G`` = their gross):
+
+* ``c_t = Σ_{i: r_i,t known} |w_i|`` — gross weight with a return on day ``t``;
+* ``r_p,t = Σ_{i: r_i,t known} w_i r_i,t / c_t`` if ``c_t ≥ 0.90`` else missing (renormalised
+  over the weight present; a missing return is never treated as 0);
+* ``vol = std(r_p, ddof=1) · √252`` if at least 80 % of the window's days (17 of 21, 51 of 63)
+  have an ``r_p,t``, else NaN. Without ``adj_close_wide`` both columns are NaN.
+
+Units: money in USD, returns and weights as decimal fractions, volatility annualised decimal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .concentration import concentration_metrics
+
+OPTION_MULTIPLIER = 100.0
+VOL_WINDOWS = (21, 63)
+VOL_MIN_WEIGHT_COVERAGE = 0.90
+VOL_MIN_DAY_FRACTION = 0.80
+TRADING_DAYS_PER_YEAR = 252
+
+SNAPSHOT_COLUMNS = [
+    "date", "portfolio_id", "equity", "cash", "long_exposure", "short_exposure", "gross_exposure",
+    "net_exposure", "daily_pnl", "daily_return", "cumulative_pnl", "cumulative_flows",
+    "position_count", "long_count", "short_count", "unpriced_count", "stale_count", "is_partial",
+    "has_stale", "hhi", "effective_positions", "top3_weight", "top10_weight", "volatility_21d",
+    "volatility_63d",
+]
+POSITION_VALUE_COLUMNS = [
+    "date", "portfolio_id", "position_id", "symbol", "investment_class", "quantity", "price",
+    "price_date", "multiplier", "market_value", "is_stale", "is_priced",
+]
+
+_NAT = np.datetime64("NaT", "ns")
+
+
+def _day_array(values) -> np.ndarray:
+    """Dates as naive ``datetime64[ns]`` at midnight (NaT kept); times of day are dropped."""
+    s = pd.to_datetime(pd.Series(values), errors="raise")
+    if getattr(s.dt, "tz", None) is not None:
+        s = s.dt.tz_localize(None)
+    return s.dt.normalize().to_numpy(dtype="datetime64[ns]")
+
+
+def upper_values(values) -> np.ndarray:
+    """``str(v).upper()`` of each value as an object array, computed once per distinct value."""
+    codes, uniques = pd.factorize(pd.Series(values).astype(str), use_na_sentinel=False)
+    return np.array([u.upper() for u in uniques] + [""], dtype=object)[codes]
+
+
+def _as_days(days) -> pd.DatetimeIndex:
+    idx = pd.DatetimeIndex(pd.to_datetime(pd.Index(days)))
+    if idx.tz is not None:
+        idx = idx.tz_localize(None)
+    return idx.normalize().unique().sort_values()
+
+
+def _session_index(frame: pd.DataFrame, name: str) -> pd.DatetimeIndex:
+    idx = pd.DatetimeIndex(frame.index)
+    if idx.tz is not None:
+        idx = idx.tz_localize(None)
+    idx = idx.normalize()
+    if not idx.is_monotonic_increasing or not idx.is_unique:
+        raise ValueError(f"{name}: index must be unique sessions in ascending order")
+    if not frame.columns.is_unique:
+        raise ValueError(f"{name}: duplicate symbol columns")
+    return idx
+
+
+@dataclass
+class _Ledger:
+    """Column arrays of the (non-deleted) positions and flows, coded by portfolio."""
+
+    portfolio_ids: np.ndarray  # sorted unique ids; code = index here
+    pcode: np.ndarray
+    position_id: np.ndarray
+    symbol: np.ndarray
+    inv_class: np.ndarray
+    qty: np.ndarray
+    mult: np.ndarray
+    cost: np.ndarray
+    proceeds: np.ndarray
+    entry: np.ndarray
+    exit: np.ndarray
+    expiration: np.ndarray
+    is_option: np.ndarray
+    is_private: np.ndarray
+    manual_value: np.ndarray
+    fcode: np.ndarray
+    fdate: np.ndarray
+    famount: np.ndarray
+
+    @property
+    def n_portfolios(self) -> int:
+        return len(self.portfolio_ids)
+
+    @classmethod
+    def build(cls, portfolios: pd.DataFrame, positions: pd.DataFrame, flows: pd.DataFrame) -> "_Ledger":
+        if "deleted" in positions:
+            deleted = positions["deleted"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+            pos = positions.loc[~deleted]
+        else:
+            pos = positions
+        ids = pd.Index(
+            pd.concat(
+                [portfolios["portfolio_id"], pos["portfolio_id"], flows["portfolio_id"]], ignore_index=True
+            )
+            .astype(str)
+            .unique()
+        ).sort_values()
+        inv_class = upper_values(pos["investment_class"])
+        is_option = inv_class == "OPTIONS"
+        is_private = inv_class == "PRIVATE"
+        mult = np.where(is_option, OPTION_MULTIPLIER, 1.0)
+        qty = pos["quantity"].to_numpy(dtype=float)
+        n = len(pos)
+
+        def col(name, default=np.nan):
+            return pos[name].to_numpy(dtype=float) if name in pos else np.full(n, default)
+
+        def dcol(name):
+            return _day_array(pos[name]) if name in pos else np.full(n, _NAT)
+
+        exit_date = dcol("exit_date")
+        return cls(
+            portfolio_ids=ids.to_numpy(dtype=object),
+            pcode=ids.get_indexer(pos["portfolio_id"].astype(str)),
+            position_id=pos["position_id"].astype(str).to_numpy(dtype=object),
+            symbol=pos["symbol"].astype(str).to_numpy(dtype=object),
+            inv_class=inv_class.astype(object),
+            qty=qty,
+            mult=mult,
+            cost=qty * col("entry_price") * mult,
+            proceeds=qty * col("exit_price") * mult,
+            entry=dcol("entry_date"),
+            exit=exit_date,
+            expiration=dcol("expiration"),
+            is_option=is_option,
+            is_private=is_private,
+            manual_value=col("manual_value"),
+            fcode=ids.get_indexer(flows["portfolio_id"].astype(str)),
+            fdate=_day_array(flows["date"]),
+            famount=flows["amount"].to_numpy(dtype=float),
+        )
+
+    def bincount(self, weights: np.ndarray) -> np.ndarray:
+        return np.bincount(self.pcode, weights=weights, minlength=self.n_portfolios)
+
+
+class _PriceTable:
+    """Close lookup with a bounded look-back: ``price_row[s, j]`` is the row of the last non-missing
+    close of column ``j`` within ``stale_days`` sessions of row ``s`` (NaN when none)."""
+
+    def __init__(self, close_wide: pd.DataFrame, symbols: np.ndarray, stale_days: int):
+        uniq = pd.Index(pd.unique(symbols))
+        cols = close_wide.columns.get_indexer(uniq)
+        used = uniq[cols >= 0]
+        values = close_wide.loc[:, used].to_numpy(dtype=float, copy=True)
+        values[~np.isfinite(values)] = np.nan
+        rows = np.arange(values.shape[0], dtype=float)[:, None]
+        price_row = pd.DataFrame(np.where(np.isnan(values), np.nan, rows)).ffill(limit=stale_days)
+        # An extra all-NaN column at the end serves symbols absent from the frame.
+        self.values = np.hstack([values, np.full((values.shape[0], 1), np.nan)])
+        self.price_row = np.hstack([price_row.to_numpy(), np.full((values.shape[0], 1), np.nan)])
+        lookup = pd.Index(used).get_indexer(symbols)
+        self.col = np.where(lookup >= 0, lookup, len(used))
+
+    def at(self, row: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(price, price_row) for positions in ``mask`` at session ``row``; NaN where unpriced."""
+        cols = self.col[mask]
+        prow = self.price_row[row, cols]
+        ok = ~np.isnan(prow)
+        price = np.full(cols.size, np.nan)
+        price[ok] = self.values[prow[ok].astype(np.int64), cols[ok]]
+        return price, prow
+
+
+def simple_returns(adj_close_wide: pd.DataFrame) -> np.ndarray:
+    """Simple returns ``P_t / P_{t−1} − 1`` between adjacent rows (first row NaN).
+
+    Non-finite or non-positive prices are missing; a missing price on either side gives a missing
+    return (no filling, no spanning of gaps).
+    """
+    p = adj_close_wide.to_numpy(dtype=float, copy=True)
+    p[~np.isfinite(p) | (p <= 0)] = np.nan
+    r = np.full_like(p, np.nan)
+    r[1:] = p[1:] / p[:-1] - 1.0
+    return r
+
+
+def _state(ledger: _Ledger, prices: _PriceTable, row: int, day: np.datetime64, flows_cum: np.ndarray):
+    """Ledger state at one session: per-position activity/valuation and per-portfolio equity."""
+    entered = ledger.entry <= day
+    exited = ledger.exit <= day  # NaT compares False: never exited
+    expired = ledger.is_option & (ledger.expiration < day)
+    active = entered & ~exited & ~expired
+    # np.where keeps NaN costs of *entered* positions (unknown cash stays unknown) and ignores
+    # the rest; bincount then propagates that NaN to the portfolio's cash.
+    cash = (
+        flows_cum
+        - ledger.bincount(np.where(entered, ledger.cost, 0.0))
+        + ledger.bincount(np.where(exited, ledger.proceeds, 0.0))
+    )
+    price = np.full(ledger.qty.size, np.nan)
+    prow = np.full(ledger.qty.size, np.nan)
+    market = active & ~ledger.is_private
+    price[market], prow[market] = prices.at(row, market)
+    mv = ledger.qty * price * ledger.mult
+    private = active & ledger.is_private
+    mv[private] = ledger.manual_value[private]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        price[private] = ledger.manual_value[private] / ledger.qty[private]
+    priced = active & np.isfinite(mv)
+    mv_priced = np.where(priced, mv, 0.0)
+    equity = cash + ledger.bincount(mv_priced)
+    unpriced = ledger.bincount((active & ~priced).astype(float))
+    return dict(active=active, priced=priced, mv=mv, mv_priced=mv_priced, price=price, prow=prow,
+                cash=cash, equity=equity, unpriced=unpriced, market=market)
+
+
+def _volatility(
+    ledger: _Ledger, st: dict, returns_padded: np.ndarray, ret_col: np.ndarray, row: int
+) -> dict[str, np.ndarray]:
+    """Realised volatility of the day's market-priced holdings (see module docstring).
+
+    ``returns_padded`` has ``max(VOL_WINDOWS)`` all-NaN rows prepended (so a window reaching
+    before the frame reads missing returns, not an error) and one all-NaN column appended (for
+    symbols absent from the frame, ``ret_col == -1``); ``row`` is the unpadded session row.
+    """
+    n_p = ledger.n_portfolios
+    out = {f"volatility_{w}d": np.full(n_p, np.nan) for w in VOL_WINDOWS}
+    sel = np.flatnonzero(st["priced"] & st["market"])
+    if sel.size == 0 or row < 0:
+        return out
+    wmax = max(VOL_WINDOWS)
+    rows = np.arange(row + 1, row + wmax + 1)  # padded rows of sessions row-wmax+1 .. row
+    r = returns_padded[rows[:, None], ret_col[sel][None, :]]  # (window × positions)
+    mv = st["mv"][sel]
+    absmv = np.abs(mv)
+    pc = ledger.pcode[sel]
+    gross = np.bincount(pc, weights=absmv, minlength=n_p)
+    present = ~np.isnan(r)
+    r0 = np.where(present, r, 0.0)
+    num = np.empty((n_p, wmax))
+    den = np.empty((n_p, wmax))
+    for t in range(wmax):  # one bincount per window day, each over all positions at once
+        num[:, t] = np.bincount(pc, weights=mv * r0[t], minlength=n_p)  # Σ MV_i r_i,t (known r)
+        den[:, t] = np.bincount(pc, weights=absmv * present[t], minlength=n_p)  # Σ |MV_i| (known r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coverage = den / gross[:, None]
+        rp = np.where(coverage >= VOL_MIN_WEIGHT_COVERAGE - 1e-12, num / den, np.nan)
+    for w in VOL_WINDOWS:
+        x = rp[:, -w:]
+        n_ok = (~np.isnan(x)).sum(axis=1)
+        need = math.ceil(VOL_MIN_DAY_FRACTION * w)
+        ok = n_ok >= max(need, 2)
+        vol = np.full(n_p, np.nan)
+        if ok.any():
+            vol[ok] = np.nanstd(x[ok], axis=1, ddof=1) * math.sqrt(TRADING_DAYS_PER_YEAR)
+        out[f"volatility_{w}d"] = vol
+    return out
+
+
+def compute_snapshots(
+    portfolios: pd.DataFrame,
+    positions: pd.DataFrame,
+    flows: pd.DataFrame,
+    close_wide: pd.DataFrame,
+    days,
+    stale_days: int = 5,
+    adj_close_wide: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Portfolio snapshots and position valuations for a set of days (ledger model in module doc).
+
+    Vectorised over portfolios and positions (``np.bincount`` / sparse products on integer
+    portfolio codes); the only Python loop is over the requested days.
+
+    Parameters
+    ----------
+    portfolios : DataFrame
+        ``portfolio_id, name``. Every portfolio gets a row every day, also before its first flow
+        (all zeros) and when it holds nothing (equity = cash, counts 0, weights NaN). Portfolio
+        ids that appear only in positions or flows are included too (never silently dropped).
+    positions : DataFrame
+        Warehouse positions (``portfolio_id, position_id, symbol, investment_class, quantity,
+        entry_price, entry_date, exit_date, exit_price, expiration, manual_value, deleted`` …).
+    flows : DataFrame
+        ``portfolio_id, date, amount`` (USD, + deposit / − withdrawal).
+    close_wide : DataFrame
+        ``close`` by session (index, ascending, every session present) × symbol (columns), NaN
+        missing. Must cover every day, its previous session and ``stale_days`` sessions before.
+    days : DatetimeIndex-like
+        Partition days; each must be a row of ``close_wide``.
+    stale_days : int, default 5
+        Largest look-back, in sessions, of a stale close.
+    adj_close_wide : DataFrame, optional
+        ``adj_close`` in the same layout, for the volatility columns (needs 63 sessions of history
+        before each day for a full window). Without it volatilities are NaN.
+
+    Returns
+    -------
+    snapshots : DataFrame
+        One row per (date, portfolio_id), columns ``SNAPSHOT_COLUMNS``.
+    position_values : DataFrame
+        One row per (date, active position), unpriced included, columns
+        ``POSITION_VALUE_COLUMNS``; ``market_value`` and ``price`` NaN when unpriced, ``price_date``
+        the session of the close used (NaT for PRIVATE, whose ``price`` is
+        ``manual_value / quantity``).
+    """
+    days = _as_days(days)
+    sessions = _session_index(close_wide, "close_wide")
+    day_rows = sessions.get_indexer(days)
+    if (day_rows < 0).any():
+        missing = [d.date().isoformat() for d in days[day_rows < 0]]
+        raise ValueError(f"days not in the close_wide session index: {missing[:5]}")
+    ledger = _Ledger.build(portfolios, positions, flows)
+    prices = _PriceTable(close_wide.set_axis(sessions, axis=0), ledger.symbol, stale_days)
+    session_np = sessions.to_numpy(dtype="datetime64[ns]")
+
+    returns = ret_col = adj_sessions = None
+    if adj_close_wide is not None:
+        adj_sessions = _session_index(adj_close_wide, "adj_close_wide")
+        r = simple_returns(adj_close_wide)
+        wmax = max(VOL_WINDOWS)
+        returns = np.full((r.shape[0] + wmax, r.shape[1] + 1), np.nan)
+        returns[wmax:, :-1] = r
+        ret_col = adj_close_wide.columns.get_indexer(ledger.symbol)
+        ret_col = np.where(ret_col >= 0, ret_col, r.shape[1])
+
+    def flows_cum(day):
+        return np.bincount(
+            ledger.fcode, weights=np.where(ledger.fdate <= day, ledger.famount, 0.0),
+            minlength=ledger.n_portfolios,
+        )
+
+    light_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    snaps, pvs = [], []
+    n_p = ledger.n_portfolios
+    for day, row in zip(days, day_rows):
+        d64 = session_np[row]
+        fc = flows_cum(d64)
+        st = _state(ledger, prices, row, d64, fc)
+        light_cache[row] = (st["equity"], st["unpriced"] > 0, fc)
+        if row > 0:
+            if row - 1 not in light_cache:
+                p64 = session_np[row - 1]
+                pfc = flows_cum(p64)
+                pst = _state(ledger, prices, row - 1, p64, pfc)
+                light_cache[row - 1] = (pst["equity"], pst["unpriced"] > 0, pfc)
+            eq_prev, partial_prev, fc_prev = light_cache[row - 1]
+        else:
+            eq_prev = fc_prev = np.full(n_p, np.nan)
+            partial_prev = np.zeros(n_p, dtype=bool)
+
+        active, priced, mv_p = st["active"], st["priced"], st["mv_priced"]
+        partial = st["unpriced"] > 0
+        pnl = st["equity"] - eq_prev - (fc - fc_prev)
+        pnl = np.where(partial | partial_prev, np.nan, pnl)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ret = np.where(eq_prev > 0, pnl / eq_prev, np.nan)
+        stale = active & priced & st["market"] & (st["prow"] < row)
+        pi = np.flatnonzero(priced)
+        conc = concentration_metrics(ledger.pcode[pi], np.abs(st["mv"][pi]), n_p)
+        if returns is not None:
+            vrow = adj_sessions.get_loc(day) if day in adj_sessions else -1
+            vol = _volatility(ledger, st, returns, ret_col, vrow)
+        else:
+            vol = {f"volatility_{w}d": np.full(n_p, np.nan) for w in VOL_WINDOWS}
+
+        cnt = lambda m: ledger.bincount(m.astype(float)).astype(np.int64)  # noqa: E731
+        snaps.append(
+            pd.DataFrame(
+                {
+                    "date": day,
+                    "portfolio_id": ledger.portfolio_ids,
+                    "equity": st["equity"],
+                    "cash": st["cash"],
+                    "long_exposure": ledger.bincount(np.where(mv_p > 0, mv_p, 0.0)),
+                    "short_exposure": ledger.bincount(np.where(mv_p < 0, mv_p, 0.0)),
+                    "gross_exposure": ledger.bincount(np.abs(mv_p)),
+                    "net_exposure": ledger.bincount(mv_p),
+                    "daily_pnl": pnl,
+                    "daily_return": ret,
+                    "cumulative_pnl": st["equity"] - fc,
+                    "cumulative_flows": fc,
+                    "position_count": cnt(active),
+                    "long_count": cnt(active & (ledger.qty > 0)),
+                    "short_count": cnt(active & (ledger.qty < 0)),
+                    "unpriced_count": st["unpriced"].astype(np.int64),
+                    "stale_count": cnt(stale),
+                    "is_partial": partial,
+                    "has_stale": cnt(stale) > 0,
+                    **conc,
+                    **vol,
+                }
+            )
+        )
+        ai = np.flatnonzero(active)
+        prow = st["prow"][ai]
+        price_date = np.full(ai.size, _NAT)
+        ok = ~np.isnan(prow)
+        price_date[ok] = session_np[prow[ok].astype(np.int64)]
+        pvs.append(
+            pd.DataFrame(
+                {
+                    "date": day,
+                    "portfolio_id": ledger.portfolio_ids[ledger.pcode[ai]],
+                    "position_id": ledger.position_id[ai],
+                    "symbol": ledger.symbol[ai],
+                    "investment_class": ledger.inv_class[ai],
+                    "quantity": ledger.qty[ai],
+                    "price": st["price"][ai],
+                    "price_date": price_date,
+                    "multiplier": ledger.mult[ai],
+                    "market_value": np.where(priced[ai], st["mv"][ai], np.nan),
+                    "is_stale": stale[ai],
+                    "is_priced": priced[ai],
+                }
+            )
+        )
+    snapshots = (
+        pd.concat(snaps, ignore_index=True) if snaps else pd.DataFrame(columns=SNAPSHOT_COLUMNS)
+    )
+    position_values = (
+        pd.concat(pvs, ignore_index=True) if pvs else pd.DataFrame(columns=POSITION_VALUE_COLUMNS)
+    )
+    return snapshots[SNAPSHOT_COLUMNS], position_values[POSITION_VALUE_COLUMNS]
