@@ -30,6 +30,9 @@ session on):
 * ``equity(D) = cash(D) + Σ MV_i`` over priced active positions.
 * ``long_exposure = Σ MV>0``, ``short_exposure = Σ MV<0`` (a negative number),
   ``gross_exposure = Σ |MV|``, ``net_exposure = Σ MV`` (priced positions only).
+* ``position_count`` counts active positions, priced or not; ``long_count`` / ``short_count``
+  split them by the sign of the quantity (known even when the position is unpriced), so a long
+  put is a long position; ``stale_count`` counts positions valued from an older close.
 
 Daily P&L
 ---------
@@ -354,7 +357,8 @@ def compute_snapshots(
         Largest look-back, in sessions, of a stale close.
     adj_close_wide : DataFrame, optional
         ``adj_close`` in the same layout, for the volatility columns (needs 63 sessions of history
-        before each day for a full window). Without it volatilities are NaN.
+        before each day for a full window). Without it, or for a day missing from its index,
+        volatilities are NaN.
 
     Returns
     -------
