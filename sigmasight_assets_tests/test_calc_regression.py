@@ -446,3 +446,19 @@ def test_constant_nonzero_return_is_zero_beta():
     factors = make_factors(idx)
     res_r, _ = rolling_ridge(returns, factors, idx[-1:], window=50)
     assert (res_r.raw_beta == 0.0).all() and (res_r.r_squared == 0.0).all()
+
+
+def test_ols_block_without_inference_and_with_several_regressors(data):
+    returns, spy, tlt = data
+    y = returns.to_numpy()[-90:]
+    x = np.column_stack([spy.to_numpy()[-90:], tlt.to_numpy()[-90:]])
+    both = ols_block(y, x, 30)
+    lean = ols_block(y, x, 30, inference=False)
+    single = ols_block(y, x[:, 1], 30)
+    assert both.raw_beta.shape == (returns.shape[1], 2)
+    np.testing.assert_array_equal(lean.raw_beta, both.raw_beta)
+    np.testing.assert_array_equal(lean.r_squared, both.r_squared)
+    assert np.isnan(lean.p_value).all() and np.isnan(lean.std_error).all()
+    # SPY and TLT have different gaps, so they are solved as two groups; TLT alone must agree
+    np.testing.assert_allclose(both.raw_beta[:, 1], single.raw_beta, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(both.observations[:, 1], single.observations)

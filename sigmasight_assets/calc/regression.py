@@ -128,7 +128,8 @@ class OLSBlock:
     status: np.ndarray
 
 
-def ols_block(y: np.ndarray, x: np.ndarray, min_obs: int = MIN_OBSERVATIONS) -> OLSBlock:
+def ols_block(y: np.ndarray, x: np.ndarray, min_obs: int = MIN_OBSERVATIONS,
+              inference: bool = True) -> OLSBlock:
     """Univariate OLS with intercept of every column of ``y`` on ``x`` over complete cases.
 
     Model per column ``j``: ``y_tj = alpha_j + beta_j * x_t + e_tj`` fitted on the rows where
@@ -151,6 +152,9 @@ def ols_block(y: np.ndarray, x: np.ndarray, min_obs: int = MIN_OBSERVATIONS) -> 
         missing on the same rows).
     min_obs : int
         Minimum number of complete cases (at least 3: two parameters plus one residual dof).
+    inference : bool, default True
+        Compute ``std_error`` and ``p_value``; when False they are left ``NaN`` (saves the
+        Student-t evaluation for callers that do not store them).
 
     Returns
     -------
@@ -187,9 +191,9 @@ def ols_block(y: np.ndarray, x: np.ndarray, min_obs: int = MIN_OBSERVATIONS) -> 
     for cols in groups.values():
         rows = finite_x[:, cols[0]]
         if rows.all():
-            part = _ols_group(y, y_finite, xs[:, cols], min_obs)
+            part = _ols_group(y, y_finite, xs[:, cols], min_obs, inference)
         else:
-            part = _ols_group(y[rows], y_finite[rows], xs[rows][:, cols], min_obs)
+            part = _ols_group(y[rows], y_finite[rows], xs[rows][:, cols], min_obs, inference)
         for f in fields:
             out[f][cols] = part[f]
         nobs[cols] = part["observations"]
@@ -212,7 +216,8 @@ def _constant_returns(y0: np.ndarray, syy: np.ndarray, n: np.ndarray, y_mean: np
     return flat
 
 
-def _ols_group(y: np.ndarray, y_finite: np.ndarray, x: np.ndarray, min_obs: int) -> dict:
+def _ols_group(y: np.ndarray, y_finite: np.ndarray, x: np.ndarray, min_obs: int,
+               inference: bool = True) -> dict:
     """OLS of every column of ``y`` on each column of a fully finite ``x`` (``(k, n_sym)`` out)."""
     w, k = x.shape
     mask = y_finite.astype(float)
@@ -266,12 +271,16 @@ def _ols_group(y: np.ndarray, y_finite: np.ndarray, x: np.ndarray, min_obs: int)
         dof = np.where(n_int > 2, n_int - 2, np.nan)
         alpha = y_mean - beta * x_mean
         r_squared = 1.0 - ssr / syy
-        std_error = np.sqrt(ssr / dof / sxx)
-        p_value = 2.0 * stats.t.sf(np.abs(beta / std_error), dof)
+        if inference:
+            std_error = np.sqrt(ssr / dof / sxx)
+            p_value = 2.0 * stats.t.sf(np.abs(beta / std_error), dof)
+            std_error[flat] = 0.0
+            p_value[flat] = 1.0
+        else:
+            std_error = np.full_like(beta, np.nan)
+            p_value = np.full_like(beta, np.nan)
 
     r_squared[flat] = 0.0
-    std_error[flat] = 0.0
-    p_value[flat] = 1.0
     for arr in (alpha, r_squared, std_error, p_value):
         arr[~ok] = np.nan
     return {
@@ -498,11 +507,13 @@ def ridge_block(y: np.ndarray, x: np.ndarray, alpha: float = RIDGE_ALPHA,
         # G = S(u u') - n d d' keeps its digits.
         centre = x.mean(axis=0) if w else np.zeros(k)
         u = x - centre
-        d = (mask.T @ u) / denom[:, None]
+        # Products are written (small x window) @ (window x symbols): that orientation is the
+        # fast BLAS path; the transposed one was several times slower under thread contention.
+        d = (u.T @ mask).T / denom[:, None]
         outer = (u[:, :, None] * u[:, None, :]).reshape(w, k * k)
-        gram = (mask.T @ outer).reshape(n_sym, k, k) - n[:, None, None] * d[:, :, None] * d[:, None, :]
+        gram = (outer.T @ mask).T.reshape(n_sym, k, k) - n[:, None, None] * d[:, :, None] * d[:, None, :]
         gram = (gram + gram.transpose(0, 2, 1)) / 2.0
-        cross = yc.T @ u
+        cross = (u.T @ yc).T
         x_mean = centre[None, :] + d
         x_scale = np.abs(x).max(axis=0, initial=0.0)
 

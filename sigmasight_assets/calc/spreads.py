@@ -138,7 +138,9 @@ def rolling_spread_betas(
     skip_parts: list[dict] = []
     for day, pos in zip(days, positions):
         # One call for all spreads: the symbol-side work is shared between them.
-        block = ols_block(_window(values, pos, window), _window(x_all, pos, window), min_obs)
+        block = ols_block(
+            _window(values, pos, window), _window(x_all, pos, window), min_obs, inference=False
+        )
         # (symbols, factors) arrays raveled row-major: rows come out symbol by symbol.
         status = block.status.ravel()
         raw = block.raw_beta.ravel()
