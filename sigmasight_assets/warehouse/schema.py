@@ -130,4 +130,77 @@ symbol_status = _asset_table(
     extra_key="asset",
 )
 
+
+# --- symbol analytics -----------------------------------------------------------------------------
+def _regression_columns() -> list[Column]:
+    return [
+        Column("beta", Float),  # capped to ±5
+        Column("raw_beta", Float),
+        Column("capped", Boolean),
+        Column("alpha", Float),  # OLS intercept (daily return) or, for ridge, the penalty
+        Column("r_squared", Float),
+        Column("std_error", Float),
+        Column("p_value", Float),
+        Column("observations", Integer),
+    ]
+
+
+symbol_betas = _asset_table(
+    "symbol_betas",
+    "symbol",
+    Column("factor", String(32), nullable=False),  # market | ir | provider
+    *_regression_columns(),
+    extra_key="factor",
+)
+
+ridge_factors = _asset_table(
+    "ridge_factors",
+    "symbol",
+    Column("factor", String(32), nullable=False),  # value | growth | momentum | quality | size | low_volatility
+    *_regression_columns(),
+    extra_key="factor",
+)
+
+spread_factors = _asset_table(
+    "spread_factors",
+    "symbol",
+    Column("factor", String(32), nullable=False),  # growth_value | momentum_spread | size_spread | quality_spread
+    *_regression_columns(),
+    extra_key="factor",
+)
+
+factor_covariance = _asset_table(
+    "factor_covariance",
+    "factor_1",
+    Column("factor_2", String(16), nullable=False),
+    Column("covariance", Float, nullable=False),  # daily return units squared
+    Column("correlation", Float, nullable=False),
+    Column("observations", Integer, nullable=False),
+    extra_key="factor_2",
+)
+
+symbol_metrics = _asset_table(
+    "symbol_metrics",
+    "symbol",
+    Column("close", Float),
+    Column("adj_close", Float),
+    Column("return_1d", Float),
+    Column("return_mtd", Float),
+    Column("return_ytd", Float),
+    Column("return_1m", Float),
+    Column("return_3m", Float),
+    Column("return_1y", Float),
+    Column("volatility_21d", Float),
+    Column("volatility_63d", Float),
+    Column("pe", Float),
+    Column("forward_pe", Float),
+    Column("market_cap", Float),
+    Column("dividend_yield", Float),
+    Column("week52_high", Float),
+    Column("week52_low", Float),
+    *[Column(f"beta_{f}", Float) for f in (
+        "market", "ir", "provider", "value", "growth", "momentum", "quality", "size", "low_volatility",
+        "growth_value", "momentum_spread", "size_spread", "quality_spread")],
+)
+
 TABLES = {t.name: t for t in metadata.sorted_tables}

@@ -1,0 +1,386 @@
+"""Symbol analytics: ``symbol_betas``, ``ridge_factors``, ``spread_factors``, ``factor_covariance``,
+``symbol_metrics``. The maths lives in ``calc/``; this module reads windows, filters to the universe,
+writes, and reports."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from .. import calendar
+from ..calc.covariance import ewma_factor_covariance
+from ..calc.metrics import symbol_returns_metrics
+from ..calc.regression import rolling_ols, rolling_ridge
+from ..calc.returns import simple_returns
+from ..calc.spreads import rolling_spread_betas, spread_returns
+from ..config import FACTOR_ETFS, MARKET_ETF, RATES_ETF, STYLE_ETFS
+from ..warehouse import schema as tables
+from .common import OWNER, ScopeConfig, md_table, range_metadata, run_days, scope_symbols, table_schema
+from .market_assets import daily_valuations, prices, symbol_universe
+from .partitions import trading_days
+from .resources import WarehouseResource
+
+GROUP = "symbol_analytics"
+BETA_WINDOW, BETA_MIN_OBS = 90, 30
+RIDGE_WINDOW, RIDGE_MIN_OBS, RIDGE_ALPHA = 90, 30, 1.0
+SPREAD_WINDOW, SPREAD_MIN_OBS = 180, 60
+COV_WINDOW, COV_LAMBDA, COV_MIN_OBS, COV_CLIP = 252, 0.94, 30, 0.95
+METRICS_WINDOW = 252
+BETA_CAP = 5.0
+FAILURE_RATE_WARN = 0.10
+REGRESSION_COLUMNS = ["date", "symbol", "factor", "beta", "raw_beta", "capped", "alpha", "r_squared",
+                      "std_error", "p_value", "observations"]
+
+
+def _window_dep(asset_def, n_returns: int) -> AssetDep:
+    """Lineage of a lookback: day D reads ``prices`` of D-n..D (n returns need n+1 prices)."""
+    return AssetDep(asset_def, partition_mapping=TimeWindowPartitionMapping(start_offset=-n_returns))
+
+
+@dataclass
+class SymbolInputs:
+    days: pd.DatetimeIndex
+    pairs: pd.DataFrame  # (date, symbol) of the public universe to report on
+    returns: pd.DataFrame  # wide simple returns on every session of the window
+
+
+def load_symbol_inputs(wh, days: pd.DatetimeIndex, n_returns: int, scope: list[str] | None) -> SymbolInputs:
+    """The public universe of ``days`` and the adj_close returns of its symbols plus the factor ETFs.
+
+    Returns run over every session from ``n_returns`` sessions before the first day, so a symbol's
+    window is the same whether the day is computed alone or inside a backfill.
+    """
+    uni = wh.read("symbol_universe", days[0], days[-1], keys=scope,
+                  columns=["date", "symbol", "asset_class", "fetch"])
+    pairs = uni[uni["fetch"].astype(bool) & (uni["asset_class"] == "PUBLIC")][["date", "symbol"]]
+    symbols = sorted(set(pairs["symbol"]) | set(FACTOR_ETFS))
+    sess = calendar.sessions(calendar.window_start(days[0], n_returns), days[-1])
+    px = wh.read("prices", sess[0], sess[-1], keys=symbols, columns=["date", "symbol", "adj_close"])
+    wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=symbols)
+    return SymbolInputs(days, pairs.reset_index(drop=True), simple_returns(wide))
+
+
+def _restrict(frame: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    return frame.merge(pairs, on=["date", "symbol"], how="inner")
+
+
+def _skip_status(asset_name: str, inputs: SymbolInputs, results: pd.DataFrame, skipped: pd.DataFrame) -> pd.DataFrame:
+    """symbol_status rows: the calc's reasons, plus 'no prices' for universe symbols it never saw."""
+    skipped = _restrict(skipped.drop_duplicates(["date", "symbol"]), inputs.pairs)
+    seen = pd.concat([results[["date", "symbol"]], skipped[["date", "symbol"]]]).drop_duplicates()
+    unseen = inputs.pairs.merge(seen.assign(_s=1), on=["date", "symbol"], how="left")
+    unseen = unseen[unseen["_s"].isna()][["date", "symbol"]].assign(reason="no prices in the window")
+    out = pd.concat([skipped[["date", "symbol", "reason"]], unseen], ignore_index=True)
+    out["asset"] = asset_name
+    out["status"] = "skipped"
+    out["reason"] = out["reason"].astype(object)
+    return out[["date", "symbol", "asset", "status", "reason"]]
+
+
+def _reason_counts(status: pd.DataFrame) -> dict[str, int]:
+    if status.empty:
+        return {}
+    kind = status["reason"].astype(str).str.split(":").str[0]
+    return {k: int(v) for k, v in kind.value_counts().items()}
+
+
+def _beta_distribution(results: pd.DataFrame) -> MetadataValue:
+    last = results[results["date"] == results["date"].max()]
+    if last.empty:
+        return MetadataValue.md("_no results_")
+    q = last.groupby("factor")["beta"].describe(percentiles=[0.05, 0.25, 0.5, 0.75, 0.95])
+    q = q.rename(columns={"count": "symbols"}).reset_index()
+    return md_table(q[["factor", "symbols", "mean", "5%", "25%", "50%", "75%", "95%"]], max_rows=20)
+
+
+def _finish_regression(context, wh, asset_name: str, inputs: SymbolInputs, results: pd.DataFrame,
+                       skipped: pd.DataFrame, scope, params: dict) -> MaterializeResult:
+    days = inputs.days
+    results = _restrict(results, inputs.pairs)
+    for col in REGRESSION_COLUMNS:
+        if col not in results.columns:
+            results[col] = np.nan
+    results = results[REGRESSION_COLUMNS]
+    status = _skip_status(asset_name, inputs, results, skipped)
+    written = wh.replace_partitions(asset_name, results, days[0], days[-1], keys=scope)
+    wh.replace_partitions("symbol_status", status, days[0], days[-1], keys=scope, extra_filter={"asset": asset_name})
+    n_pairs = len(inputs.pairs)
+    with_result = results[["date", "symbol"]].drop_duplicates().shape[0]
+    share = with_result / n_pairs if n_pairs else 1.0
+    failure_rate = len(status) / n_pairs if n_pairs else 0.0
+    reasons = _reason_counts(status)
+    r2 = results["r_squared"].dropna()
+    context.log.info(f"{asset_name}: {with_result}/{n_pairs} symbol-days computed ({share:.1%}), "
+                     f"{len(status)} skipped {reasons}, {written} rows written")
+    medians = results.groupby("factor")["beta"].median()
+    return MaterializeResult(
+        metadata={
+            **range_metadata(days),
+            **params,
+            "rows": written,
+            "symbols_computed": int(results["symbol"].nunique()),
+            "symbol_days_computed": with_result,
+            "symbol_days_skipped": len(status),
+            "skipped_reasons": MetadataValue.json(reasons),
+            "universe_share": float(share),
+            "median_beta": MetadataValue.json({k: round(float(v), 4) for k, v in medians.items()}),
+            "scope": ", ".join(scope) if scope else "all symbols",
+            "beta_distribution": _beta_distribution(results),
+        },
+        check_results=[
+            AssetCheckResult(check_name="beta_within_cap",
+                             passed=bool((results["beta"].dropna().abs() <= BETA_CAP + 1e-12).all())),
+            AssetCheckResult(check_name="r_squared_in_unit_interval",
+                             passed=bool(((r2 >= -1e-12) & (r2 <= 1 + 1e-12)).all())),
+            AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
+                             severity=AssetCheckSeverity.WARN,
+                             metadata={"failure_rate": float(failure_rate), "universe_share": float(share),
+                                       "skipped": len(status)}),
+        ],
+    )
+
+
+def _regression_checks(asset_name: str) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec("beta_within_cap", asset=asset_name, description=f"|beta| ≤ {BETA_CAP} after capping."),
+        AssetCheckSpec("r_squared_in_unit_interval", asset=asset_name, description="Every r² lies in [0, 1]."),
+        AssetCheckSpec("failure_rate", asset=asset_name,
+                       description=f"Share of universe symbol-days without a result (warn above {FAILURE_RATE_WARN:.0%}); "
+                                   "reasons are in `symbol_status`."),
+    ]
+
+
+def _asset_kwargs(table, checks_for: str, deps: list, description: str) -> dict:
+    return dict(
+        partitions_def=trading_days,
+        backfill_policy=BackfillPolicy.single_run(),
+        deps=deps,
+        group_name=GROUP,
+        kinds={"pandas", "numpy", "sql"},
+        owners=[OWNER],
+        metadata={"dagster/column_schema": table_schema(table), "grain": "symbol × day × factor"},
+        check_specs=_regression_checks(checks_for),
+        description=description,
+    )
+
+
+@asset(**_asset_kwargs(
+    tables.symbol_betas, "symbol_betas",
+    [symbol_universe, _window_dep(prices, BETA_WINDOW), daily_valuations],
+    "Market beta (OLS with intercept of the symbol's daily simple returns on SPY's), IR beta (same on "
+    f"TLT) over the last {BETA_WINDOW} returns ending on the day (min {BETA_MIN_OBS} complete cases, "
+    f"beta capped to ±{BETA_CAP:g}), and the provider's published beta from `daily_valuations`. "
+    "One row per symbol × day × factor (`market`, `ir`, `provider`).",
+))
+def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    inputs = load_symbol_inputs(wh, days, BETA_WINDOW, scope)
+    context.log.info(f"symbol_betas: {inputs.pairs['symbol'].nunique()} symbols × {len(days)} day(s), "
+                     f"returns window {inputs.returns.shape}")
+    parts, skips = [], []
+    for factor, etf in (("market", MARKET_ETF), ("ir", RATES_ETF)):
+        res, skip = rolling_ols(inputs.returns, inputs.returns[etf], days, BETA_WINDOW, BETA_MIN_OBS, BETA_CAP)
+        parts.append(res.assign(factor=factor))
+        skips.append(skip.assign(reason=factor + " " + skip["reason"].astype(str)) if len(skip) else skip)
+    vals = wh.read("daily_valuations", days[0], days[-1], keys=scope, columns=["date", "symbol", "provider_beta"])
+    vals = vals.dropna(subset=["provider_beta"])
+    provider = pd.DataFrame({
+        "date": vals["date"], "symbol": vals["symbol"], "factor": "provider",
+        "beta": vals["provider_beta"].clip(-BETA_CAP, BETA_CAP), "raw_beta": vals["provider_beta"],
+        "capped": vals["provider_beta"].abs() > BETA_CAP,
+    })
+    results = pd.concat([*parts, provider], ignore_index=True)
+    # A symbol-day is skipped only when neither regression produced a result.
+    skipped = pd.concat(skips, ignore_index=True)
+    return _finish_regression(context, wh, "symbol_betas", inputs, results, skipped, scope,
+                              {"window": BETA_WINDOW, "min_observations": BETA_MIN_OBS, "beta_cap": BETA_CAP,
+                               "regressors": "market=SPY, ir=TLT, provider=daily_valuations.provider_beta"})
+
+
+@asset(**_asset_kwargs(
+    tables.ridge_factors, "ridge_factors",
+    [symbol_universe, _window_dep(prices, RIDGE_WINDOW)],
+    "Ridge style factor betas: the symbol's returns on VTV (value), VUG (growth), MTUM (momentum), QUAL "
+    f"(quality), IWM (size), USMV (low_volatility) over {RIDGE_WINDOW} returns (min {RIDGE_MIN_OBS}); "
+    f"regressors standardised (population sd), intercept unpenalised, alpha {RIDGE_ALPHA:g} on the "
+    f"standardised scale, coefficients mapped back (β = w/σ), capped ±{BETA_CAP:g}. `r_squared` is the "
+    "model's; `alpha` holds the ridge penalty.",
+))
+def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    inputs = load_symbol_inputs(wh, days, RIDGE_WINDOW, scope)
+    regressors = inputs.returns[list(STYLE_ETFS.values())].set_axis(list(STYLE_ETFS), axis=1)
+    results, skipped = rolling_ridge(inputs.returns, regressors, days, RIDGE_WINDOW, RIDGE_MIN_OBS, RIDGE_ALPHA, BETA_CAP)
+    return _finish_regression(context, wh, "ridge_factors", inputs, results, skipped, scope,
+                              {"window": RIDGE_WINDOW, "min_observations": RIDGE_MIN_OBS, "ridge_alpha": RIDGE_ALPHA,
+                               "beta_cap": BETA_CAP,
+                               "regressors": ", ".join(f"{k}={v}" for k, v in STYLE_ETFS.items())})
+
+
+@asset(**_asset_kwargs(
+    tables.spread_factors, "spread_factors",
+    [symbol_universe, _window_dep(prices, SPREAD_WINDOW)],
+    "Spread factor betas: one univariate OLS with intercept per spread return — growth_value (VUG−VTV), "
+    f"momentum_spread (MTUM−SPY), size_spread (IWM−SPY), quality_spread (QUAL−SPY) — over {SPREAD_WINDOW} "
+    f"returns (min {SPREAD_MIN_OBS}), capped ±{BETA_CAP:g}, each with its own r².",
+))
+def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    inputs = load_symbol_inputs(wh, days, SPREAD_WINDOW, scope)
+    spreads = spread_returns(inputs.returns)
+    results, skipped = rolling_spread_betas(inputs.returns, spreads, days, SPREAD_WINDOW, SPREAD_MIN_OBS, BETA_CAP)
+    if "factor" in skipped.columns and len(skipped):
+        skipped = skipped.assign(reason=skipped["factor"].astype(str) + " " + skipped["reason"].astype(str))
+    return _finish_regression(context, wh, "spread_factors", inputs, results, skipped, scope,
+                              {"window": SPREAD_WINDOW, "min_observations": SPREAD_MIN_OBS, "beta_cap": BETA_CAP,
+                               "spreads": "growth_value=VUG-VTV, momentum_spread=MTUM-SPY, size_spread=IWM-SPY, "
+                                          "quality_spread=QUAL-SPY"})
+
+
+@asset(
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[_window_dep(prices, COV_WINDOW)],
+    group_name=GROUP,
+    kinds={"pandas", "numpy", "sql"},
+    owners=[OWNER],
+    metadata={"dagster/column_schema": table_schema(tables.factor_covariance), "grain": "day × factor pair"},
+    check_specs=[
+        AssetCheckSpec("symmetric_psd", asset="factor_covariance",
+                       description="Each day's covariance matrix is symmetric and positive semi-definite."),
+        AssetCheckSpec("correlation_clipped", asset="factor_covariance",
+                       description=f"Off-diagonal correlations within ±{COV_CLIP}; unit diagonal."),
+        AssetCheckSpec("every_day_present", asset="factor_covariance",
+                       description=f"Every partition day has a matrix (needs ≥ {COV_MIN_OBS} complete ETF returns).",
+                       ),
+    ],
+    description=(
+        f"EWMA (λ = {COV_LAMBDA}) covariance and correlation of the daily returns of {', '.join(FACTOR_ETFS)} "
+        f"over the last {COV_WINDOW} returns as of the day (not as of today); off-diagonal correlations "
+        f"clipped to ±{COV_CLIP} with PSD repair; fewer than {COV_MIN_OBS} observations → no rows. Full matrix, "
+        "64 rows per day (both orders)."
+    ),
+)
+def factor_covariance(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh = run_days(context), warehouse.get()
+    sess = calendar.sessions(calendar.window_start(days[0], COV_WINDOW), days[-1])
+    px = wh.read("prices", sess[0], sess[-1], keys=list(FACTOR_ETFS), columns=["date", "symbol", "adj_close"])
+    wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=list(FACTOR_ETFS))
+    frame = ewma_factor_covariance(simple_returns(wide), days, COV_WINDOW, COV_LAMBDA, COV_MIN_OBS, COV_CLIP)
+    written = wh.replace_partitions("factor_covariance", frame, days[0], days[-1])
+    psd_ok, sym_ok, clip_ok = True, True, True
+    min_eig = np.inf
+    for _, day_rows in frame.groupby("date"):
+        cov = day_rows.pivot(index="factor_1", columns="factor_2", values="covariance").to_numpy()
+        corr = day_rows.pivot(index="factor_1", columns="factor_2", values="correlation").to_numpy()
+        sym_ok &= bool(np.allclose(cov, cov.T, atol=1e-14))
+        eig = np.linalg.eigvalsh((cov + cov.T) / 2)
+        min_eig = min(min_eig, float(eig.min() / max(eig.max(), 1e-300)))
+        psd_ok &= bool(eig.min() >= -1e-12 * max(eig.max(), 1e-300))
+        off = corr[~np.eye(len(corr), dtype=bool)]
+        clip_ok &= bool((np.abs(off) <= COV_CLIP + 1e-12).all() and np.allclose(np.diag(corr), 1.0))
+    present = set(frame["date"]) if len(frame) else set()
+    missing_days = [d.date().isoformat() for d in days if d not in present]
+    last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
+    corr_last = (last.pivot(index="factor_1", columns="factor_2", values="correlation")
+                 .reindex(index=list(FACTOR_ETFS), columns=list(FACTOR_ETFS)).round(2).reset_index()
+                 if len(last) else pd.DataFrame())
+    context.log.info(f"factor_covariance: {len(present)} day(s) with a matrix, {len(missing_days)} without; {written} rows")
+    return MaterializeResult(
+        metadata={
+            **range_metadata(days),
+            "rows": written,
+            "days_with_matrix": len(present),
+            "days_without_matrix": len(missing_days),
+            "window": COV_WINDOW,
+            "lambda": COV_LAMBDA,
+            "min_observations": COV_MIN_OBS,
+            "correlation_clip": COV_CLIP,
+            "latest_correlations": md_table(corr_last, max_rows=8, floatfmt="{:.2f}"),
+        },
+        check_results=[
+            AssetCheckResult(check_name="symmetric_psd", passed=psd_ok and sym_ok,
+                             metadata={"min_relative_eigenvalue": float(min_eig) if np.isfinite(min_eig) else 0.0}),
+            AssetCheckResult(check_name="correlation_clipped", passed=clip_ok),
+            AssetCheckResult(check_name="every_day_present", passed=not missing_days, severity=AssetCheckSeverity.WARN,
+                             metadata={"missing": ", ".join(missing_days[:20])}),
+        ],
+    )
+
+
+@asset(
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[symbol_universe, _window_dep(prices, METRICS_WINDOW), daily_valuations, symbol_betas, ridge_factors,
+          spread_factors],
+    group_name=GROUP,
+    kinds={"pandas", "sql"},
+    owners=[OWNER],
+    metadata={"dagster/column_schema": table_schema(tables.symbol_metrics), "grain": "symbol × day"},
+    check_specs=[
+        AssetCheckSpec("one_row_per_symbol_day", asset="symbol_metrics", description="No duplicate (date, symbol) rows."),
+        AssetCheckSpec("volatility_non_negative", asset="symbol_metrics", description="Realised volatilities are ≥ 0."),
+    ],
+    description=(
+        "The denormalised per-symbol daily view: returns over 1 day, month-to-date, year-to-date, 1 month "
+        "(21 sessions), 3 months (63), 1 year (252); realised volatility over 21 and 63 sessions "
+        "(annualised, √252); the day's valuation fields; and every factor beta side by side "
+        "(`beta_<factor>`). One row per public symbol × day."
+    ),
+)
+def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    uni = wh.read("symbol_universe", days[0], days[-1], keys=scope, columns=["date", "symbol", "asset_class", "fetch"])
+    pairs = uni[uni["fetch"].astype(bool) & (uni["asset_class"] == "PUBLIC")][["date", "symbol"]]
+    symbols = sorted(pairs["symbol"].unique())
+    sess = calendar.sessions(calendar.window_start(days[0], METRICS_WINDOW), days[-1])
+    px = wh.read("prices", sess[0], sess[-1], keys=symbols, columns=["date", "symbol", "close", "adj_close"])
+    wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=symbols)
+    metrics = symbol_returns_metrics(wide, days)
+    frame = pairs.merge(metrics, on=["date", "symbol"], how="left")
+    frame = frame.merge(px, on=["date", "symbol"], how="left")
+    vals = wh.read("daily_valuations", days[0], days[-1], keys=symbols,
+                   columns=["date", "symbol", "pe", "forward_pe", "market_cap", "dividend_yield", "week52_high", "week52_low"])
+    frame = frame.merge(vals, on=["date", "symbol"], how="left")
+    for table_name in ("symbol_betas", "ridge_factors", "spread_factors"):
+        b = wh.read(table_name, days[0], days[-1], keys=symbols, columns=["date", "symbol", "factor", "beta"])
+        if len(b):
+            wide_b = b.pivot_table(index=["date", "symbol"], columns="factor", values="beta", aggfunc="first")
+            wide_b.columns = [f"beta_{c}" for c in wide_b.columns]
+            frame = frame.merge(wide_b.reset_index(), on=["date", "symbol"], how="left")
+    table_cols = [c.name for c in tables.symbol_metrics.columns]
+    for col in table_cols:
+        if col not in frame.columns:
+            frame[col] = np.nan
+    frame = frame[table_cols]
+    written = wh.replace_partitions("symbol_metrics", frame, days[0], days[-1], keys=scope)
+    vols = frame[["volatility_21d", "volatility_63d"]].stack()
+    coverage = frame.drop(columns=["date", "symbol"]).notna().mean().round(3).to_dict()
+    context.log.info(f"symbol_metrics: {written} rows for {len(symbols)} symbols")
+    last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
+    return MaterializeResult(
+        metadata={
+            **range_metadata(days),
+            "rows": written,
+            "symbols": len(symbols),
+            "field_coverage": MetadataValue.json({k: float(v) for k, v in coverage.items()}),
+            "preview": md_table(last[["symbol", "close", "return_1d", "return_ytd", "volatility_63d", "pe",
+                                      "beta_market", "beta_ir"]].sort_values("symbol")),
+        },
+        check_results=[
+            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
+            AssetCheckResult(check_name="volatility_non_negative", passed=bool((vols >= 0).all())),
+        ],
+    )
