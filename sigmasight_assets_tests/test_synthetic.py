@@ -1,0 +1,389 @@
+"""The synthetic market: determinism, stability under subsetting, scripted behaviours, realistic stats.
+
+The provider is the embedded default for the demo and every asset test, so these tests pin what the
+module docstring promises. Statistical tolerances are derived from the model (see each test); the
+data are deterministic, so the tests are not flaky, but the bounds are set so they would also hold
+for other seeds.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from sigmasight_assets import calendar
+from sigmasight_assets.config import FACTOR_ETFS
+from sigmasight_assets.market_data.base import PRICE_COLUMNS, VALUATION_COLUMNS
+from sigmasight_assets.market_data.symbols import parse_occ
+from sigmasight_assets.market_data.synthetic import (
+    _M_SD,
+    _Q_SD,
+    _S_SD,
+    MISSING_RATE,
+    STYLE_NAMES,
+    SyntheticProvider,
+    planted_exposures,
+)
+
+SEED = 7
+STATS_END = pd.Timestamp("2026-06-30")
+N_RETURNS = 500
+
+
+def realistic_tickers(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct 3–4 letter tickers (random letters, like real symbols; none is a factor ETF)."""
+    rng = np.random.default_rng(seed)
+    out: set[str] = set()
+    while len(out) < n:
+        s = "".join(rng.choice(list(string.ascii_uppercase), size=int(rng.integers(3, 5))))
+        if s not in FACTOR_ETFS and s not in ("NEWCO", "GONE"):
+            out.add(s)
+    return sorted(out)
+
+
+STOCKS = realistic_tickers(200)
+
+
+@pytest.fixture(scope="module")
+def provider() -> SyntheticProvider:
+    return SyntheticProvider(SEED)
+
+
+@pytest.fixture(scope="module")
+def history(provider):
+    """~2 years (501 sessions → 500 returns) of the 8 factor ETFs and 200 stocks, wide adj_close."""
+    sess = calendar.sessions_back(STATS_END, N_RETURNS + 1)
+    res = provider.fetch_prices(list(FACTOR_ETFS) + STOCKS, sess[0].date(), sess[-1].date())
+    assert res.failures == {}
+    wide = res.frame.pivot(index="date", columns="symbol", values="adj_close").reindex(sess)
+    return sess, res.frame, wide
+
+
+# -- contract and determinism ----------------------------------------------------------------------
+def test_frame_contract(provider):
+    res = provider.fetch_prices(["SPY", "AAPL"], date(2025, 1, 2), date(2025, 1, 31))
+    f = res.frame
+    assert list(f.columns) == PRICE_COLUMNS
+    assert f["date"].dtype == "datetime64[ns]"
+    assert set(f["source"]) == {"synthetic"}
+    assert not f.duplicated(["date", "symbol"]).any()
+    # Dates are exactly sessions, sorted by (date, symbol).
+    assert set(f["date"]) <= set(calendar.sessions("2025-01-02", "2025-01-31"))
+    assert f.equals(f.sort_values(["date", "symbol"], ignore_index=True))
+    # OHLC is consistent and strictly positive.
+    assert (f["high"] >= f[["open", "close"]].max(axis=1)).all()
+    assert (f["low"] <= f[["open", "close"]].min(axis=1)).all()
+    assert (f[["open", "high", "low", "close", "adj_close", "volume"]] > 0).all().all()
+
+
+def test_same_seed_gives_identical_frames():
+    syms = ["SPY", "TLT", "AAPL", "MSFT", "SPY261218P01400000"]
+    a = SyntheticProvider(SEED).fetch_prices(syms, date(2025, 6, 2), date(2025, 8, 29))
+    b = SyntheticProvider(SEED).fetch_prices(syms, date(2025, 6, 2), date(2025, 8, 29))
+    pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)
+    va = SyntheticProvider(SEED).fetch_valuations(syms, date(2025, 6, 2), date(2025, 8, 29))
+    vb = SyntheticProvider(SEED).fetch_valuations(syms, date(2025, 6, 2), date(2025, 8, 29))
+    pd.testing.assert_frame_equal(va.frame, vb.frame, check_exact=True)
+    assert va.failures == vb.failures
+
+
+def test_different_seed_gives_different_numbers():
+    a = SyntheticProvider(7).fetch_prices(["SPY", "AAPL"], date(2025, 6, 2), date(2025, 6, 30)).frame
+    b = SyntheticProvider(8).fetch_prices(["SPY", "AAPL"], date(2025, 6, 2), date(2025, 6, 30)).frame
+    merged = a.merge(b, on=["date", "symbol"], suffixes=("_a", "_b"))
+    assert len(merged) > 30
+    # Not a single close agrees: the whole path is redrawn.
+    assert (merged["close_a"] != merged["close_b"]).all()
+
+
+def test_subset_stability_alone_equals_inside_a_large_request(provider):
+    """A symbol's numbers do not depend on which other symbols are requested (nor on chunking)."""
+    others = realistic_tickers(460, seed=1)  # > one 400-symbol chunk
+    targets = ["AAPL", "SPY", "TLT", "SPY261218P01400000"]
+    big_request = others[:150] + ["AAPL"] + others[150:] + ["SPY", "SPY261218P01400000", "TLT"]
+    start, end = date(2026, 1, 2), date(2026, 3, 31)
+    big = provider.fetch_prices(big_request, start, end).frame
+    for sym in targets:
+        alone = provider.fetch_prices([sym], start, end).frame
+        inside = big[big["symbol"] == sym].reset_index(drop=True)
+        assert len(alone) > 50
+        pd.testing.assert_frame_equal(alone, inside, check_exact=True)
+    # Valuations too.
+    v_alone = provider.fetch_valuations(["AAPL"], start, end).frame
+    v_big = provider.fetch_valuations(others[:50] + ["AAPL"], start, end).frame
+    pd.testing.assert_frame_equal(v_alone, v_big[v_big["symbol"] == "AAPL"].reset_index(drop=True), check_exact=True)
+
+
+def _range_pair(provider, syms, columns=None):
+    long = provider.fetch_prices(syms, date(2025, 9, 2), date(2026, 3, 31)).frame
+    short = provider.fetch_prices(syms, date(2025, 11, 3), date(2025, 12, 31)).frame
+    sl = long[(long["date"] >= "2025-11-03") & (long["date"] <= "2025-12-31")].reset_index(drop=True)
+    assert len(short) > 100
+    cols = columns or list(short.columns)
+    return short[cols], sl[cols]
+
+
+RANGE_SYMBOLS = ["SPY", "VTV", "AAPL", "JPM", "SPY261218P01400000"]
+
+
+def test_range_stability_closes_and_volumes(provider):
+    """A sub-range's close, adj_close and volume equal the slice of a longer request."""
+    short, sl = _range_pair(provider, RANGE_SYMBOLS, ["date", "symbol", "close", "adj_close", "volume", "source"])
+    pd.testing.assert_frame_equal(short, sl, check_exact=True)
+    vlong = provider.fetch_valuations(["AAPL", "SPY"], date(2025, 9, 2), date(2026, 3, 31)).frame
+    vshort = provider.fetch_valuations(["AAPL", "SPY"], date(2025, 11, 3), date(2025, 12, 31)).frame
+    vsl = vlong[(vlong["date"] >= "2025-11-03") & (vlong["date"] <= "2025-12-31")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(vshort, vsl, check_exact=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug: market_data/synthetic.py _stock_frame (line ~279) computes prev_close after slicing the "
+        "path to the requested range, so the first requested session's open (and high/low) uses its "
+        "own close instead of the previous session's; fix: build prev_close on the full path before "
+        "applying `sel`"
+    ),
+)
+def test_range_stability_all_columns(provider):
+    """Open, high and low of a sub-range's first day equal those in a longer request."""
+    short, sl = _range_pair(provider, RANGE_SYMBOLS)
+    pd.testing.assert_frame_equal(short, sl, check_exact=True)
+
+
+def test_open_is_previous_close_times_a_small_gap(provider):
+    """Open = previous session's close × exp(gap), gap ~ N(0, 0.4 %), inside a request (the first
+    day of a request is covered by test_range_stability_all_columns)."""
+    f = provider.fetch_prices(["SPY"], date(2025, 11, 3), date(2025, 12, 31)).frame.set_index("date")
+    ratio = (f["open"] / f["close"].shift(1)).iloc[1:]
+    assert (np.abs(np.log(ratio)) < 0.004 * 6).all()  # gap sd 0.4 %
+
+
+# -- scripted behaviours ---------------------------------------------------------------------------
+def test_factor_etfs_have_every_session(history):
+    sess, _, wide = history
+    assert wide[list(FACTOR_ETFS)].notna().all().all()
+
+
+def test_stocks_miss_about_0_2_percent_of_sessions(history):
+    """200 stocks × 501 sessions ≈ 100k symbol-days; at rate 0.002 about 200 are missing.
+
+    Binomial sd ≈ 14 (0.014 %): the bounds 0.12 %–0.28 % are more than 5 sd away.
+    """
+    sess, _, wide = history
+    present = wide[STOCKS].notna().to_numpy()
+    rate = 1 - present.mean()
+    assert MISSING_RATE == 0.002
+    assert 0.0012 <= rate <= 0.0028, rate
+    # Missing days are scattered, not whole sessions or whole symbols.
+    assert present.any(axis=1).all()
+    assert (~present).sum(axis=0).max() <= 8  # Poisson(1) per symbol: P(>8) < 1e-5
+
+
+def test_newco_lists_on_2026_03_02(provider):
+    res = provider.fetch_prices(["NEWCO"], date(2026, 2, 2), date(2026, 3, 31))
+    d = res.frame["date"]
+    assert d.min() == pd.Timestamp("2026-03-02")
+    assert not (d < "2026-03-02").any()
+    before = provider.fetch_prices(["NEWCO"], date(2026, 1, 2), date(2026, 2, 27))
+    assert before.frame.empty
+    assert "not listed until 2026-03-02" in before.failures["NEWCO"]
+
+
+def test_gone_stops_after_2026_06_30(provider):
+    res = provider.fetch_prices(["GONE"], date(2026, 6, 1), date(2026, 7, 31))
+    d = res.frame["date"]
+    assert d.max() == pd.Timestamp("2026-06-30")
+    assert not (d > "2026-06-30").any()
+    after = provider.fetch_prices(["GONE"], date(2026, 7, 1), date(2026, 7, 31))
+    assert after.frame.empty
+    assert "stopped trading after 2026-06-30" in after.failures["GONE"]
+
+
+def test_zerovol_trades_at_a_constant_price(provider):
+    f = provider.fetch_prices(["ZEROVOL"], date(2025, 1, 2), date(2025, 12, 31)).frame
+    assert len(f) > 240
+    assert f["close"].nunique() == 1
+    assert (f["open"] == f["close"]).all() and (f["high"] == f["close"]).all() and (f["low"] == f["close"]).all()
+    assert f["close"].iloc[0] > 0
+
+
+def test_private_symbols_are_never_served(provider):
+    syms = ["PRIVATE_FUND_A", "EQ1A2B3C4D5E", "AAPL"]
+    res = provider.fetch_prices(syms, date(2025, 1, 2), date(2025, 1, 31))
+    assert set(res.frame["symbol"]) == {"AAPL"}
+    assert set(res.failures) == {"PRIVATE_FUND_A", "EQ1A2B3C4D5E"}
+    assert all("private" in r for r in res.failures.values())
+    val = provider.fetch_valuations(syms, date(2025, 1, 2), date(2025, 1, 31))
+    assert set(val.frame["symbol"]) == {"AAPL"}
+    assert {"PRIVATE_FUND_A", "EQ1A2B3C4D5E"} <= set(val.failures)
+
+
+def _bs(s, k, t, r, vol, cp):
+    d1 = (np.log(s / k) + (r + 0.5 * vol**2) * t) / (vol * np.sqrt(t))
+    d2 = d1 - vol * np.sqrt(t)
+    if cp == "C":
+        return s * norm.cdf(d1) - k * np.exp(-r * t) * norm.cdf(d2)
+    return k * np.exp(-r * t) * norm.cdf(-d2) - s * norm.cdf(-d1)
+
+
+@pytest.mark.parametrize("symbol", ["SPY260618C01400000", "SPY260618P01400000"])
+def test_options_priced_by_black_scholes_until_expiry_then_absent(provider, symbol):
+    occ = parse_occ(symbol)
+    expiry = pd.Timestamp(occ.expiry)
+    res = provider.fetch_prices([symbol, "SPY"], date(2026, 5, 1), date(2026, 7, 31))
+    f = res.frame
+    opt = f[f["symbol"] == symbol].set_index("date")
+    spy = f[f["symbol"] == "SPY"].set_index("date")
+    # Every SPY session up to and including expiry, nothing after.
+    expected_days = calendar.sessions("2026-05-01", expiry)
+    assert list(opt.index) == list(expected_days)
+    assert opt.index.max() == expiry
+    # Priced by Black-Scholes on the synthetic underlying (SPY vol 0.16, r = 4 %), cents, floor 0.01.
+    s = spy.loc[opt.index, "close"].to_numpy()
+    t = np.maximum((expiry - opt.index).days.to_numpy() / 365.0, 1 / 365)
+    model = np.maximum(np.round(_bs(s, occ.strike, t, 0.04, 0.16, occ.option_type), 2), 0.01)
+    np.testing.assert_allclose(opt["close"].to_numpy(), model, atol=0.011)
+    assert (opt["close"] == opt["adj_close"]).all()
+    # A range entirely after expiry: nothing, with the reason.
+    late = provider.fetch_prices([symbol], date(2026, 7, 1), date(2026, 7, 31))
+    assert late.frame.empty
+    assert "expired" in late.failures[symbol]
+
+
+# -- realistic statistics --------------------------------------------------------------------------
+def test_spy_annualised_volatility(history):
+    _, _, wide = history
+    r = wide.pct_change(fill_method=None).iloc[1:]
+    vol = r["SPY"].std() * np.sqrt(252)
+    assert 0.12 <= vol <= 0.20, vol  # model: 0.0095·√252 ≈ 0.151
+
+
+def test_factor_correlations(history):
+    _, _, wide = history
+    r = wide.pct_change(fill_method=None).iloc[1:]
+    assert r["SPY"].corr(r["TLT"]) < 0.1  # model ≈ −0.24
+    assert r["SPY"].corr(r["VTV"]) > 0.8  # model ≈ 0.9
+    assert r["SPY"].corr(r["IWM"]) > 0.8
+    assert r["SPY"].corr(r["USMV"]) > 0.8
+
+
+def test_planted_market_beta_is_recovered_by_ols_on_spy(history):
+    """OLS of each stock on SPY over 500 returns estimates 0.9972 × the planted market beta.
+
+    Tolerance from the model: the regression error of stock i is its rate, style and idiosyncratic
+    return, sd ``σ_e,i = sqrt((β_q·0.009)² + Σ(β_k·0.004)² + σ_i²)``, so
+    ``SE_i = σ_e,i / (sd(r_SPY)·√n)`` (≈ 0.06–0.12). We require ≥ 90 % of |error| < 2·SE_i
+    (95.4 % expected; 90 % is > 3 binomial sd below), every |error| < 4.5·SE_i, and the
+    cross-sectional mean error (style shocks are shared, idio averages out) within 0.03.
+    """
+    _, _, wide = history
+    r = wide.pct_change(fill_method=None).iloc[1:]
+    x = r["SPY"]
+    est = {}
+    nobs = {}
+    for s in STOCKS:
+        m = r[s].notna() & x.notna()
+        xc, yc = x[m] - x[m].mean(), r[s][m] - r[s][m].mean()
+        est[s] = float((xc * yc).sum() / (xc * xc).sum())
+        nobs[s] = int(m.sum())
+    est = pd.Series(est)
+    exp = planted_exposures(STOCKS, SEED)
+    err = est - 0.9972 * exp["market"]
+    resid_sd = np.sqrt(
+        (exp["rates"] * _Q_SD) ** 2 + (exp[list(STYLE_NAMES)] ** 2).sum(axis=1) * _S_SD**2 + exp["idio_vol"] ** 2
+    )
+    se = resid_sd / (x.std(ddof=0) * np.sqrt(pd.Series(nobs)))
+    z = (err / se).abs()
+    assert min(nobs.values()) >= N_RETURNS - 10
+    assert (z < 2).mean() >= 0.90, z.describe()
+    assert z.max() < 4.5, z.idxmax()
+    assert abs(err.mean()) < 0.03
+    assert np.corrcoef(est, exp["market"])[0, 1] > 0.9
+
+
+def test_planted_exposures_follow_their_documented_ranges():
+    exp = planted_exposures(STOCKS, SEED)
+    assert exp["market"].between(0.4, 1.8).all()
+    assert exp["rates"].between(-0.3, 0.3).all()
+    assert exp["idio_vol"].between(0.012, 0.025).all()
+    # Uniform on [0.4, 1.8]: sd 1.4/√12 ≈ 0.404; sample of 200 within ±0.06.
+    assert abs(exp["market"].std() - 1.4 / np.sqrt(12)) < 0.06
+    for name in STYLE_NAMES:
+        assert abs(exp[name].std() - 0.5) < 0.1, name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug: market_data/synthetic.py _per_symbol_uniform uses the raw FNV-1a hash bits without "
+        "mixing, so symbols that differ only in their last characters (SYM00001, SYM00002, …) get "
+        "almost identical planted exposures; fix: h = _splitmix(stable_hash(...)) before taking bits"
+    ),
+)
+def test_planted_exposures_spread_for_sequential_symbol_names():
+    """Benchmarks and users name symbols S0001…S5000; their exposures must still span the ranges."""
+    syms = [f"SYM{i:05d}" for i in range(200)]
+    exp = planted_exposures(syms, SEED)
+    assert exp["market"].max() - exp["market"].min() > 1.0
+    assert abs(exp["market"].std() - 1.4 / np.sqrt(12)) < 0.06
+    assert exp["idio_vol"].max() - exp["idio_vol"].min() > 0.008
+
+
+# -- valuations ------------------------------------------------------------------------------------
+def test_valuations_pe_eps_and_market_cap(provider):
+    """EPS = eps_yield × first close of the calendar year (constant within a year); PE = close/EPS
+    where EPS > 0 and NaN otherwise; forward PE = close/(EPS·(1+g)); market cap = close × shares."""
+    syms = realistic_tickers(80, seed=3)
+    start, end = date(2025, 12, 1), date(2026, 2, 27)
+    val = provider.fetch_valuations(syms, start, end)
+    px = provider.fetch_prices(syms, start, end).frame
+    assert val.failures == {}
+    v = val.frame
+    assert list(v.columns) == VALUATION_COLUMNS
+    m = v.merge(px[["date", "symbol", "close"]], on=["date", "symbol"], how="inner")
+    assert len(m) == len(v) == len(px)  # a valuation row exactly where there is a price
+    exp = planted_exposures(syms, SEED)
+    e = exp.reindex(m["symbol"]).reset_index(drop=True)
+    losers = e["eps_yield"] < 0
+    assert losers.any() and (~losers).any()
+    assert m.loc[losers.to_numpy(), "pe"].isna().all()
+    assert m.loc[losers.to_numpy(), "forward_pe"].isna().all()
+    winners = m[~losers.to_numpy()].copy()
+    assert (winners["pe"] > 0).all()
+    # Implied EPS is constant within each (symbol, year) and equals eps_yield × year-open close.
+    winners["eps"] = winners["close"] / winners["pe"]
+    winners["year"] = winners["date"].dt.year
+    rel_spread = winners.groupby(["symbol", "year"])["eps"].agg(lambda s: (s.max() - s.min()) / s.mean())
+    assert rel_spread.max() < 1e-4
+    first_2026 = calendar.sessions("2026-01-01", "2026-01-31")[0]
+    opens = px[px["date"] == first_2026].set_index("symbol")["close"]
+    w26 = winners[winners["year"] == 2026]
+    implied = w26.groupby("symbol")["eps"].mean()
+    common = implied.index.intersection(opens.index)
+    assert len(common) > 50
+    # (closes are rounded to 1/10,000 of a dollar, hence the tolerance on penny stocks)
+    np.testing.assert_allclose(implied[common], exp.loc[common, "eps_yield"] * opens[common], rtol=1e-3)
+    # Forward PE = PE / (1 + g).
+    g = exp.reindex(winners["symbol"])["eps_growth"].to_numpy()
+    np.testing.assert_allclose(winners["forward_pe"], winners["pe"] / (1 + g), rtol=1e-3)
+    # Market cap = close × shares, provider beta and dividend yield are the planted ones.
+    np.testing.assert_allclose(m["market_cap"], m["close"] * e["shares"], rtol=1e-9, atol=0.5)
+    np.testing.assert_allclose(m["provider_beta"], e["provider_beta"])
+    np.testing.assert_allclose(m["dividend_yield"], e["dividend_yield"])
+
+
+def test_valuations_for_etfs_and_options(provider):
+    res = provider.fetch_valuations(["SPY", "TLT", "SPY261218P01400000"], date(2026, 1, 2), date(2026, 1, 30))
+    v = res.frame
+    assert set(v["symbol"]) == {"SPY", "TLT"}
+    assert v["pe"].isna().all() and v["market_cap"].isna().all()
+    assert (v.loc[v["symbol"] == "SPY", "provider_beta"] == 1.0).all()
+    assert (v.loc[v["symbol"] == "TLT", "provider_beta"] == -0.25).all()
+    assert (v["dividend_yield"] == 0.018).all()
+    assert "options" in res.failures["SPY261218P01400000"]
