@@ -82,3 +82,11 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         return cls(start_date(), database_url(), market_data_spec(), synthetic_seed())
+
+
+def scenarios_file() -> str | None:
+    """Stress scenario file (``SIGMASIGHT_SCENARIOS_FILE``); default the legacy set shipped in the package."""
+    raw = os.environ.get("SIGMASIGHT_SCENARIOS_FILE", "").strip()
+    if raw and not Path(raw).is_file():
+        raise ConfigError(f"SIGMASIGHT_SCENARIOS_FILE={raw!r} is not a file")
+    return raw or None

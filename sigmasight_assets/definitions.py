@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from .defs.jobs import daily_graph_job
+from .defs.portfolio_assets import portfolio_analytics
 from .defs.market_assets import daily_valuations, portfolios, prices, symbol_universe
 from .defs.resources import MarketDataResource, WarehouseResource
 from .defs.symbol_assets import factor_covariance, ridge_factors, spread_factors, symbol_betas, symbol_metrics
@@ -18,6 +19,7 @@ defs = Definitions(
         spread_factors,
         factor_covariance,
         symbol_metrics,
+        portfolio_analytics,
     ],
     jobs=[daily_graph_job],
     resources={

@@ -203,4 +203,62 @@ symbol_metrics = _asset_table(
         "growth_value", "momentum_spread", "size_spread", "quality_spread")],
 )
 
+# --- portfolio analytics --------------------------------------------------------------------------
+portfolio_snapshots = _asset_table(
+    "portfolio_snapshots",
+    "portfolio_id",
+    *[Column(c, Float) for c in ("equity", "cash", "long_exposure", "short_exposure", "gross_exposure",
+                                 "net_exposure", "daily_pnl", "daily_return", "cumulative_pnl", "cumulative_flows")],
+    *[Column(c, Integer, nullable=False) for c in ("position_count", "long_count", "short_count",
+                                                   "unpriced_count", "stale_count")],
+    Column("is_partial", Boolean, nullable=False),
+    Column("has_stale", Boolean, nullable=False),
+    *[Column(c, Float) for c in ("hhi", "effective_positions", "top3_weight", "top10_weight",
+                                 "volatility_21d", "volatility_63d")],
+)
+
+correlations = _asset_table(
+    "correlations",
+    "portfolio_id",
+    Column("symbols", Text, nullable=False),  # JSON list, the matrix's order
+    Column("matrix", Text, nullable=False),  # JSON strict upper triangle, row by row, null = too little overlap
+    Column("n_symbols", Integer, nullable=False),
+    Column("n_pairs", Integer, nullable=False),
+    Column("n_pairs_insufficient", Integer, nullable=False),
+    Column("avg_correlation", Float),
+    Column("effective_positions", Float),
+    Column("psd_repaired", Boolean, nullable=False),
+    Column("min_eigenvalue", Float),
+)
+
+aggregated_exposures = _asset_table(
+    "aggregated_exposures",
+    "portfolio_id",
+    Column("factor", String(32), nullable=False),
+    Column("exposure_dollar", Float),
+    Column("exposure_value", Float),
+    Column("coverage", Float),
+    Column("positions_with_beta", Integer, nullable=False),
+    Column("positions_missing_beta", Integer, nullable=False),
+    extra_key="factor",
+)
+
+stress_results = _asset_table(
+    "stress_results",
+    "portfolio_id",
+    Column("scenario_id", String(64), nullable=False),
+    Column("scenario_name", String(200), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("severity", String(32), nullable=False),
+    Column("direct_pnl", Float),
+    Column("correlated_pnl", Float),
+    Column("correlation_effect", Float),
+    Column("direct_pct_equity", Float),
+    Column("correlated_pct_equity", Float),
+    Column("positions_covered", Integer, nullable=False),
+    Column("positions_missing_beta", Integer, nullable=False),
+    Column("top_contributors", Text),  # JSON list of {position_id, symbol, pnl}
+    extra_key="scenario_id",
+)
+
 TABLES = {t.name: t for t in metadata.sorted_tables}
