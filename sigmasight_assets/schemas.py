@@ -81,4 +81,93 @@ symbol_status = DataFrameSchema(
     name="symbol_status",
 )
 
-__all__ = ["pa", "symbol_universe", "prices", "daily_valuations", "symbol_status"]
+
+
+def _from_table(table, unique: list[str], column_checks: dict | None = None, checks: list | None = None) -> DataFrameSchema:
+    """A schema mirroring a warehouse table: dtypes and nullability from the SQLAlchemy columns."""
+    from sqlalchemy.types import Boolean, Date, Float, Integer
+
+    column_checks = column_checks or {}
+    cols = {}
+    for c in table.columns:
+        t = c.type
+        if isinstance(t, Date):
+            dtype = "datetime64[ns]"
+        elif isinstance(t, Float):
+            dtype = float
+        elif isinstance(t, (Integer, Boolean)):
+            dtype = None  # ints may arrive as float when a column has NaN; checked by value below
+        else:
+            dtype = object
+        cols[c.name] = Column(dtype, column_checks.get(c.name, []), nullable=c.nullable, coerce=False)
+    return DataFrameSchema(cols, unique=unique, strict=True, checks=checks or [], name=table.name)
+
+
+def _regression(table):
+    return _from_table(
+        table,
+        ["date", "symbol", "factor"],
+        {
+            "beta": [Check.in_range(-5.0, 5.0)],
+            "r_squared": [Check.in_range(-1e-9, 1 + 1e-9)],
+            "observations": [Check.ge(0)],
+        },
+    )
+
+
+def _build():
+    from .warehouse import schema as t
+
+    return {
+        "symbol_betas": _regression(t.symbol_betas),
+        "ridge_factors": _regression(t.ridge_factors),
+        "spread_factors": _regression(t.spread_factors),
+        "factor_covariance": _from_table(
+            t.factor_covariance, ["date", "factor_1", "factor_2"],
+            {"correlation": [Check.in_range(-1 - 1e-12, 1 + 1e-12)], "observations": [Check.ge(30)]},
+        ),
+        "symbol_metrics": _from_table(
+            t.symbol_metrics, ["date", "symbol"],
+            {"volatility_21d": [Check.ge(0)], "volatility_63d": [Check.ge(0)], "close": [Check.gt(0)]},
+        ),
+        "portfolio_snapshots": _from_table(
+            t.portfolio_snapshots, ["date", "portfolio_id"],
+            {"gross_exposure": [Check.ge(0)], "long_exposure": [Check.ge(0)], "short_exposure": [Check.le(0)],
+             "position_count": [Check.ge(0)], "unpriced_count": [Check.ge(0)]},
+        ),
+        "correlations": _from_table(
+            t.correlations, ["date", "portfolio_id"],
+            {"avg_correlation": [Check.in_range(-1 - 1e-9, 1 + 1e-9)], "n_symbols": [Check.ge(0)]},
+        ),
+        "aggregated_exposures": _from_table(
+            t.aggregated_exposures, ["date", "portfolio_id", "factor"],
+            {"coverage": [Check.in_range(0.0, 1.0 + 1e-9)]},
+        ),
+        "stress_results": _from_table(t.stress_results, ["date", "portfolio_id", "scenario_id"]),
+    }
+
+
+ANALYTICS = _build()
+symbol_betas = ANALYTICS["symbol_betas"]
+ridge_factors = ANALYTICS["ridge_factors"]
+spread_factors = ANALYTICS["spread_factors"]
+factor_covariance = ANALYTICS["factor_covariance"]
+symbol_metrics = ANALYTICS["symbol_metrics"]
+portfolio_snapshots = ANALYTICS["portfolio_snapshots"]
+correlations = ANALYTICS["correlations"]
+aggregated_exposures = ANALYTICS["aggregated_exposures"]
+stress_results = ANALYTICS["stress_results"]
+
+
+def validate(table_name: str, frame):
+    """Validate ``frame`` against the schema of ``table_name`` (raises ``pandera.errors.SchemaError``)."""
+    return SCHEMAS[table_name].validate(frame)
+
+
+SCHEMAS = {
+    "symbol_universe": symbol_universe,
+    "prices": prices,
+    "daily_valuations": daily_valuations,
+    "symbol_status": symbol_status,
+    **ANALYTICS,
+}

@@ -79,3 +79,16 @@ def range_metadata(days: pd.DatetimeIndex) -> dict:
         "partition_range": f"{days[0].date()}..{days[-1].date()}" if len(days) else "",
         "partitions": len(days),
     }
+
+
+def write_partitions(wh, table_name: str, frame: pd.DataFrame, start, end, **kwargs) -> int:
+    """Validate ``frame`` with the table's pandera schema, then replace the partitions atomically.
+
+    A frame that fails validation raises before anything is deleted, so the warehouse keeps the last
+    good data.
+    """
+    from .. import schemas
+
+    if table_name in schemas.SCHEMAS:
+        frame = schemas.validate(table_name, frame)
+    return wh.replace_partitions(table_name, frame, start, end, **kwargs)

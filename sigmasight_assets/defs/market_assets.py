@@ -24,13 +24,14 @@ from dagster import (
     observable_source_asset,
 )
 
-from .. import calendar, schemas
+from .. import calendar
 from ..calc.universe import build_universe
 from ..config import FACTOR_ETFS
 from ..market_data.base import ProviderUnavailableError
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import OWNER, ScopeConfig, md_table, range_metadata, reasons_summary, run_days, scope_symbols, table_schema
+from .common import (OWNER, ScopeConfig, md_table, range_metadata, reasons_summary, run_days, scope_symbols,
+                     table_schema, write_partitions)
 from .partitions import trading_days
 from .resources import MarketDataResource, WarehouseResource
 
@@ -114,8 +115,7 @@ def symbol_universe(context: AssetExecutionContext, config: ScopeConfig, warehou
     scope = scope_symbols(config)
     if scope is not None:
         frame = frame[frame["symbol"].isin(scope)].reset_index(drop=True)
-    frame = schemas.symbol_universe.validate(frame)
-    written = wh.replace_partitions("symbol_universe", frame, days[0], days[-1], keys=scope)
+    written = write_partitions(wh, "symbol_universe", frame, days[0], days[-1], keys=scope)
     per_day = frame.groupby("date")
     etfs_ok = bool((per_day["is_factor_etf"].sum() == len(FACTOR_ETFS)).all()) if scope is None else True
     status_counts = frame["status"].value_counts().to_dict()
@@ -164,7 +164,7 @@ def _status_rows(asset_name: str, expected: pd.DataFrame, delivered: pd.DataFram
 
 
 def _write_status(wh, asset_name, days, rows: pd.DataFrame, scope) -> None:
-    wh.replace_partitions("symbol_status", schemas.symbol_status.validate(rows), days[0], days[-1],
+    write_partitions(wh, "symbol_status", rows, days[0], days[-1],
                           keys=scope, extra_filter={"asset": asset_name})
 
 
@@ -212,11 +212,10 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
         failures.setdefault(sym, "provider returned a zero, negative or missing price")
     frame = raw[~bad].drop_duplicates(["date", "symbol"], keep="last").reset_index(drop=True)
     frame["volume"] = frame["volume"].astype(float)
-    frame = schemas.prices.validate(frame)
     status = _status_rows("prices", expected, frame, failures, "no price for this session")
     with_data = set(frame["symbol"])
     failed_symbols = {s: failures.get(s, "no data in range") for s in symbols if s not in with_data}
-    written = wh.replace_partitions("prices", frame, days[0], days[-1], keys=scope)
+    written = write_partitions(wh, "prices", frame, days[0], days[-1], keys=scope)
     _write_status(wh, "prices", days, status, scope)
     coverage = len(frame) / len(expected) if len(expected) else 1.0
     failure_rate = len(failed_symbols) / len(symbols) if symbols else 0.0
@@ -325,9 +324,9 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
     frame = frame.drop(columns=["week52_high_stored", "week52_low_stored"])
     for col in ("pe", "forward_pe", "provider_beta", "week52_high", "week52_low", "market_cap", "dividend_yield"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    frame = schemas.daily_valuations.validate(frame.reset_index(drop=True))
+    frame = frame.reset_index(drop=True)
     status = _status_rows("daily_valuations", expected, frame, failures, "no valuation for this session")
-    written = wh.replace_partitions("daily_valuations", frame, days[0], days[-1], keys=scope)
+    written = write_partitions(wh, "daily_valuations", frame, days[0], days[-1], keys=scope)
     _write_status(wh, "daily_valuations", days, status, scope)
     with_data = set(frame["symbol"])
     failed = {s: failures.get(s, "no data in range") for s in symbols if s not in with_data}

@@ -38,7 +38,7 @@ from ..config import scenarios_file
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import OWNER, md_table, range_metadata, run_days, table_schema
+from .common import OWNER, md_table, range_metadata, run_days, table_schema, write_partitions
 from .partitions import trading_days
 from .resources import WarehouseResource
 
@@ -156,23 +156,23 @@ def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseReso
         close, adj = _read_prices(wh, market_symbols, first, chunk[-1])
         snaps, pv = compute_snapshots(books, positions, flows, close, chunk, STALE_SESSIONS, adj_close_wide=adj)
         if SNAP in selected:
-            totals[SNAP] += wh.replace_partitions("portfolio_snapshots", snaps, chunk[0], chunk[-1])
+            totals[SNAP] += write_partitions(wh, "portfolio_snapshots", snaps, chunk[0], chunk[-1])
             acc[SNAP].append(snaps)
         if CORR in selected:
             corr = portfolio_correlations(pv, log_returns(adj), chunk, CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE,
                                           CORR_MIN_WEIGHT, portfolio_ids=books["portfolio_id"])
-            totals[CORR] += wh.replace_partitions("correlations", corr, chunk[0], chunk[-1])
+            totals[CORR] += write_partitions(wh, "correlations", corr, chunk[0], chunk[-1])
             acc[CORR].append(corr.drop(columns=["symbols", "matrix"]))
         if EXPO in selected or STRESS in selected:
             betas = _betas(wh, chunk[0], chunk[-1])
         if EXPO in selected:
             expo = aggregate_exposures(pv, betas, snaps)
-            totals[EXPO] += wh.replace_partitions("aggregated_exposures", expo, chunk[0], chunk[-1])
+            totals[EXPO] += write_partitions(wh, "aggregated_exposures", expo, chunk[0], chunk[-1])
             acc[EXPO].append(expo[expo["factor"] == "market"])
         if STRESS in selected:
             cov = wh.read("factor_covariance", chunk[0], chunk[-1])
             stress, _ = compute_stress(pv, betas, snaps, cov, scenarios.scenarios, duration=scenarios.rate_duration)
-            totals[STRESS] += wh.replace_partitions("stress_results", stress, chunk[0], chunk[-1])
+            totals[STRESS] += write_partitions(wh, "stress_results", stress, chunk[0], chunk[-1])
             acc[STRESS].append(stress.drop(columns=["top_contributors"]))
         context.log.info(f"portfolio_analytics: {chunk[0].date()}..{chunk[-1].date()} done "
                          f"({min(i + CHUNK_DAYS, len(days))}/{len(days)} days; rows so far "

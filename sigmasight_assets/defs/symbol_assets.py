@@ -27,7 +27,7 @@ from ..calc.returns import simple_returns
 from ..calc.spreads import rolling_spread_betas, spread_returns
 from ..config import FACTOR_ETFS, MARKET_ETF, RATES_ETF, STYLE_ETFS
 from ..warehouse import schema as tables
-from .common import OWNER, ScopeConfig, md_table, range_metadata, run_days, scope_symbols, table_schema
+from .common import OWNER, ScopeConfig, md_table, range_metadata, run_days, scope_symbols, table_schema, write_partitions
 from .market_assets import daily_valuations, prices, symbol_universe
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -114,8 +114,8 @@ def _finish_regression(context, wh, asset_name: str, inputs: SymbolInputs, resul
             results[col] = np.nan
     results = results[REGRESSION_COLUMNS]
     status = _skip_status(asset_name, inputs, results, skipped)
-    written = wh.replace_partitions(asset_name, results, days[0], days[-1], keys=scope)
-    wh.replace_partitions("symbol_status", status, days[0], days[-1], keys=scope, extra_filter={"asset": asset_name})
+    written = write_partitions(wh, asset_name, results, days[0], days[-1], keys=scope)
+    write_partitions(wh, "symbol_status", status, days[0], days[-1], keys=scope, extra_filter={"asset": asset_name})
     n_pairs = len(inputs.pairs)
     with_result = results[["date", "symbol"]].drop_duplicates().shape[0]
     share = with_result / n_pairs if n_pairs else 1.0
@@ -279,7 +279,7 @@ def factor_covariance(context: AssetExecutionContext, warehouse: WarehouseResour
     px = wh.read("prices", sess[0], sess[-1], keys=list(FACTOR_ETFS), columns=["date", "symbol", "adj_close"])
     wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=list(FACTOR_ETFS))
     frame = ewma_factor_covariance(simple_returns(wide), days, COV_WINDOW, COV_LAMBDA, COV_MIN_OBS, COV_CLIP)
-    written = wh.replace_partitions("factor_covariance", frame, days[0], days[-1])
+    written = write_partitions(wh, "factor_covariance", frame, days[0], days[-1])
     psd_ok, sym_ok, clip_ok = True, True, True
     min_eig = np.inf
     for _, day_rows in frame.groupby("date"):
@@ -365,7 +365,7 @@ def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehous
         if col not in frame.columns:
             frame[col] = np.nan
     frame = frame[table_cols]
-    written = wh.replace_partitions("symbol_metrics", frame, days[0], days[-1], keys=scope)
+    written = write_partitions(wh, "symbol_metrics", frame, days[0], days[-1], keys=scope)
     vols = frame[["volatility_21d", "volatility_63d"]].stack()
     coverage = frame.drop(columns=["date", "symbol"]).notna().mean().round(3).to_dict()
     context.log.info(f"symbol_metrics: {written} rows for {len(symbols)} symbols")
