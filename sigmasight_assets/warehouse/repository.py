@@ -24,6 +24,7 @@ from .engine import engine_for
 from .schema import TABLES, metadata
 
 _IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
+INSERT_CHUNK = 250_000
 
 
 class Warehouse:
@@ -114,19 +115,23 @@ class Warehouse:
         return len(frame)
 
     def _bulk_insert(self, conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+        """Insert in slices of ``INSERT_CHUNK`` rows so a year of factor rows never needs the whole
+        frame converted to Python objects (or CSV text) at once; all slices share the caller's
+        transaction."""
         if frame.empty:
             return
         cols = [c.name for c in table.columns if c.name in frame.columns]
-        if self.dialect == "postgresql":
-            _copy_postgres(conn, table, frame[cols])
-            return
-        if self.dialect == "sqlite":
-            rows = _python_rows(table, frame[cols])
-            sql = f'INSERT INTO {table.name} ({", ".join(cols)}) VALUES ({", ".join("?" for _ in cols)})'
-            conn.exec_driver_sql(sql, rows)
-        else:
-            rows = _python_rows(table, frame[cols], iso_dates=False)
-            conn.execute(table.insert(), [dict(zip(cols, r)) for r in rows])
+        frame = frame[cols]
+        for i in range(0, len(frame), INSERT_CHUNK):
+            part = frame.iloc[i : i + INSERT_CHUNK]
+            if self.dialect == "postgresql":
+                _copy_postgres(conn, table, part)
+            elif self.dialect == "sqlite":
+                sql = f'INSERT INTO {table.name} ({", ".join(cols)}) VALUES ({", ".join("?" for _ in cols)})'
+                conn.exec_driver_sql(sql, _python_rows(table, part))
+            else:
+                rows = _python_rows(table, part, iso_dates=False)
+                conn.execute(table.insert(), [dict(zip(cols, r)) for r in rows])
 
     # -- reads ------------------------------------------------------------------------------------
     def read(
@@ -150,6 +155,7 @@ class Warehouse:
         frames = []
         key_list = None if keys is None else list(dict.fromkeys(keys))
         chunks = [None] if key_list is None else [key_list[i : i + _IN_CHUNK] for i in range(0, len(key_list), _IN_CHUNK)]
+        names = [c.name for c in cols]
         with self.engine.connect() as conn:
             for chunk in chunks:
                 stmt = select(*cols)
@@ -158,10 +164,38 @@ class Warehouse:
                     chunk_conds.append(table.c[key_column].in_(chunk))
                 if chunk_conds:
                     stmt = stmt.where(and_(*chunk_conds))
-                res = conn.execute(stmt)
-                frames.append(pd.DataFrame(res.fetchall(), columns=[c.name for c in cols]))
+                frames.append(self._fetch_frame(conn, stmt, names))
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        return _from_sql(table, frame, [c.name for c in cols])
+        return _from_sql(table, frame, names)
+
+    def _fetch_frame(self, conn: Connection, stmt, names: list[str]) -> pd.DataFrame:
+        """Rows of ``stmt`` without SQLAlchemy's per-value result processing (the slow part at
+        millions of rows): the DBAPI cursor on SQLite, ``COPY ... TO STDOUT`` on PostgreSQL.
+        ``_from_sql`` types the columns afterwards."""
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        sql = str(compiled)
+        raw = conn.connection.driver_connection
+        if self.dialect == "postgresql" and hasattr(raw.cursor(), "copy"):
+            buf = io.BytesIO()
+            with raw.cursor() as cur:
+                with cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER false, NULL '\\N')") as cp:
+                    for block in cp:
+                        buf.write(block)
+            buf.seek(0)
+            if buf.getbuffer().nbytes == 0:
+                return pd.DataFrame(columns=names)
+            return pd.read_csv(buf, header=None, names=names, na_values=["\\N"], keep_default_na=False,
+                               dtype=object)
+        if self.dialect == "sqlite":
+            cur = raw.cursor()
+            try:
+                cur.execute(sql)
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+            return pd.DataFrame.from_records(rows, columns=names)
+        res = conn.execute(stmt)
+        return pd.DataFrame(res.fetchall(), columns=names)
 
     def count(self, table_name: str, start: date | None = None, end: date | None = None) -> int:
         table = self.table(table_name)
@@ -271,15 +305,20 @@ def _from_sql(table: Table, frame: pd.DataFrame, names: list[str]) -> pd.DataFra
     """Typed frame from raw rows: dates → datetime64, booleans → bool, floats → float64."""
     for name in names:
         col_type = table.c[name].type
-        if isinstance(col_type, (Date, DateTime)):
+        if isinstance(col_type, Date):
+            frame[name] = pd.to_datetime(frame[name], format="ISO8601")
+        elif isinstance(col_type, DateTime):
             frame[name] = pd.to_datetime(frame[name])
         elif isinstance(col_type, Float):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
         elif isinstance(col_type, Boolean):
-            frame[name] = frame[name].map(lambda v: None if v is None else bool(v))
-            if frame[name].notna().all():
-                frame[name] = frame[name].astype(bool)
+            # 0/1 on SQLite, 't'/'f' through COPY, True/False elsewhere.
+            mapped = frame[name].map({1: True, 0: False, "1": True, "0": False, "t": True, "f": False,
+                                      True: True, False: False})
+            frame[name] = mapped.astype(bool) if mapped.notna().all() else mapped
         elif isinstance(col_type, Integer):
-            if frame[name].notna().all():
-                frame[name] = frame[name].astype("int64")
+            numeric = pd.to_numeric(frame[name], errors="coerce")
+            frame[name] = numeric.astype("int64") if numeric.notna().all() else numeric
+        elif frame[name].dtype == object and frame[name].isna().any():
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame
