@@ -195,7 +195,7 @@ def parse_positions(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, list[
                     ("expiration", expiration, occ.expiry),
                 ):
                     if given is not None and given != parsed:
-                        problems.append(LedgerProblem(f, r, fld, f"{given!r} disagrees with the OCC symbol ({parsed!r})"))
+                        problems.append(LedgerProblem(f, r, fld, f"{given} disagrees with the OCC symbol ({parsed})"))
                 underlying, option_type, strike, expiration = occ.underlying, occ.option_type, occ.strike, occ.expiry
         elif cls == "PUBLIC" and symbol and not is_valid_public_symbol(symbol):
             problems.append(LedgerProblem(f, r, "symbol", f"{symbol!r} is not a valid ticker"))

@@ -112,7 +112,9 @@ def _normal(keys, days, stream, seed):
 
 
 def _per_symbol_uniform(symbols: Sequence[str], field: str, seed: int) -> np.ndarray:
-    h = stable_hash(list(symbols), salt=f"{seed}:{field}")
+    # FNV-1a alone barely changes the high bits for names differing in the last character (S0001,
+    # S0002, ...); splitmix spreads every input bit over the whole word.
+    h = _splitmix(stable_hash(list(symbols), salt=f"{seed}:{field}"))
     return ((h >> _U64(11)).astype(np.float64) + 0.5) / 9007199254740992.0
 
 
@@ -272,11 +274,13 @@ class SyntheticProvider:
     def _stock_frame(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         sess, close, adj = self._adj_paths(symbols, end)
         present = self._presence(symbols, sess)
+        # The open gaps from the previous session's close on the full path, before slicing, so a
+        # day's OHLC does not depend on where the requested range starts.
+        prev_close = np.vstack([close[:1], close[:-1]])
         sel = sess >= start
-        sess, close, adj, present = sess[sel], close[sel], adj[sel], present[sel]
+        sess, close, adj, present, prev_close = sess[sel], close[sel], adj[sel], present[sel], prev_close[sel]
         if len(sess) == 0:
             return empty_frame(PRICE_COLUMNS)
-        prev_close = np.vstack([close[:1], close[:-1]])
         ordinals = sess.map(pd.Timestamp.toordinal).to_numpy(np.int64)
         keys = stable_hash(symbols, salt=f"ohlc:{self.seed}")
         gap = _normal(keys, ordinals, 3, self.seed) * 0.004
