@@ -271,14 +271,19 @@ class SyntheticProvider:
                 failures[s] = _no_data_reason(s, start_ts, end_ts)
         return FetchResult(frame.sort_values(["date", "symbol"], ignore_index=True), failures)
 
-    def _stock_frame(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    def _stock_frame(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp,
+                     with_year_open: bool = False) -> pd.DataFrame:
         sess, close, adj = self._adj_paths(symbols, end)
         present = self._presence(symbols, sess)
+        # First close of each calendar year on the model path (EPS is reset from it yearly).
+        first_idx = pd.Series(np.arange(len(sess))).groupby(sess.year.to_numpy()).transform("min").to_numpy()
+        year_open = close[first_idx]
         # The open gaps from the previous session's close on the full path, before slicing, so a
         # day's OHLC does not depend on where the requested range starts.
         prev_close = np.vstack([close[:1], close[:-1]])
         sel = sess >= start
         sess, close, adj, present, prev_close = sess[sel], close[sel], adj[sel], present[sel], prev_close[sel]
+        year_open = year_open[sel]
         if len(sess) == 0:
             return empty_frame(PRICE_COLUMNS)
         ordinals = sess.map(pd.Timestamp.toordinal).to_numpy(np.int64)
@@ -296,7 +301,7 @@ class SyntheticProvider:
                 open_[:, j] = high[:, j] = low[:, j] = close[:, j]
         t_idx, s_idx = np.nonzero(present)
         sym_arr = np.asarray(symbols, dtype=object)
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "date": sess.to_numpy()[t_idx],
                 "symbol": sym_arr[s_idx],
@@ -309,6 +314,9 @@ class SyntheticProvider:
                 "source": self.name,
             }
         )[PRICE_COLUMNS]
+        if with_year_open:
+            frame["year_open"] = year_open[t_idx, s_idx]
+        return frame
 
     def _option_frame(self, options: list[str], start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         contracts = [parse_occ(s) for s in options]
@@ -374,13 +382,16 @@ class SyntheticProvider:
                 failures[s] = "options have no valuation fields"
             else:
                 public.append(s)
-        prices = self.fetch_prices(public, start, end).frame
-        if prices.empty:
+        start_ts, end_ts = max(pd.Timestamp(start), EPOCH), pd.Timestamp(end)
+        chunks = [self._stock_frame(public[i : i + 400], start_ts, end_ts, with_year_open=True)
+                  for i in range(0, len(public), 400)]
+        p = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
+        if p.empty:
             for s in public:
                 failures.setdefault(s, _no_data_reason(s, pd.Timestamp(start), pd.Timestamp(end)))
             return FetchResult(empty_frame(VALUATION_COLUMNS), failures)
         stocks = [s for s in public if s not in FACTOR_ETFS]
-        p = prices[["date", "symbol", "close"]].copy()
+        p = p[["date", "symbol", "close", "year_open"]]
         p["eps"] = np.nan
         p["fwd_eps"] = np.nan
         p["shares"] = np.nan
@@ -388,14 +399,6 @@ class SyntheticProvider:
         p["dividend_yield"] = np.where(p["symbol"].isin(FACTOR_ETFS), 0.018, np.nan)
         if stocks:
             exp = planted_exposures(stocks, self.seed)
-            sess, close, _ = self._adj_paths(stocks, end)
-            # First close of each calendar year (model path, before missing-day masking).
-            year = sess.year.to_numpy()
-            first_idx = pd.Series(np.arange(len(sess))).groupby(year).transform("min").to_numpy()
-            year_open = pd.DataFrame(close[first_idx], index=sess, columns=stocks)
-            long = year_open.stack().rename("year_open").reset_index()
-            long.columns = ["date", "symbol", "year_open"]
-            p = p.merge(long, on=["date", "symbol"], how="left")
             e = exp.reindex(p["symbol"])
             is_stock = p["symbol"].isin(stocks).to_numpy()
             eps = e["eps_yield"].to_numpy() * p["year_open"].to_numpy()
