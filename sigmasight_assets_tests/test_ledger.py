@@ -61,8 +61,10 @@ def test_sample_files_parse():
     aapl = pos.set_index("symbol").loc["AAPL"]
     assert aapl["position_id"] == "AAPL@2025-01-02"
     assert pos.set_index("symbol").loc["TSLA", "quantity"] == -200.0
+    raw = pd.read_csv(SAMPLE_POSITIONS).set_index("symbol")
     xom = pos.set_index("symbol").loc["XOM"]
-    assert xom["exit_date"] == pd.Timestamp("2026-05-01") and xom["exit_price"] == 7764.4
+    assert xom["exit_date"] == pd.Timestamp("2026-05-01") and xom["exit_price"] == raw.loc["XOM", "exit_price"]
+    assert (pos.set_index("symbol")["entry_price"] == raw["entry_price"].reindex(pos["symbol"])).all()
     assert pos.set_index("symbol").loc["PRIVATE_FUND_A", "manual_value"] == 310000.0
     assert pd.isna(aapl["manual_value"])
     assert not pos["deleted"].any()
@@ -160,13 +162,7 @@ def test_public_declared_for_an_option_symbol(tmp_path):
     "field, value, parsed",
     [
         ("strike", "470", "460.0"),
-        pytest.param(
-            "expiration", "2025-09-20", "2025-09-19",
-            marks=pytest.mark.xfail(strict=True, reason=(
-                "bug: ledger.py line 198 formats the values with !r, so dates read "
-                "'datetime.date(2025, 9, 20) disagrees with the OCC symbol (datetime.date(2025, 9, 19))'; "
-                "fix: format with str() (or .isoformat() for dates)")),
-        ),
+        ("expiration", "2025-09-20", "2025-09-19"),
         ("option_type", "P", "C"),
         ("underlying", "QQQ", "SPY"),
     ],
@@ -176,6 +172,7 @@ def test_occ_fields_disagreeing(tmp_path, field, value, parsed):
     err = problems_of(p)
     assert_problem(err, p, 2, field, "disagrees with the OCC symbol")
     assert parsed in str(err)
+    assert "datetime" not in str(err)  # values read as the user wrote them, not as Python reprs
 
 
 def test_occ_fields_agreeing_are_accepted(tmp_path):

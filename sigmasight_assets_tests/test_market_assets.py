@@ -260,14 +260,6 @@ def test_partitions_in_any_order_give_the_same_closes(market_run, split_run):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: market_data/synthetic.py _stock_frame builds prev_close after slicing to the requested "
-        "range, so the first partition of every run gets a different open/high/low than when it is "
-        "inside a longer run; fix: compute prev_close on the full path before applying `sel`"
-    ),
-)
 def test_partitions_in_any_order_give_identical_rows(market_run, split_run):
     whole = market_run["wh"].read("prices").sort_values(["date", "symbol"], ignore_index=True)
     split = split_run.read("prices").sort_values(["date", "symbol"], ignore_index=True)

@@ -141,17 +141,9 @@ def test_range_stability_closes_and_volumes(provider):
     pd.testing.assert_frame_equal(vshort, vsl, check_exact=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: market_data/synthetic.py _stock_frame (line ~279) computes prev_close after slicing the "
-        "path to the requested range, so the first requested session's open (and high/low) uses its "
-        "own close instead of the previous session's; fix: build prev_close on the full path before "
-        "applying `sel`"
-    ),
-)
 def test_range_stability_all_columns(provider):
-    """Open, high and low of a sub-range's first day equal those in a longer request."""
+    """Open, high and low of a sub-range's first day equal those in a longer request (the open gaps
+    from the previous session's close on the full path, not from the first requested close)."""
     short, sl = _range_pair(provider, RANGE_SYMBOLS)
     pd.testing.assert_frame_equal(short, sl, check_exact=True)
 
@@ -318,14 +310,6 @@ def test_planted_exposures_follow_their_documented_ranges():
         assert abs(exp[name].std() - 0.5) < 0.1, name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: market_data/synthetic.py _per_symbol_uniform uses the raw FNV-1a hash bits without "
-        "mixing, so symbols that differ only in their last characters (SYM00001, SYM00002, …) get "
-        "almost identical planted exposures; fix: h = _splitmix(stable_hash(...)) before taking bits"
-    ),
-)
 def test_planted_exposures_spread_for_sequential_symbol_names():
     """Benchmarks and users name symbols S0001…S5000; their exposures must still span the ranges."""
     syms = [f"SYM{i:05d}" for i in range(200)]
