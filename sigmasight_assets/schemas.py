@@ -6,7 +6,6 @@ before anything is written, so the warehouse keeps the last good data.
 
 from __future__ import annotations
 
-import pandera.pandas as pa
 from pandera.pandas import Check, Column, DataFrameSchema
 
 _date = Column("datetime64[ns]", nullable=False)

@@ -8,7 +8,6 @@ processed in chunks so a year-long backfill at full scale stays within memory; e
 partitions are replaced atomically (delete-then-insert in one transaction per table).
 """
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -23,7 +22,6 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
-    MetadataValue,
     TimeWindowPartitionMapping,
     multi_asset,
 )
