@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job, materialize
 
-from .partitions import trading_days
-
 # The whole graph for a partition (or a range, as one run): what the nightly schedule launches.
+# Its partitions are those of the selected assets (all share `trading_days`).
 daily_graph_job = define_asset_job(
     "daily_risk_graph",
-    selection=AssetSelection.all() - AssetSelection.keys("portfolios"),
-    partitions_def=trading_days,
+    selection=AssetSelection.all() - AssetSelection.assets("portfolios"),
     description="Materialise every partitioned asset (market data → symbol analytics → portfolio analytics) for a trading day or range.",
 )
 
