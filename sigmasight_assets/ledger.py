@@ -88,6 +88,7 @@ class Ledger:
     positions: pd.DataFrame
     capital_flows: pd.DataFrame
     problems: list[LedgerProblem] = field(default_factory=list)
+    flows_given: bool = True  # False: positions only; stored flows are kept
 
 
 def _read(path: Path, required: list[str], optional: list[str], problems: list[LedgerProblem]) -> pd.DataFrame | None:
@@ -297,7 +298,7 @@ def parse_ledger(positions_path: str | Path, flows_path: str | Path | None = Non
         problems += flow_problems
     if problems:
         raise LedgerValidationError(problems)
-    return Ledger(portfolios, positions, flows)
+    return Ledger(portfolios, positions, flows, flows_given=flows_path is not None)
 
 
 def private_symbols(positions: pd.DataFrame) -> set[str]:

@@ -355,3 +355,22 @@ def test_cli_list(warehouse):
     for pid in ("P-LONG", "P-LS", "P-OPT", "P-PRIV"):
         assert pid in res.output
     assert "Family office with private assets" in res.output
+
+
+def test_reloading_positions_alone_keeps_capital_flows(warehouse, loaded_sample):
+    before = read_ledger(warehouse)[2]
+    assert len(before) == len(loaded_sample.capital_flows) > 0
+    store_ledger(warehouse, parse_ledger(SAMPLE_POSITIONS))  # no flows file
+    after = read_ledger(warehouse)[2]
+    pd.testing.assert_frame_equal(
+        before.sort_values(["portfolio_id", "flow_id"]).reset_index(drop=True),
+        after.sort_values(["portfolio_id", "flow_id"]).reset_index(drop=True),
+    )
+
+
+def test_reloading_with_a_flows_file_replaces_the_flows(warehouse, loaded_sample, tmp_path):
+    flows = tmp_path / "flows.csv"
+    flows.write_text("portfolio_id,date,amount\nP-LONG,2024-12-31,5000\n")
+    store_ledger(warehouse, parse_ledger(SAMPLE_POSITIONS, flows))
+    after = read_ledger(warehouse)[2]
+    assert after["amount"].tolist() == [5000.0]

@@ -12,8 +12,10 @@ from .repository import Warehouse
 def store_ledger(wh: Warehouse, ledger) -> dict[str, int]:
     """Replace the ledgers of the portfolios in ``ledger`` in one transaction.
 
-    Portfolios not named in the files are left untouched; a named portfolio's positions and flows
-    are replaced as a whole (the file is the source of truth for that book).
+    Portfolios not named in the files are left untouched. A portfolio in the positions file has its
+    positions replaced as a whole (the file is the source of truth for that book); its capital flows
+    are replaced only when a flows file was given (then for every portfolio in either file), so
+    reloading positions alone never drops recorded flows.
     """
     ids = list(ledger.portfolios["portfolio_id"])
     flow_ids = set(ledger.capital_flows["portfolio_id"]) if len(ledger.capital_flows) else set()
@@ -21,7 +23,8 @@ def store_ledger(wh: Warehouse, ledger) -> dict[str, int]:
     with wh.engine.begin() as conn:
         wh.delete_in(conn, "portfolios", "portfolio_id", ids)
         wh.delete_in(conn, "positions", "portfolio_id", ids)
-        wh.delete_in(conn, "capital_flows", "portfolio_id", sorted(set(ids) | flow_ids))
+        if getattr(ledger, "flows_given", True):
+            wh.delete_in(conn, "capital_flows", "portfolio_id", sorted(set(ids) | flow_ids))
         wh.insert(conn, "portfolios", books)
         wh.insert(conn, "positions", ledger.positions)
         wh.insert(conn, "capital_flows", ledger.capital_flows)
