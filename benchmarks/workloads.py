@@ -1,0 +1,351 @@
+"""One benchmark workload per process: ``python -m benchmarks.workloads NAME PARAMS.json``.
+
+``benchmarks.run`` starts each workload in a fresh child process (so its wall time, CPU time and
+peak RSS are the child's own) with ``DAGSTER_HOME`` and ``SIGMASIGHT_DATABASE_URL`` set, and reads
+the JSON the workload writes to ``params["result_path"]``: in-process timings (the Dagster run's
+wall time, per-step durations from the run's STEP_SUCCESS events, time spent inside the market-data
+provider, rows written per asset, read latencies, rows/s).
+
+The pipeline workloads go through the real code paths: ``materialize_range`` (Dagster, single-run
+backfill policy, the persistent instance in ``DAGSTER_HOME``) with the ``WarehouseResource`` and a
+``MarketDataResource`` whose provider is wrapped only to time its fetch calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SYMBOL_ASSETS = ["symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
+                 "factor_covariance", "symbol_metrics"]
+PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
+
+# Seconds spent inside the provider's fetch calls during this process (see TimedMarketDataResource).
+FETCH = {"fetch_prices_s": 0.0, "fetch_prices_calls": 0, "fetch_valuations_s": 0.0, "fetch_valuations_calls": 0,
+         "fetch_cpu_s": 0.0}
+
+
+def _cpu() -> float:
+    """CPU seconds (user + sys) of this process so far, all threads."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class _TimedProvider:
+    """Delegates to the real provider and adds the time of each fetch to ``FETCH``."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.name = inner.name
+
+    def fetch_prices(self, symbols, start, end):
+        t0, c0 = time.perf_counter(), _cpu()
+        try:
+            return self._inner.fetch_prices(symbols, start, end)
+        finally:
+            FETCH["fetch_prices_s"] += time.perf_counter() - t0
+            FETCH["fetch_cpu_s"] += _cpu() - c0
+            FETCH["fetch_prices_calls"] += 1
+
+    def fetch_valuations(self, symbols, start, end):
+        t0, c0 = time.perf_counter(), _cpu()
+        try:
+            return self._inner.fetch_valuations(symbols, start, end)
+        finally:
+            FETCH["fetch_valuations_s"] += time.perf_counter() - t0
+            FETCH["fetch_cpu_s"] += _cpu() - c0
+            FETCH["fetch_valuations_calls"] += 1
+
+    def __getattr__(self, item):
+        return getattr(self._inner, item)
+
+
+def _resources(params: dict) -> dict:
+    from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
+
+    class TimedMarketDataResource(MarketDataResource):
+        def get(self):
+            return _TimedProvider(super().get())
+
+    return {
+        "warehouse": WarehouseResource(url=params["db_url"]),
+        "market_data": TimedMarketDataResource(spec="synthetic", seed=int(params.get("market_seed", 7))),
+    }
+
+
+def _run_summary(result) -> dict:
+    """Per-step durations and rows written per asset, from the run's events."""
+    steps = {}
+    for ev in result.get_step_success_events():
+        steps[ev.step_key] = round(ev.event_specific_data.duration_ms / 1000.0, 3)
+    # A single-run backfill emits one materialization per partition, each carrying the run's metadata
+    # (``rows`` = rows written by the whole run), so take the value, not the sum over events.
+    rows = {}
+    for ev in result.get_asset_materialization_events():
+        mat = ev.step_materialization_data.materialization
+        key = mat.asset_key.to_user_string()
+        value = mat.metadata.get("rows")
+        if value is not None:
+            rows[key] = max(rows.get(key, 0), int(value.value))
+    return {"run_id": result.run_id, "success": bool(result.success), "step_seconds": steps, "rows_written": rows,
+            "dagster_events": len(result.all_events)}
+
+
+def _materialize(params: dict, start: str, end: str, selection: list[str] | None) -> dict:
+    from dagster import DagsterInstance
+
+    from sigmasight_assets.defs.jobs import materialize_range
+
+    with DagsterInstance.get() as instance:
+        t0, c0 = time.perf_counter(), _cpu()
+        result = materialize_range(start, end, instance=instance, selection=selection, resources=_resources(params))
+        run_s, run_cpu = time.perf_counter() - t0, _cpu() - c0
+    out = {"partition_range": f"{start}..{end}", "run_seconds": round(run_s, 3), "run_cpu_seconds": round(run_cpu, 3),
+           **_run_summary(result), **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in FETCH.items()}}
+    out["fetch_seconds"] = round(FETCH["fetch_prices_s"] + FETCH["fetch_valuations_s"], 3)
+    out["run_seconds_excluding_fetch"] = round(run_s - out["fetch_seconds"], 3)
+    out["run_cpu_seconds_excluding_fetch"] = round(run_cpu - FETCH["fetch_cpu_s"], 3)
+    return out
+
+
+# -- workloads ---------------------------------------------------------------------------------------
+def setup_ledger(params: dict) -> dict:
+    """Generate the benchmark ledger and store it (sigmasight_assets.warehouse.ledger.store_ledger)."""
+    from sigmasight_assets.warehouse import Warehouse
+    from sigmasight_assets.warehouse.ledger import store_ledger
+
+    from .generate import generate_ledger, summary, write_csv
+
+    d = params["dates"]
+    t0 = time.perf_counter()
+    ledger = generate_ledger(params["portfolios"], params["symbols"], params["positions"], d["entry_start"],
+                             d["entry_end"], d["range_end"], seed=params["seed"], market_seed=params["market_seed"])
+    gen_s = time.perf_counter() - t0
+    csv_dir = Path(params["workdir"]) / "ledger"
+    write_csv(ledger, csv_dir)
+    wh = Warehouse(params["db_url"])
+    wh.create_all()
+    t0 = time.perf_counter()
+    counts = store_ledger(wh, ledger)
+    store_s = time.perf_counter() - t0
+    return {"generate_seconds": round(gen_s, 3), "store_seconds": round(store_s, 3), "stored": counts,
+            "ledger": summary(ledger), "csv": str(csv_dir)}
+
+
+def setup_history(params: dict) -> dict:
+    """symbol_universe + prices over the history sessions before the first measured partition."""
+    d = params["dates"]
+    return _materialize(params, d["history_start"], d["history_end"], ["symbol_universe", "prices"])
+
+
+def w3_backfill(params: dict) -> dict:
+    """The whole graph over the benchmark range as one single-run backfill."""
+    d = params["dates"]
+    return _materialize(params, d["range_start"], d["range_end"], None)
+
+
+def w1_symbol_partition(params: dict) -> dict:
+    """One partition (the session after the range) of every symbol-level asset."""
+    d = params["dates"]
+    return _materialize(params, d["next_day"], d["next_day"], SYMBOL_ASSETS)
+
+
+def w2_portfolio_partition(params: dict) -> dict:
+    """One partition (the session after the range) of the portfolio_analytics multi-asset."""
+    d = params["dates"]
+    return _materialize(params, d["next_day"], d["next_day"], PORTFOLIO_ASSETS)
+
+
+def w5_portfolio_reads(params: dict) -> dict:
+    """Latest snapshot, exposures and stress results of one portfolio, for random portfolios."""
+    from sigmasight_assets.warehouse import Warehouse
+
+    wh = Warehouse(params["db_url"])
+    ids = wh.read("portfolios", columns=["portfolio_id"])["portfolio_id"].to_numpy()
+    rng = np.random.default_rng(params["seed"])
+    n = int(params.get("reads", 200))
+    sample = rng.choice(ids, size=n, replace=len(ids) < n)
+    warmup = 5
+
+    def lookup(pid):
+        t = [time.perf_counter()]
+        day = wh.query("SELECT max(date) AS d FROM portfolio_snapshots WHERE portfolio_id = :p", p=pid)["d"].iloc[0]
+        t.append(time.perf_counter())
+        snap = wh.read("portfolio_snapshots", day, day, keys=[pid])
+        t.append(time.perf_counter())
+        expo = wh.read("aggregated_exposures", day, day, keys=[pid])
+        t.append(time.perf_counter())
+        stress = wh.read("stress_results", day, day, keys=[pid])
+        t.append(time.perf_counter())
+        return np.diff(t), (len(snap), len(expo), len(stress))
+
+    for pid in sample[:warmup]:
+        lookup(pid)
+    parts, rows = [], []
+    for pid in sample:
+        dt, r = lookup(pid)
+        parts.append(dt)
+        rows.append(r)
+    parts = np.array(parts) * 1000.0
+    total = parts.sum(axis=1)
+    names = ["latest_date", "snapshot", "exposures", "stress"]
+
+    def stats(x):
+        return {"median_ms": round(float(np.median(x)), 3), "p95_ms": round(float(np.percentile(x, 95)), 3),
+                "max_ms": round(float(np.max(x)), 3), "mean_ms": round(float(np.mean(x)), 3)}
+
+    rows = np.array(rows)
+    return {"portfolios_sampled": n, "portfolios_in_warehouse": len(ids), "warmup_lookups": warmup,
+            "total": stats(total), "parts": {k: stats(parts[:, i]) for i, k in enumerate(names)},
+            "rows_per_lookup": {"snapshot": float(rows[:, 0].mean()), "exposures": float(rows[:, 1].mean()),
+                                "stress": float(rows[:, 2].mean())},
+            "empty_lookups": int((rows[:, 0] == 0).sum())}
+
+
+def w4_regression(params: dict) -> dict:
+    """benchmarks/bench_regression.py at the benchmark's symbol count (its own random data)."""
+    from . import bench_regression
+
+    out = Path(params["workdir"]) / "results_regression_run.json"
+    if out.exists():
+        out.unlink()
+    argv = ["--symbols", str(params["symbols"]), "--range-days", "0", "--output", str(out)]
+    rc = bench_regression.main(argv)
+    record = json.loads(out.read_text())[-1]
+    record["exit_code"] = rc
+    return record
+
+
+def _io_frames(params: dict, shape: str) -> tuple[str, pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+    """A prices-shaped or ridge_factors-shaped frame: (symbols + 8 ETFs) × range sessions (× 6 factors)."""
+    from sigmasight_assets import calendar
+    from sigmasight_assets.config import FACTOR_ETFS
+
+    from .generate import symbol_names
+
+    d = params["dates"]
+    sess = calendar.sessions(d["range_start"], d["range_end"])
+    symbols = np.array(symbol_names(params["symbols"]) + list(FACTOR_ETFS), dtype=object)
+    rng = np.random.default_rng(1)
+    if shape == "prices":
+        n = len(sess) * len(symbols)
+        close = np.round(rng.uniform(5, 500, n), 4)
+        frame = pd.DataFrame({
+            "date": np.repeat(sess.to_numpy(), len(symbols)),
+            "symbol": np.tile(symbols, len(sess)),
+            "open": np.round(close * rng.uniform(0.98, 1.02, n), 4),
+            "high": np.round(close * 1.01, 4),
+            "low": np.round(close * 0.99, 4),
+            "close": close,
+            "adj_close": np.round(close * 0.995, 4),
+            "volume": np.round(rng.uniform(1e5, 1e8, n)),
+            "source": "synthetic",
+        })
+        return "prices", frame, sess[0], sess[-1]
+    factors = np.array(["value", "growth", "momentum", "quality", "size", "low_volatility"], dtype=object)
+    per_day = len(symbols) * len(factors)
+    n = len(sess) * per_day
+    raw = rng.normal(0, 1.2, n)
+    frame = pd.DataFrame({
+        "date": np.repeat(sess.to_numpy(), per_day),
+        "symbol": np.tile(np.repeat(symbols, len(factors)), len(sess)),
+        "factor": np.tile(factors, len(sess) * len(symbols)),
+        "beta": np.clip(raw, -5, 5),
+        "raw_beta": raw,
+        "capped": np.abs(raw) > 5,
+        "alpha": 1.0,
+        "r_squared": rng.uniform(0, 1, n),
+        "std_error": np.nan,
+        "p_value": np.nan,
+        "observations": np.full(n, 90, dtype=np.int64),
+    })
+    return "ridge_factors", frame, sess[0], sess[-1]
+
+
+def w6_io(params: dict) -> dict:
+    """replace_partitions then read of one table shape on a throwaway database."""
+    from sigmasight_assets.warehouse import Warehouse
+
+    backend, shape = params["io_backend"], params["io_shape"]
+    t0 = time.perf_counter()
+    table, frame, start, end = _io_frames(params, shape)
+    gen_s = time.perf_counter() - t0
+    url, cleanup = _throwaway_db(params, backend, shape)
+    try:
+        wh = Warehouse(url)
+        wh.create_all()
+        t0 = time.perf_counter()
+        written = wh.replace_partitions(table, frame, start, end)
+        write_s = time.perf_counter() - t0
+        n = len(frame)
+        del frame
+        t0 = time.perf_counter()
+        back = wh.read(table, start, end)
+        read_s = time.perf_counter() - t0
+        n_read = len(back)
+        del back
+        size = None
+        if backend == "sqlite":
+            size = sum(p.stat().st_size for p in Path(url.split("///", 1)[1]).parent.glob(Path(url).name + "*"))
+        else:
+            size = int(wh.query("SELECT pg_total_relation_size(:t) AS s", t=table)["s"].iloc[0])
+        wh.engine.dispose()
+    finally:
+        cleanup()
+    return {"backend": backend, "table": table, "rows": n, "rows_read": n_read, "generate_seconds": round(gen_s, 3),
+            "write_seconds": round(write_s, 3), "read_seconds": round(read_s, 3),
+            "write_rows_per_s": round(written / write_s), "read_rows_per_s": round(n_read / read_s),
+            "table_bytes": size}
+
+
+def _throwaway_db(params: dict, backend: str, shape: str):
+    if backend == "sqlite":
+        path = Path(params["workdir"]) / f"io_{shape}.sqlite"
+        for p in path.parent.glob(path.name + "*"):
+            p.unlink()
+
+        def cleanup():
+            for p in path.parent.glob(path.name + "*"):
+                p.unlink()
+
+        return f"sqlite:///{path}", cleanup
+    from .pg import create_database, drop_database
+
+    name = f"sigmasight_bench_io_{shape}_{os.getpid()}"
+    url = create_database(params["pg_url"], name)
+    return url, lambda: drop_database(params["pg_url"], name)
+
+
+WORKLOADS = {
+    "setup_ledger": setup_ledger,
+    "setup_history": setup_history,
+    "w3_backfill": w3_backfill,
+    "w1_symbol_partition": w1_symbol_partition,
+    "w2_portfolio_partition": w2_portfolio_partition,
+    "w5_portfolio_reads": w5_portfolio_reads,
+    "w4_regression": w4_regression,
+    "w6_io": w6_io,
+}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    name, params_path = argv[0], Path(argv[1])
+    params = json.loads(params_path.read_text())
+    t0 = time.perf_counter()
+    out = WORKLOADS[name](params)
+    out["workload_seconds"] = round(time.perf_counter() - t0, 3)
+    Path(params["result_path"]).write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(json.dumps(out, default=str)[:2000])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
