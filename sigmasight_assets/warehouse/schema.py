@@ -261,4 +261,23 @@ stress_results = _asset_table(
     extra_key="scenario_id",
 )
 
+# --- operations -----------------------------------------------------------------------------------
+# One row per problem run: a failed run (``kind = failure``, written by ``run_failure_sensor``) or a
+# run still going past the configured maximum runtime (``kind = max_runtime``). Not an asset table.
+run_failures = Table(
+    "run_failures",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # failure | max_runtime
+    Column("job_name", String(200), nullable=False),
+    Column("partition_range", String(64)),  # "2025-01-02" or "2025-01-02...2025-03-31"
+    Column("step_keys", Text),  # comma-separated failed steps
+    Column("error", Text),
+    Column("trigger", String(64)),  # schedule / sensor that launched it, if any
+    Column("runtime_minutes", Float),
+    Column("occurred_at", DateTime(timezone=False), nullable=False),  # UTC
+    Column("recorded_at", DateTime(timezone=False), nullable=False),  # UTC
+)
+Index("ix_run_failures_occurred_at", run_failures.c.occurred_at)
+
 TABLES = {t.name: t for t in metadata.sorted_tables}
