@@ -82,6 +82,7 @@ class Warehouse:
         for attempt in range(retries + 1):
             try:
                 with self.engine.begin() as conn:
+                    self._lock_partitions(conn, table, start, end)
                     cond = and_(table.c.date >= start, table.c.date <= end)
                     for col, value in (extra_filter or {}).items():
                         cond = and_(cond, table.c[col] == value)
@@ -99,6 +100,22 @@ class Warehouse:
                     raise
                 time.sleep(0.5 * 2**attempt)
         return 0  # pragma: no cover
+
+    def _lock_partitions(self, conn: Connection, table: Table, start: date, end: date) -> None:
+        """PostgreSQL: serialise writers of the same (table, day) until commit.
+
+        Under READ COMMITTED a second writer's DELETE cannot see rows the first inserted after the
+        second's statement began, so two runs replacing the same partition at once made the later
+        one fail on the unique (date, key) index. Transaction-level advisory locks, one per day and
+        taken in ascending order (no deadlock between overlapping ranges), make it wait instead:
+        the last writer wins with one complete copy. SQLite's database lock already serialises.
+        """
+        if self.dialect != "postgresql":
+            return
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:t, d) FROM generate_series(:a, :b) AS d ORDER BY d"),
+            {"t": _lock_key(table.name), "a": start.toordinal(), "b": end.toordinal()},
+        )
 
     def delete_in(self, conn: Connection, table_name: str, column: str, values: Sequence) -> None:
         """Within the caller's transaction: delete rows whose ``column`` is in ``values``."""
@@ -217,6 +234,13 @@ class Warehouse:
         with self.engine.connect() as conn:
             res = conn.execute(text(sql), params)
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+
+def _lock_key(table_name: str) -> int:
+    """A stable signed 32-bit advisory-lock key per table (same in every process)."""
+    import zlib
+
+    return zlib.crc32(f"sigmasight:{table_name}".encode()) - 2**31
 
 
 def _is_transient(exc: OperationalError) -> bool:
