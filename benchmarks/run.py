@@ -245,10 +245,13 @@ def evaluate(rec: dict) -> tuple[str, bool | None]:
                 f"fetch {d['fetch_seconds']:.1f} s; excl. fetch {d['run_seconds_excluding_fetch']:.1f} s wall / "
                 f"{d.get('run_cpu_seconds_excluding_fetch', float('nan')):.1f} s CPU; {rows:,} rows written")
         if name == "w1_symbol_partition":
+            rec["meets_target_on_cpu"] = d.get("run_cpu_seconds_excluding_fetch", float("inf")) <= 15.0
             return text, d["run_seconds_excluding_fetch"] <= 15.0
         if name == "w2_portfolio_partition":
+            rec["meets_target_on_cpu"] = d.get("run_cpu_seconds", float("inf")) <= 60.0
             return text, d["run_seconds"] <= 60.0
         if name == "w3_backfill":
+            rec["meets_target_on_cpu"] = rec["cpu_s"] <= 20 * 60 and rec["peak_rss_mb"] <= 4096
             return text, rec["wall_s"] <= 20 * 60 and rec["peak_rss_mb"] <= 4096
         return text, None
     if name == "w5_portfolio_reads":
@@ -257,7 +260,7 @@ def evaluate(rec: dict) -> tuple[str, bool | None]:
                 f"{d['portfolios_sampled']} portfolios", t["p95_ms"] < 100.0)
     if name == "w4_regression":
         return (f"vectorised {d['vectorised_seconds']:.3f} s vs loop {d['loop_seconds']:.1f} s = "
-                f"{d['speedup']:.0f}×; max |diff| {d['max_abs_difference']:.1e}",
+                f"{d['speedup']:.0f}×; max abs difference {d['max_abs_difference']:.1e}",
                 d["speedup"] >= 100 and d["max_abs_difference"] <= 1e-10)
     if name == "w6_io":
         return (f"{d['backend']} {d['table']} {d['rows']:,} rows: write {d['write_seconds']:.1f} s "
@@ -299,15 +302,18 @@ def render_markdown(report: dict) -> str:
         f"- load average (1/5/15 min) before: {report['load_average_before']}, after: {report.get('load_average_after')}",
         "- each row is one child process: wall = child elapsed time (interpreter start and imports included), "
         "CPU = user + sys of the child, peak RSS = the child's ru_maxrss",
+        "- 'meets (wall)' judges the target on elapsed time as measured (inflated when other jobs share the 2 "
+        "cores: see the load averages); 'meets (CPU)' judges the same quantity on CPU seconds, an estimate "
+        "of the elapsed time on an otherwise idle machine (the code is mostly single-threaded)",
         "",
-        "| workload | db | wall s | CPU s | peak RSS MB | result | target | meets |",
-        "|---|---|---:|---:|---:|---|---|---|",
+        "| workload | db | wall s | CPU s | peak RSS MB | result | target | meets (wall) | meets (CPU) |",
+        "|---|---|---:|---:|---:|---|---|---|---|",
     ]
     for rec in report["runs"]:
         lines.append(
             f"| {rec['label']} | {rec.get('database', '')} | {rec['wall_s']:.1f} | {rec['cpu_s']:.1f} | "
             f"{rec['peak_rss_mb']:,.0f} | {rec.get('summary', '')} | {rec.get('target') or ''} | "
-            f"{_fmt_mark(rec.get('meets_target'))} |"
+            f"{_fmt_mark(rec.get('meets_target'))} | {_fmt_mark(rec.get('meets_target_on_cpu'))} |"
         )
     for rec in report["runs"]:
         d = rec.get("details") or {}
@@ -375,6 +381,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--market-seed", type=int, default=7, help="seed of the synthetic market")
     p.add_argument("--timeout-minutes", type=float, default=None, help="kill a workload child after this long")
     p.add_argument("--cprofile", default="", help="run these workload ids under cProfile (timings inflated)")
+    p.add_argument("--rerender", type=Path, default=None, metavar="RESULTS.json",
+                   help="only re-render --out (markdown) from an existing results JSON (e.g. after adding notes)")
     p.add_argument("--pyspy", default="", help="attach `py-spy record` (20 Hz, non-blocking) to these workload ids; "
                                                "the collapsed stacks and a text summary go to the workdir")
     p.add_argument("--code-ref", default=None,
@@ -407,6 +415,11 @@ def main(argv=None) -> int:
     from .pg import DEFAULT_PG_URL, available, create_database, drop_database
 
     args = parse_args(argv)
+    if args.rerender:
+        report = json.loads(args.rerender.read_text())
+        write_reports(report, args.out, args.rerender)
+        print(f"[bench] rendered {args.out} from {args.rerender}")
+        return 0
     argv_text = " ".join(["python -m benchmarks.run", *(sys.argv[1:] if argv is None else argv)])
     selected = {int(x) for x in str(args.workloads).split(",") if x.strip()}
     pg_url = args.pg_url or os.environ.get("SIGMASIGHT_BENCH_PG_URL", DEFAULT_PG_URL)
