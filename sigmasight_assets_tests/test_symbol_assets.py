@@ -272,10 +272,6 @@ def test_too_little_history_is_no_row_and_a_counted_reason_never_a_zero_beta(gra
     assert (betas.query("symbol == 'NEWCO' and factor == 'provider'")["beta"].notna()).sum() == len(RANGE)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: defs/symbol_assets.py _finish_regression counts a symbol-day as computed when it has any row, "
-    "so for symbol_betas a NEWCO day with only its provider beta is both 'computed' and 'skipped' "
-    "(symbol_days_computed + symbol_days_skipped > universe, universe_share 1.0 beside a 2.5% failure_rate)"))
 def test_symbol_betas_metadata_counts_each_symbol_day_once(graph):
     md = metadata(graph["single"], "symbol_betas")
     n_pairs = len(public_pairs(graph["wh"]))

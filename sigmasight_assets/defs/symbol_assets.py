@@ -76,17 +76,23 @@ def _restrict(frame: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(pairs, on=["date", "symbol"], how="inner")
 
 
+def _regression_pairs(results: pd.DataFrame) -> pd.DataFrame:
+    """(date, symbol) with at least one estimated beta; the provider's published beta is not an estimate."""
+    return results.loc[results["factor"] != "provider", ["date", "symbol"]].drop_duplicates()
+
+
 def _skip_status(asset_name: str, inputs: SymbolInputs, results: pd.DataFrame, skipped: pd.DataFrame) -> pd.DataFrame:
-    """symbol_status rows: the calc's reasons, plus 'no prices' for universe symbols it never saw."""
-    skipped = _restrict(skipped.drop_duplicates(["date", "symbol"]), inputs.pairs)
-    seen = pd.concat([results[["date", "symbol"]], skipped[["date", "symbol"]]]).drop_duplicates()
-    unseen = inputs.pairs.merge(seen.assign(_s=1), on=["date", "symbol"], how="left")
-    unseen = unseen[unseen["_s"].isna()][["date", "symbol"]].assign(reason="no prices in the window")
-    out = pd.concat([skipped[["date", "symbol", "reason"]], unseen], ignore_index=True)
+    """symbol_status rows for universe symbol-days without any estimated beta, with the calc's reason
+    (the first one when several regressions were skipped), or 'no prices in the window'."""
+    reasons = skipped.reindex(columns=["date", "symbol", "reason"]).drop_duplicates(["date", "symbol"])
+    reasons["date"] = pd.to_datetime(reasons["date"])
+    missing = inputs.pairs.merge(_regression_pairs(results).assign(_ok=1), on=["date", "symbol"], how="left")
+    missing = missing[missing["_ok"].isna()][["date", "symbol"]]
+    out = missing.merge(reasons, on=["date", "symbol"], how="left")
+    out["reason"] = out["reason"].fillna("no prices in the window").astype(object)
     out["asset"] = asset_name
     out["status"] = "skipped"
-    out["reason"] = out["reason"].astype(object)
-    return out[["date", "symbol", "asset", "status", "reason"]]
+    return out[["date", "symbol", "asset", "status", "reason"]].reset_index(drop=True)
 
 
 def _reason_counts(status: pd.DataFrame) -> dict[str, int]:
@@ -117,7 +123,7 @@ def _finish_regression(context, wh, asset_name: str, inputs: SymbolInputs, resul
     written = write_partitions(wh, asset_name, results, days[0], days[-1], keys=scope)
     write_partitions(wh, "symbol_status", status, days[0], days[-1], keys=scope, extra_filter={"asset": asset_name})
     n_pairs = len(inputs.pairs)
-    with_result = results[["date", "symbol"]].drop_duplicates().shape[0]
+    with_result = len(_regression_pairs(results))
     share = with_result / n_pairs if n_pairs else 1.0
     failure_rate = len(status) / n_pairs if n_pairs else 0.0
     reasons = _reason_counts(status)
@@ -202,7 +208,7 @@ def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse:
         "capped": vals["provider_beta"].abs() > BETA_CAP,
     })
     results = pd.concat([*parts, provider], ignore_index=True)
-    # A symbol-day is skipped only when neither regression produced a result.
+    # A symbol-day counts as skipped (in symbol_status) only when neither regression produced a beta.
     skipped = pd.concat(skips, ignore_index=True)
     return _finish_regression(context, wh, "symbol_betas", inputs, results, skipped, scope,
                               {"window": BETA_WINDOW, "min_observations": BETA_MIN_OBS, "beta_cap": BETA_CAP,
