@@ -4,7 +4,9 @@ repository's dagster.yaml: queued run coordinator) and a temporary SQLite wareho
 Two runs are submitted to the run queue with ``dagster job launch`` (queued, not executed by the
 CLI): the whole graph over three sessions as one single-run range, and a run whose provider does not
 exist. The daemon's queue launches both; the first succeeds and fills the warehouse, the second fails
-and the daemon's ``run_failure_sensor`` records it in ``run_failures``. Every process started here
+and the daemon's ``run_failure_sensor`` records it in ``run_failures``. Then a portfolio holding a
+symbol nobody held is loaded and the daemon's onboarding sensors get it betas through exactly one
+scoped run (the load-to-betas time is printed). Every process started here
 (the daemon, its code server and run workers share one process group) is killed at the end.
 """
 
@@ -75,7 +77,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(TIMEOUT_S + 60)
-def test_daemon_runs_queued_runs_and_records_the_failure(tmp_path, monkeypatch):
+def test_daemon_runs_queued_runs_records_the_failure_and_onboards_a_symbol(tmp_path, monkeypatch, capsys):
     from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
     from sigmasight_assets.ledger import parse_ledger
@@ -83,6 +85,7 @@ def test_daemon_runs_queued_runs_and_records_the_failure(tmp_path, monkeypatch):
     from sigmasight_assets.warehouse.ledger import store_ledger
 
     from .conftest import SAMPLE_FLOWS, SAMPLE_POSITIONS
+    from .helpers_graph import load_ledger
 
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
@@ -143,6 +146,23 @@ def test_daemon_runs_queued_runs_and_records_the_failure(tmp_path, monkeypatch):
             snaps = wh.read("portfolio_snapshots", START, END)
             assert len(snaps) == 3 * 4
             assert wh.count("prices", FAIL_DAY, FAIL_DAY) == 0
+
+            # A portfolio with a symbol nobody held is loaded: the daemon's sensors onboard it with one
+            # scoped run (whichever sensor ticks first; the other sees it in flight) and its betas appear.
+            loaded = time.time()
+            load_ledger(wh, tmp_path / "ledger", [{"portfolio_id": "P-NEW", "portfolio_name": "New",
+                                                   "symbol": "ZNEWCO", "quantity": 100, "entry_price": 50.0,
+                                                   "entry_date": END}])
+            _wait(lambda: len(wh.read("symbol_betas", keys=["ZNEWCO"])) > 0, "the new symbol's betas", deadline)
+            latency = time.time() - loaded
+            onboarding = [r for r in instance.get_runs(filters=RunsFilter(tags={"sigmasight/onboarding": "symbols"}))
+                          if "ZNEWCO" in r.run_config["ops"]["symbol_universe"]["config"]["symbols"]]
+            assert len(onboarding) == 1, [r.tags for r in onboarding]
+            with capsys.disabled():
+                print(f"\n[e2e] daemon: new symbol loaded → betas in {latency:.1f}s "
+                      f"(run {onboarding[0].tags['sigmasight/trigger']}, "
+                      f"{onboarding[0].tags['dagster/asset_partition_range_start']}.."
+                      f"{onboarding[0].tags['dagster/asset_partition_range_end']})")
 
             row = _wait(lambda: [r for r in wh.read("run_failures").to_dict("records") if r["run_id"] == bad.run_id],
                         "run_failure_sensor to record the failed run", deadline)[0]

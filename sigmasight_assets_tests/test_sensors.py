@@ -122,7 +122,9 @@ def execute(request, wh, instance):
 
     assets = [a for a in defs.assets if getattr(a, "partitions_def", None) is not None]
     kwargs = {"partition_key": request.partition_key} if request.partition_key else {}
-    result = materialize(assets, selection=request.asset_selection, run_config=request.run_config,
+    # materialize() always executes in process; the request's executor choice is for the daemon.
+    run_config = {k: v for k, v in (request.run_config or {}).items() if k != "execution"}
+    result = materialize(assets, selection=request.asset_selection, run_config=run_config,
                          resources=resources(url_of(wh)), tags=dict(request.tags), instance=instance, **kwargs)
     assert result.success
     return result
@@ -208,6 +210,7 @@ def test_new_symbol_gets_a_year_of_history_and_factors(year_base, tmp_path, inst
     assert symbols_of(request) == ["ZNEWCO"]
     assert {n: c["config"]["symbols"] for n, c in request.run_config["ops"].items()} == \
         {n: ["ZNEWCO"] for n in SYMBOL_ASSET_NAMES}
+    assert request.run_config["execution"] == {"config": {"in_process": {}}}
     assert request.tags[RANGE_START] == sessions_before(D, 252)
     assert request.tags[RANGE_END] == D
     assert len(calendar.sessions(request.tags[RANGE_START], D)) == 253
