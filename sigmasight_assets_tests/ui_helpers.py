@@ -1,6 +1,7 @@
 """Helpers for the end-to-end UI tests: a real ``dagster-webserver`` (and ``dagster-daemon``) on a free
 local port, with their own ``DAGSTER_HOME`` and SQLite warehouse, the GraphQL API the UI uses, and
-headless Chromium from the system package.
+headless Chromium from Debian's ``chromium`` package driven over the DevTools protocol (a small
+stdlib WebSocket client: no browser download, no Selenium/Playwright).
 
 Every process is started in its own session (``start_new_session``), so it leads a process group
 that holds everything it spawns (Dagster's code servers and run workers do not leave the group);
@@ -9,12 +10,14 @@ that holds everything it spawns (Dagster's code servers and run workers do not l
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -22,6 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE = REPO_ROOT / "workspace.yaml"
@@ -116,6 +120,16 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
+def wait_group_gone(pgid: int, timeout: float = 10.0) -> list[int]:
+    """Poll until process group ``pgid`` has no live member; returns the members left after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    members = _group_members(pgid)
+    while members and time.monotonic() < deadline:
+        time.sleep(0.1)
+        members = _group_members(pgid)
+    return members
+
+
 @dataclass
 class DagsterProcess:
     """A long-running command in its own process group, its output in ``log``."""
@@ -165,7 +179,7 @@ class DagsterProcess:
             self.proc.wait(timeout=1)
         if self._log_file is not None:
             self._log_file.close()
-        return _group_members(pgid)
+        return wait_group_gone(pgid, timeout=5.0)
 
 
 def start_webserver(home: Path, env: dict[str, str], log_dir: Path, port: int | None = None) -> tuple[DagsterProcess, str]:
@@ -239,40 +253,241 @@ def find_chromium() -> str | None:
     return None
 
 
-def chromium_args(chromium: str, profile: Path, budget_ms: int) -> list[str]:
-    return [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-        "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio",
-        "--hide-scrollbars", f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-        "--run-all-compositor-stages-before-draw", "--window-size=1600,1000",
-    ]
+# -- a minimal Chrome DevTools Protocol client (stdlib only: RFC 6455 client frames over a socket) --
+class CDPError(RuntimeError):
+    pass
 
 
-def run_chromium(chromium: str, url: str, profile: Path, *, dump_dom: bool = False, screenshot: Path | None = None,
-                 budget_ms: int = 20000, timeout: float = 120, log: Path | None = None) -> str:
-    """One headless Chromium process: load ``url``, let it render, dump the DOM or take a screenshot.
+class _WebSocket:
+    """Just enough of a WebSocket client for the DevTools protocol on 127.0.0.1 (text frames)."""
 
-    Runs in its own process group, ended in any case (Chromium leaves helper processes behind when
-    killed alone).
+    def __init__(self, url: str, timeout: float = 30):
+        rest = url.split("://", 1)[1]
+        hostport, path = rest.split("/", 1)
+        host, port = hostport.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise CDPError("DevTools closed the connection during the handshake")
+            head += chunk
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise CDPError(f"DevTools refused the WebSocket: {head[:200]!r}")
+        self._buf = head.split(b"\r\n\r\n", 1)[1]
+
+    def _read(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self._buf)))
+            if not chunk:
+                raise CDPError("DevTools closed the connection")
+            self._buf += chunk
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def send(self, text: str) -> None:
+        payload = text.encode()
+        header = bytearray([0x81])
+        n = len(payload)
+        if n < 126:
+            header.append(0x80 | n)
+        elif n < 1 << 16:
+            header += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        mask = os.urandom(4)
+        header += mask
+        self.sock.sendall(bytes(header) + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def recv(self) -> str:
+        parts = []
+        while True:
+            b0, b1 = self._read(2)
+            opcode, n = b0 & 0x0F, b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._read(8))[0]
+            data = self._read(n)  # server frames are not masked
+            if opcode == 0x8:
+                raise CDPError("DevTools closed the WebSocket")
+            if opcode in (0x9, 0xA):  # ping / pong: ignore (DevTools does not ping)
+                continue
+            parts.append(data)
+            if b0 & 0x80:
+                return b"".join(parts).decode()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class HeadlessChromium:
+    """Debian's ``chromium`` in headless mode, driven over the DevTools protocol.
+
+    ``open`` waits for what a person would wait for (texts in the rendered page), not for a fixed
+    time; ``screenshot`` saves a PNG of the viewport. The browser runs in its own process group and
+    is ended with it.
     """
-    args = chromium_args(chromium, profile, budget_ms)
-    if dump_dom:
-        args.append("--dump-dom")
-    if screenshot is not None:
-        args.append(f"--screenshot={screenshot}")
-    args.append(url)
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-    if log is not None:
-        log.write_bytes(err)
-    if proc.returncode != 0:
-        raise RuntimeError(f"chromium exited {proc.returncode} on {url}:\n{err.decode(errors='replace')[-3000:]}")
-    return out.decode(errors="replace")
+
+    def __init__(self, chromium: str, profile: Path, width: int = 1600, height: int = 1000, log: Path | None = None):
+        self.chromium, self.profile, self.width, self.height = chromium, profile, width, height
+        self.log = log or profile.parent / "chromium.log"
+        self.proc: subprocess.Popen | None = None
+        self.ws: _WebSocket | None = None
+        self._id = 0
+
+    def __enter__(self) -> "HeadlessChromium":
+        self.profile.mkdir(parents=True, exist_ok=True)
+        (self.profile / "DevToolsActivePort").unlink(missing_ok=True)  # a previous browser's port
+        args = [
+            self.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+            "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+            f"--user-data-dir={self.profile}", f"--window-size={self.width},{self.height}",
+            "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank",
+        ]
+        self._log_file = open(self.log, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        try:
+            port = self._devtools_port()
+            page = self._page_target(port)
+            self.ws = _WebSocket(page["webSocketDebuggerUrl"])
+            self.call("Page.enable")
+            self.call("Runtime.enable")
+            self.call("Emulation.setDeviceMetricsOverride",
+                      {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _devtools_port(self, timeout: float = 60) -> int:
+        marker = self.profile / "DevToolsActivePort"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromium exited with {self.proc.returncode}: {self.log.read_text(errors='replace')[-3000:]}")
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                return int(marker.read_text().splitlines()[0])
+            time.sleep(0.1)
+        raise TimeoutError(f"chromium did not open its DevTools port within {timeout:.0f}s")
+
+    def _page_target(self, port: int, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                targets = json.loads(http_get(f"http://127.0.0.1:{port}/json/list", timeout=5)[1])
+                pages = [t for t in targets if t.get("type") == "page" and t.get("webSocketDebuggerUrl")]
+                if pages:
+                    return pages[0]
+            time.sleep(0.1)
+        raise TimeoutError("chromium exposed no page target")
+
+    def __exit__(self, *exc) -> None:
+        if self.ws is not None:
+            self.ws.close()
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+            self._log_file.close()
+            leftovers = wait_group_gone(self.proc.pid)
+            if leftovers:
+                raise RuntimeError(f"chromium processes left running: {leftovers}")
+
+    def call(self, method: str, params: dict | None = None, timeout: float = 60) -> dict:
+        self._id += 1
+        my_id = self._id
+        self.ws.sock.settimeout(timeout)
+        self.ws.send(json.dumps({"id": my_id, "method": method, "params": params or {}}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == my_id:
+                if "error" in msg:
+                    raise CDPError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def evaluate(self, expression: str):
+        res = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in res:
+            raise CDPError(f"{expression[:80]}: {res['exceptionDetails'].get('text')}")
+        return res["result"].get("value")
+
+    def open(self, url: str, wait_for: Sequence[str] = (), timeout: float = 90, settle: float = 1.5,
+             max_settle: float = 8.0) -> float:
+        """Navigate to ``url``, then :meth:`wait_for`. Returns the seconds it took."""
+        started = time.monotonic()
+        self.call("Page.navigate", {"url": url})
+        self.wait_for(wait_for, timeout=timeout, settle=settle, max_settle=max_settle)
+        return time.monotonic() - started
+
+    def wait_for(self, texts: Sequence[str] = (), timeout: float = 90, settle: float = 1.5, max_settle: float = 8.0,
+                 in_dom: bool = False) -> None:
+        """Wait until every text is in the rendered page (its visible text, or its HTML with
+        ``in_dom``), then until the page has not changed for ``settle`` seconds — at most
+        ``max_settle`` more: live pages such as timelines never stop changing."""
+        source = "document.documentElement.outerHTML" if in_dom else "document.body.innerText"
+        expression = f"document.readyState === 'complete' && document.body ? {source} : ''"
+        started = time.monotonic()
+        last, changed_at, found_at, missing = None, started, None, list(texts)
+        while time.monotonic() - started < timeout:
+            content = self.evaluate(expression) or ""
+            now = time.monotonic()
+            if content != last:
+                last, changed_at = content, now
+            missing = [t for t in texts if t not in content]
+            if content and not missing:
+                found_at = found_at or now
+                if now - changed_at >= settle or now - found_at >= max_settle:
+                    return
+            else:
+                found_at = None
+            time.sleep(0.25)
+        page = self.evaluate("document.body ? document.body.innerText : ''") or ""
+        raise TimeoutError(f"still missing {missing} after {timeout:.0f}s; page text: {page[:1500]}")
+
+    def text(self) -> str:
+        return self.evaluate("document.body ? document.body.innerText : ''") or ""
+
+    def dom(self) -> str:
+        return self.evaluate("document.documentElement.outerHTML") or ""
+
+    def screenshot(self, path: Path) -> Path:
+        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False})["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+
+def png_summary(path: Path) -> dict:
+    """Width, height and the number of distinct (filtered) scanlines of a PNG — stdlib only.
+
+    A blank or single-colour page compresses to a handful of distinct scanlines whatever the row
+    filters; a rendered UI has hundreds.
+    """
+    import zlib
+
+    data = path.read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path} is not a PNG")
+    pos, idat = 8, b""
+    width = height = bit_depth = color_type = 0
+    while pos < len(data):
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if ctype == b"IHDR":
+            width, height, bit_depth, color_type = struct.unpack(">IIBB", body[:10])
+        elif ctype == b"IDAT":
+            idat += body
+        pos += 12 + length
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+    stride = width * channels * bit_depth // 8 + 1
+    raw = zlib.decompress(idat)
+    rows = {raw[r * stride : (r + 1) * stride] for r in range(height)}
+    return {"width": width, "height": height, "distinct_rows": len(rows)}
