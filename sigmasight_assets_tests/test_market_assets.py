@@ -22,7 +22,7 @@ from dagster import (
 
 from sigmasight_assets import calendar
 from sigmasight_assets.defs import market_assets
-from sigmasight_assets.defs.jobs import daily_graph_job, materialize_range
+from sigmasight_assets.defs.jobs import materialize_range
 from sigmasight_assets.defs.partitions import trading_days
 from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 from sigmasight_assets.ledger import parse_ledger
@@ -369,7 +369,7 @@ def test_definitions_load():
     assert {"portfolios", *MARKET} <= keys
     assert set(defs.resources) >= {"warehouse", "market_data"}
     assert "daily_risk_graph" in {j.name for j in repo.get_all_jobs()}
-    assert daily_graph_job.partitions_def == trading_days
+    assert defs.get_job_def("daily_risk_graph").partitions_def == trading_days
 
 
 def test_every_partitioned_asset_uses_trading_days_and_single_run():

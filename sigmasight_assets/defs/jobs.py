@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job, materialize
 
+from . import failures
+
 # The whole graph for a partition (or a range, as one run): what the nightly schedule launches.
-# Its partitions are those of the selected assets (all share `trading_days`).
+# Its partitions are those of the selected assets (all share `trading_days`). The freshness check
+# is left out: it judges *today's* lateness and has its own schedule, so it must not run inside
+# backfills of old days.
 daily_graph_job = define_asset_job(
     "daily_risk_graph",
-    selection=AssetSelection.all() - AssetSelection.assets("portfolios"),
+    selection=AssetSelection.all()
+    - AssetSelection.assets("portfolios")
+    - AssetSelection.checks(failures.nightly_partition_materialized),
     description="Materialise every partitioned asset (market data → symbol analytics → portfolio analytics) for a trading day or range.",
 )
 
