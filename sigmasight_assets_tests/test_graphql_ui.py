@@ -174,6 +174,31 @@ def _key(node) -> str:
     return "/".join(node["assetKey"]["path"])
 
 
+def _wait_for_backfill(dagster_ui, backfill_id: str, timing: str) -> dict:
+    """Poll the backfill (bounded) until the daemon has finished it; it must have succeeded."""
+    started = time.monotonic()
+    backfill = None
+    while time.monotonic() - started < BACKFILL_TIMEOUT_S:
+        backfill = dagster_ui.q(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
+        assert backfill["__typename"] == "PartitionBackfill", backfill
+        if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
+            break
+        for proc in (dagster_ui.web, dagster_ui.daemon):
+            assert proc.alive, f"{proc.name} died:\n{proc.tail()}"
+        time.sleep(2)
+    elapsed = time.monotonic() - started
+    dagster_ui.timings[timing] = elapsed
+    assert backfill["status"] == "COMPLETED_SUCCESS", (
+        f"backfill {backfill['status']} after {elapsed:.0f}s: {backfill}\n--- daemon log ---\n{dagster_ui.daemon.tail()}")
+    return backfill
+
+
+def _assert_only_backfill_runs(dagster_ui) -> None:
+    runs = dagster_ui.q("{ runsOrError { ... on Runs { results { runId tags { key value } } } } }")["runsOrError"]["results"]
+    strays = [r["runId"] for r in runs if "dagster/backfill" not in {t["key"] for t in r["tags"]}]
+    assert not strays, f"the daemon launched runs that belong to no backfill: {strays}"
+
+
 def test_asset_graph_as_the_ui_shows_it(dagster_ui):
     nodes = {_key(n): n for n in dagster_ui.q(ASSET_GRAPH_QUERY)["assetNodes"]}
     assert set(nodes) == set(ui.PARTITIONED_ASSETS) | set(ui.SOURCE_ASSETS)
@@ -250,20 +275,7 @@ def test_partition_backfill_runs_once_and_fills_the_warehouse(dagster_ui):
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
 
-    started = time.monotonic()
-    backfill = None
-    while time.monotonic() - started < BACKFILL_TIMEOUT_S:
-        backfill = dagster_ui.q(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
-        assert backfill["__typename"] == "PartitionBackfill", backfill
-        if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
-            break
-        for proc in (dagster_ui.web, dagster_ui.daemon):
-            assert proc.alive, f"{proc.name} died:\n{proc.tail()}"
-        time.sleep(2)
-    elapsed = time.monotonic() - started
-    dagster_ui.timings["backfill_s"] = elapsed
-    assert backfill["status"] == "COMPLETED_SUCCESS", (
-        f"backfill {backfill['status']} after {elapsed:.0f}s: {backfill}\n--- daemon log ---\n{dagster_ui.daemon.tail()}")
+    backfill = _wait_for_backfill(dagster_ui, backfill_id, "backfill_s")
 
     # One run for the whole range and every asset (single_run backfill policy), with range tags.
     (run,) = backfill["runs"]
@@ -272,8 +284,7 @@ def test_partition_backfill_runs_once_and_fills_the_warehouse(dagster_ui):
     assert tags["dagster/backfill"] == backfill_id
     assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (DAYS[0], DAYS[-1])
     assert {p["path"][0] for p in run["assetSelection"]} == set(ui.PARTITIONED_ASSETS)
-    all_runs = dagster_ui.q("{ runsOrError { ... on Runs { results { runId } } } }")["runsOrError"]["results"]
-    assert [r["runId"] for r in all_runs] == [run["runId"]], "the daemon launched runs besides the backfill's"
+    _assert_only_backfill_runs(dagster_ui)
 
     # Materialisations, partition status and checks as the asset pages show them.
     wh = Warehouse(dagster_ui.warehouse_url)
@@ -318,5 +329,43 @@ def test_partition_backfill_runs_once_and_fills_the_warehouse(dagster_ui):
         assert (prices["symbol"] == etf).sum() == 3, etf
     stress = wh.read("stress_results")
     assert stress.groupby(["date", "portfolio_id"]).size().eq(19).all() and len(stress) == 3 * 4 * 19
+    wh.engine.dispose()
+    print(f"timings: {dagster_ui.timings}")
+
+
+def test_job_partition_backfill_is_one_run_over_exactly_the_range(dagster_ui):
+    """Jobs → daily_risk_graph → Backfill: the job's partition set, one run with range tags.
+
+    (The asset graph's Materialize → partition range dialog launches an *asset* backfill with
+    ``partitionNames`` instead; Dagster then extends the downstream targets through the lookback
+    windows' partition mappings up to the last partition and splits the work into several runs.)
+    """
+    days = ["2026-11-09", "2026-11-10", "2026-11-11"]
+    params = {
+        "selector": {"partitionSetName": "daily_risk_graph_partition_set",
+                     "repositorySelector": {"repositoryName": "__repository__",
+                                            "repositoryLocationName": "sigmasight_assets"}},
+        "partitionNames": days,
+        "runConfigData": {"execution": {"config": {"in_process": {}}}},
+    }
+    launched = dagster_ui.q(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill = _wait_for_backfill(dagster_ui, launched["backfillId"], "job_backfill_s")
+    (run,) = backfill["runs"]
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert run["status"] == "SUCCESS"
+    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (days[0], days[-1])
+    _assert_only_backfill_runs(dagster_ui)
+
+    keys = [{"path": [k]} for k in ui.PARTITIONED_ASSETS]
+    nodes = dagster_ui.q(MATERIALISATIONS_QUERY, {"keys": keys, "partitions": days})["assetNodes"]
+    for n in nodes:
+        assert sorted(m["partition"] for m in n["assetMaterializations"]) == days, _key(n)
+        assert {m["runId"] for m in n["assetMaterializations"]} == {run["runId"]}, _key(n)
+        ranges = [(r["startKey"], r["endKey"]) for r in n["assetPartitionStatuses"]["ranges"] if r["status"] == "MATERIALIZED"]
+        assert (days[0], days[-1]) in ranges and all(end <= "2026-11-18" for _, end in ranges), (_key(n), ranges)
+    wh = Warehouse(dagster_ui.warehouse_url)
+    snaps = wh.read("portfolio_snapshots", days[0], "2026-11-13")
+    assert sorted(str(d.date()) for d in snaps["date"].unique()) == days  # nothing spilled into 11-12, 11-13
     wh.engine.dispose()
     print(f"timings: {dagster_ui.timings}")
