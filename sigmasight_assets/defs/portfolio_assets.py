@@ -46,6 +46,9 @@ VOL_WINDOW = 63
 CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE, CORR_MIN_WEIGHT = 90, 30, 10_000.0, 0.01
 COVERAGE_WARN = 0.80
 CHUNK_DAYS = 21
+# Largest contributors kept per (portfolio, day, scenario): the JSON is most of a stress row's bytes,
+# and at 10,000 portfolios × 19 scenarios a year is 48M rows.
+STRESS_TOP_CONTRIBUTORS = 3
 
 SNAP, CORR, EXPO, STRESS = (AssetKey(k) for k in ("portfolio_snapshots", "correlations", "aggregated_exposures",
                                                    "stress_results"))
@@ -169,7 +172,8 @@ def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseReso
             acc[EXPO].append(expo[expo["factor"] == "market"])
         if STRESS in selected:
             cov = wh.read("factor_covariance", chunk[0], chunk[-1])
-            stress, _ = compute_stress(pv, betas, snaps, cov, scenarios.scenarios, duration=scenarios.rate_duration)
+            stress, _ = compute_stress(pv, betas, snaps, cov, scenarios.scenarios, duration=scenarios.rate_duration,
+                                       top_n=STRESS_TOP_CONTRIBUTORS)
             totals[STRESS] += write_partitions(wh, "stress_results", stress, chunk[0], chunk[-1])
             acc[STRESS].append(stress.drop(columns=["top_contributors"]))
         context.log.info(f"portfolio_analytics: {chunk[0].date()}..{chunk[-1].date()} done "
