@@ -253,8 +253,6 @@ def test_asset_graph_as_the_ui_shows_it(dagster_ui):
     assert jobs["daily_risk_graph"]["isAssetJob"] and jobs["daily_risk_graph"]["description"]
 
 
-@pytest.mark.xfail(strict=True, reason="gap: @observable_source_asset silently drops owners= and takes no kinds= "
-                                       "(Dagster 1.13); see the note for defs/market_assets.py")
 def test_portfolios_source_has_owner_and_kind(dagster_ui):
     (node,) = [n for n in dagster_ui.q(ASSET_GRAPH_QUERY)["assetNodes"] if _key(n) == "portfolios"]
     assert node["owners"] and node["kinds"]

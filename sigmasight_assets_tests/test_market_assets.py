@@ -386,7 +386,7 @@ def test_every_partitioned_asset_uses_trading_days_and_single_run():
     others = [k for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable]
     assert [k.to_user_string() for k in others] == ["portfolios"]
     for a in defs.assets:
-        if isinstance(a, AssetsDefinition) and a.is_executable:
+        if isinstance(a, AssetsDefinition) and a.is_executable and not a.is_observable:
             assert a.backfill_policy == BackfillPolicy.single_run()
 
 

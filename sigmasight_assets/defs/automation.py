@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import date, datetime
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import numpy as np

@@ -54,6 +54,11 @@ def md_table(frame: pd.DataFrame, max_rows: int = 10, floatfmt: str = "{:.4g}") 
     return MetadataValue.md("\n".join(lines))
 
 
+def table_metadata(table) -> dict:
+    """Definition metadata for an asset stored in ``table``: column schema and table name."""
+    return {"dagster/column_schema": table_schema(table), "dagster/table_name": table.name}
+
+
 def table_schema(table) -> TableSchema:
     """Dagster column schema from a SQLAlchemy table (shown in the UI's asset page)."""
     return TableSchema(

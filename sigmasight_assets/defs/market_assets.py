@@ -13,15 +13,17 @@ from dagster import (
     AssetExecutionContext,
     AssetDep,
     AssetKey,
+    AssetSpec,
     BackfillPolicy,
     DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
+    ObserveResult,
     RetryRequested,
     TimeWindowPartitionMapping,
     asset,
-    observable_source_asset,
+    multi_observable_source_asset,
 )
 
 from .. import calendar
@@ -31,7 +33,7 @@ from ..market_data.base import ProviderUnavailableError
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
 from .common import (OWNER, ScopeConfig, md_table, range_metadata, reasons_summary, run_days, scope_symbols,
-                     table_schema, write_partitions)
+                     table_metadata, write_partitions)
 from .partitions import trading_days
 from .resources import MarketDataResource, WarehouseResource
 
@@ -59,23 +61,33 @@ def _retry_or_fail(context, exc: ProviderUnavailableError):
 GROUP = "market_data"
 
 
-@observable_source_asset(
-    name="portfolios",
-    group_name=GROUP,
-    description=(
-        "The portfolio ledger as loaded by `sigmasight load-portfolios`: tables `portfolios`, "
-        "`positions` and `capital_flows`. Unpartitioned; its data version changes whenever a ledger "
-        "is (re)loaded, which is what the onboarding sensors react to."
-    ),
-    owners=[OWNER],
+@multi_observable_source_asset(
+    specs=[
+        AssetSpec(
+            "portfolios",
+            group_name=GROUP,
+            description=(
+                "The portfolio ledger as loaded by `sigmasight load-portfolios`: tables `portfolios`, "
+                "`positions` and `capital_flows`. Unpartitioned; its data version changes whenever a "
+                "ledger is (re)loaded, which is what the onboarding sensors react to."
+            ),
+            owners=[OWNER],
+            kinds={"sql", "csv"},
+            metadata=table_metadata(tables.positions),
+        )
+    ],
 )
-def portfolios(warehouse: WarehouseResource) -> DataVersion:
+def portfolios(warehouse: WarehouseResource):
     wh = warehouse.get()
     books, pos, flows = read_ledger(wh)
     digest = hashlib.sha256()
     for frame in (books.drop(columns=["loaded_at"], errors="ignore"), pos, flows):
         digest.update(pd.util.hash_pandas_object(frame.sort_index(axis=1), index=False).to_numpy().tobytes())
-    return DataVersion(f"{len(books)}p-{len(pos)}pos-{digest.hexdigest()[:16]}")
+    yield ObserveResult(
+        asset_key="portfolios",
+        data_version=DataVersion(f"{len(books)}p-{len(pos)}pos-{digest.hexdigest()[:16]}"),
+        metadata={"portfolios": len(books), "positions": len(pos), "capital_flows": len(flows)},
+    )
 
 
 def _horizon(days: pd.DatetimeIndex, ahead: int) -> pd.DatetimeIndex:
@@ -91,7 +103,7 @@ def _horizon(days: pd.DatetimeIndex, ahead: int) -> pd.DatetimeIndex:
     group_name=GROUP,
     kinds={"pandas", "sql"},
     owners=[OWNER],
-    metadata={"dagster/column_schema": table_schema(tables.symbol_universe), "grain": "symbol × day"},
+    metadata={**table_metadata(tables.symbol_universe), "grain": "symbol × day"},
     check_specs=[
         AssetCheckSpec("factor_etfs_present", asset="symbol_universe",
                        description="All 8 factor ETFs are in every day's universe."),
@@ -175,7 +187,7 @@ def _write_status(wh, asset_name, days, rows: pd.DataFrame, scope) -> None:
     group_name=GROUP,
     kinds={"pandas", "sql"},
     owners=[OWNER],
-    metadata={"dagster/column_schema": table_schema(tables.prices), "grain": "symbol × day"},
+    metadata={**table_metadata(tables.prices), "grain": "symbol × day"},
     check_specs=[
         AssetCheckSpec("provider_prices_positive", asset="prices",
                        description="The provider returned no zero, negative or missing prices (bad rows are dropped and counted)."),
@@ -285,7 +297,7 @@ def week52_range(price_rows: pd.DataFrame, days: pd.DatetimeIndex, sessions: pd.
     group_name=GROUP,
     kinds={"pandas", "sql"},
     owners=[OWNER],
-    metadata={"dagster/column_schema": table_schema(tables.daily_valuations), "grain": "symbol × day"},
+    metadata={**table_metadata(tables.daily_valuations), "grain": "symbol × day"},
     check_specs=[
         AssetCheckSpec("one_row_per_symbol_day", asset="daily_valuations", description="No duplicate (date, symbol) rows."),
         AssetCheckSpec("week52_consistent", asset="daily_valuations",

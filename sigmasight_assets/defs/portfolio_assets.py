@@ -36,7 +36,7 @@ from ..config import scenarios_file
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import OWNER, md_table, range_metadata, run_days, table_schema, write_partitions
+from .common import OWNER, md_table, range_metadata, run_days, table_metadata, write_partitions
 from .partitions import trading_days
 from .resources import WarehouseResource
 
@@ -66,7 +66,7 @@ def _spec(key: AssetKey, deps: list, table, grain: str, description: str) -> Ass
         group_name=GROUP,
         kinds={"pandas", "sql"},
         owners=[OWNER],
-        metadata={"dagster/column_schema": table_schema(table), "grain": grain},
+        metadata={**table_metadata(table), "grain": grain},
         partitions_def=trading_days,
     )
 

@@ -27,7 +27,7 @@ from ..calc.returns import simple_returns
 from ..calc.spreads import rolling_spread_betas, spread_returns
 from ..config import FACTOR_ETFS, MARKET_ETF, RATES_ETF, STYLE_ETFS
 from ..warehouse import schema as tables
-from .common import OWNER, ScopeConfig, md_table, range_metadata, run_days, scope_symbols, table_schema, write_partitions
+from .common import OWNER, ScopeConfig, md_table, range_metadata, run_days, scope_symbols, table_metadata, write_partitions
 from .market_assets import daily_valuations, prices, symbol_universe
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -176,7 +176,7 @@ def _asset_kwargs(table, checks_for: str, deps: list, description: str) -> dict:
         group_name=GROUP,
         kinds={"pandas", "numpy", "sql"},
         owners=[OWNER],
-        metadata={"dagster/column_schema": table_schema(table), "grain": "symbol × day × factor"},
+        metadata={**table_metadata(table), "grain": "symbol × day × factor"},
         check_specs=_regression_checks(checks_for),
         description=description,
     )
@@ -262,7 +262,7 @@ def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehous
     group_name=GROUP,
     kinds={"pandas", "numpy", "sql"},
     owners=[OWNER],
-    metadata={"dagster/column_schema": table_schema(tables.factor_covariance), "grain": "day × factor pair"},
+    metadata={**table_metadata(tables.factor_covariance), "grain": "day × factor pair"},
     check_specs=[
         AssetCheckSpec("symmetric_psd", asset="factor_covariance",
                        description="Each day's covariance matrix is symmetric and positive semi-definite."),
@@ -334,7 +334,7 @@ def factor_covariance(context: AssetExecutionContext, warehouse: WarehouseResour
     group_name=GROUP,
     kinds={"pandas", "sql"},
     owners=[OWNER],
-    metadata={"dagster/column_schema": table_schema(tables.symbol_metrics), "grain": "symbol × day"},
+    metadata={**table_metadata(tables.symbol_metrics), "grain": "symbol × day"},
     check_specs=[
         AssetCheckSpec("one_row_per_symbol_day", asset="symbol_metrics", description="No duplicate (date, symbol) rows."),
         AssetCheckSpec("volatility_non_negative", asset="symbol_metrics", description="Realised volatilities are ≥ 0."),

@@ -280,4 +280,61 @@ run_failures = Table(
 )
 Index("ix_run_failures_occurred_at", run_failures.c.occurred_at)
 
+
+# Column descriptions, shown in the Dagster UI's column schema (``comment`` on each column).
+COLUMN_DOCS = {
+    "date": "Trading day (NYSE session) the row belongs to: the partition key.",
+    "symbol": "Ticker, OCC option symbol or private asset id.",
+    "portfolio_id": "Portfolio id from the ledger.",
+    "factor": "Factor name (market, ir, provider, value, growth, momentum, quality, size, low_volatility, "
+              "growth_value, momentum_spread, size_spread, quality_spread).",
+    "asset_class": "PUBLIC, OPTIONS or PRIVATE.",
+    "status": "Row status; see the asset description for its values.",
+    "is_factor_etf": "One of the 8 factor ETFs (SPY TLT VTV VUG MTUM QUAL IWM USMV).",
+    "fetch": "Sent to the market data provider (false for private assets and expired options).",
+    "position_count": "Positions holding the symbol that day.",
+    "open": "Opening price (USD).", "high": "High (USD).", "low": "Low (USD).",
+    "close": "Closing price (USD), unadjusted.",
+    "adj_close": "Split- and dividend-adjusted close (USD); returns are computed on it.",
+    "volume": "Shares traded.",
+    "source": "Provider that delivered the row (synthetic, yfinance, csv).",
+    "pe": "Trailing price/earnings.", "forward_pe": "Forward price/earnings.",
+    "provider_beta": "Beta published by the data provider.",
+    "week52_high": "52-week high (USD): provider's, else max over 252 stored sessions (≥ 200 obs).",
+    "week52_low": "52-week low (USD): provider's, else min over 252 stored sessions (≥ 200 obs).",
+    "market_cap": "Market capitalisation (USD).", "dividend_yield": "Dividend yield (decimal, 0.02 = 2 %).",
+    "beta": "Exposure, capped to ±5.", "raw_beta": "Exposure before the cap.", "capped": "The cap applied.",
+    "alpha": "OLS intercept (daily return); for ridge rows, the penalty α.",
+    "r_squared": "Model r² on the window.", "std_error": "Standard error of the slope (OLS).",
+    "p_value": "Two-sided p-value of the slope (OLS, t with n−2 dof).",
+    "observations": "Complete cases in the window.",
+    "factor_1": "First ETF of the pair.", "factor_2": "Second ETF of the pair.",
+    "covariance": "EWMA covariance of daily simple returns.", "correlation": "EWMA correlation, clipped ±0.95.",
+    "equity": "Cash + market value of priced positions (USD).", "cash": "Flows − entry costs + exit proceeds (USD).",
+    "long_exposure": "Σ MV > 0 (USD).", "short_exposure": "Σ MV < 0 (USD, negative).",
+    "gross_exposure": "Σ |MV| (USD).", "net_exposure": "Σ MV (USD).",
+    "daily_pnl": "Equity change vs the previous session less the day's flows (USD); NaN when partial.",
+    "daily_return": "daily_pnl / previous equity.", "cumulative_pnl": "Equity − cumulative flows (USD).",
+    "cumulative_flows": "Σ capital flows to date (USD).",
+    "unpriced_count": "Active positions without a price within 5 sessions (never valued at 0).",
+    "is_partial": "Some active position is unpriced.", "has_stale": "Some position priced from an older close.",
+    "hhi": "Herfindahl index of gross weights.", "effective_positions": "Effective number of positions.",
+    "volatility_21d": "Annualised realised volatility over 21 sessions.",
+    "volatility_63d": "Annualised realised volatility over 63 sessions.",
+    "exposure_dollar": "Σ MV·β over public positions with a β (USD per unit factor return).",
+    "exposure_value": "exposure_dollar / equity.", "coverage": "Share of public gross value that had a β.",
+    "scenario_id": "Stress scenario id (stress_scenarios.yaml).",
+    "direct_pnl": "P&L from the named shocks only (USD).",
+    "correlated_pnl": "P&L with unshocked factors at their conditional expectation (USD).",
+    "correlation_effect": "correlated_pnl − direct_pnl (USD).",
+    "top_contributors": "JSON list of the largest contributing positions.",
+    "matrix": "JSON strict upper triangle of the correlation matrix, row by row (null = too little overlap).",
+    "avg_correlation": "Value-weighted average pairwise correlation.",
+    "reason": "Why the symbol has no row (failure or skip reason).",
+}
+for _table in metadata.sorted_tables:
+    for _col in _table.columns:
+        if _col.comment is None and _col.name in COLUMN_DOCS:
+            _col.comment = COLUMN_DOCS[_col.name]
+
 TABLES = {t.name: t for t in metadata.sorted_tables}
