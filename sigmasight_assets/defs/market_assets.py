@@ -164,6 +164,31 @@ def _fetch_scope(wh, days, config: ScopeConfig, *, valuations: bool = False) -> 
     return uni[["date", "symbol"]].reset_index(drop=True)
 
 
+def _fetch_universe(context, provider, kind: str, days: pd.DatetimeIndex, expected: pd.DataFrame):
+    """Ask the provider for the universe's symbols over the run's range; keep only universe pairs.
+
+    Returns (frame, failures, symbols). A provider-wide outage is retried at step level, then fails
+    the step with one clear message naming the provider.
+    """
+    symbols = sorted(expected["symbol"].unique())
+    if not symbols:
+        return pd.DataFrame(columns=["date", "symbol"]), {}, symbols
+    fetch = provider.fetch_prices if kind == "prices" else provider.fetch_valuations
+    context.log.info(f"{kind}: fetching {len(symbols)} symbols over {len(days)} day(s) from {provider.name}")
+    try:
+        result = fetch(symbols, days[0].date(), days[-1].date())
+    except ProviderUnavailableError as exc:
+        _retry_or_fail(context, exc)
+    frame = result.frame.merge(expected, on=["date", "symbol"], how="inner")
+    return frame, dict(result.failures), symbols
+
+
+def _failed_symbols(symbols: list[str], frame: pd.DataFrame, failures: dict[str, str]) -> dict[str, str]:
+    """Requested symbols that delivered no row at all, with the provider's reason."""
+    with_data = set(frame["symbol"])
+    return {s: failures.get(s, "no data in range") for s in symbols if s not in with_data}
+
+
 def _status_rows(asset_name: str, expected: pd.DataFrame, delivered: pd.DataFrame, failures: dict[str, str],
                  default_reason: str) -> pd.DataFrame:
     """symbol_status rows for every expected (date, symbol) without a delivered row."""
@@ -210,15 +235,7 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
     provider = market_data.get()
     scope = scope_symbols(config)
     expected = _fetch_scope(wh, days, config)
-    symbols = sorted(expected["symbol"].unique())
-    context.log.info(f"prices: fetching {len(symbols)} symbols over {len(days)} day(s) from {provider.name}")
-    try:
-        result = provider.fetch_prices(symbols, days[0].date(), days[-1].date()) if symbols else None
-    except ProviderUnavailableError as exc:
-        _retry_or_fail(context, exc)
-    raw = result.frame if result is not None else pd.DataFrame(columns=expected.columns)
-    failures = dict(result.failures) if result is not None else {}
-    raw = raw.merge(expected, on=["date", "symbol"], how="inner")
+    raw, failures, symbols = _fetch_universe(context, provider, "prices", days, expected)
     bad = ~((raw["close"] > 0) & (raw["adj_close"] > 0)) | raw[["open", "high", "low"]].le(0).any(axis=1)
     for sym in raw.loc[bad, "symbol"].unique():
         failures.setdefault(sym, "provider returned a zero, negative or missing price")
@@ -226,7 +243,7 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
     frame["volume"] = frame["volume"].astype(float)
     status = _status_rows("prices", expected, frame, failures, "no price for this session")
     with_data = set(frame["symbol"])
-    failed_symbols = {s: failures.get(s, "no data in range") for s in symbols if s not in with_data}
+    failed_symbols = _failed_symbols(symbols, frame, failures)
     written = write_partitions(wh, "prices", frame, days[0], days[-1], keys=scope)
     _write_status(wh, "prices", days, status, scope)
     coverage = len(frame) / len(expected) if len(expected) else 1.0
@@ -318,14 +335,8 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
     provider = market_data.get()
     scope = scope_symbols(config)
     expected = _fetch_scope(wh, days, config, valuations=True)
-    symbols = sorted(expected["symbol"].unique())
-    try:
-        result = provider.fetch_valuations(symbols, days[0].date(), days[-1].date()) if symbols else None
-    except ProviderUnavailableError as exc:
-        _retry_or_fail(context, exc)
-    frame = result.frame if result is not None else pd.DataFrame(columns=["date", "symbol"])
-    failures = dict(result.failures) if result is not None else {}
-    frame = frame.merge(expected, on=["date", "symbol"], how="inner").drop_duplicates(["date", "symbol"], keep="last")
+    frame, failures, symbols = _fetch_universe(context, provider, "daily_valuations", days, expected)
+    frame = frame.drop_duplicates(["date", "symbol"], keep="last")
     # 52-week range from stored prices wherever the provider gave none.
     window = calendar.sessions(calendar.sessions_back(days[0], WEEK52_SESSIONS)[0], days[-1])
     stored = wh.read("prices", window[0], window[-1], keys=symbols, columns=["date", "symbol", "high", "low", "close"])
@@ -341,7 +352,7 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
     written = write_partitions(wh, "daily_valuations", frame, days[0], days[-1], keys=scope)
     _write_status(wh, "daily_valuations", days, status, scope)
     with_data = set(frame["symbol"])
-    failed = {s: failures.get(s, "no data in range") for s in symbols if s not in with_data}
+    failed = _failed_symbols(symbols, frame, failures)
     failure_rate = len(failed) / len(symbols) if symbols else 0.0
     both = frame[["week52_high", "week52_low"]].dropna()
     w52_missing = int(frame["week52_high"].isna().sum())
