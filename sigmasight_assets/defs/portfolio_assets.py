@@ -50,6 +50,9 @@ CHUNK_DAYS = 21
 # and at 10,000 portfolios × 19 scenarios a year is 48M rows.
 STRESS_TOP_CONTRIBUTORS = 3
 
+SNAP_SUMMARY_COLUMNS = ["date", "portfolio_id", "equity", "gross_exposure", "net_exposure", "daily_pnl",
+                        "daily_return", "position_count", "unpriced_count", "is_partial", "volatility_63d"]
+
 SNAP, CORR, EXPO, STRESS = (AssetKey(k) for k in ("portfolio_snapshots", "correlations", "aggregated_exposures",
                                                    "stress_results"))
 
@@ -146,7 +149,10 @@ def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseReso
     market_symbols = sorted(set(positions.loc[positions["investment_class"] != "PRIVATE", "symbol"])) if len(positions) else []
     need_returns = CORR_WINDOW if CORR in selected else VOL_WINDOW
     totals = {k: 0 for k in (SNAP, CORR, EXPO, STRESS)}
-    acc = {k: [] for k in (SNAP, CORR, EXPO, STRESS)}  # small per-chunk summaries for checks/metadata
+    acc = {k: [] for k in (SNAP, CORR, EXPO, STRESS)}  # reduced per-chunk frames for checks/metadata
+    active_ids = {s.id for s in scenarios.active}
+    stress_ok: list[bool] = []
+    stress_groups = 0
     context.log.info(f"portfolio_analytics: {len(books)} portfolios, {len(positions)} positions, "
                      f"{len(market_symbols)} market symbols, {len(days)} day(s), selected "
                      f"{sorted(k.to_user_string() for k in selected)}")
@@ -158,7 +164,7 @@ def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseReso
         snaps, pv = compute_snapshots(books, positions, flows, close, chunk, STALE_SESSIONS, adj_close_wide=adj)
         if SNAP in selected:
             totals[SNAP] += write_partitions(wh, "portfolio_snapshots", snaps, chunk[0], chunk[-1])
-            acc[SNAP].append(snaps)
+            acc[SNAP].append(snaps[SNAP_SUMMARY_COLUMNS])
         if CORR in selected:
             corr = portfolio_correlations(pv, log_returns(adj), chunk, CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE,
                                           CORR_MIN_WEIGHT, portfolio_ids=books["portfolio_id"])
@@ -175,14 +181,20 @@ def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseReso
             stress, _ = compute_stress(pv, betas, snaps, cov, scenarios.scenarios, duration=scenarios.rate_duration,
                                        top_n=STRESS_TOP_CONTRIBUTORS)
             totals[STRESS] += write_partitions(wh, "stress_results", stress, chunk[0], chunk[-1])
-            acc[STRESS].append(stress.drop(columns=["top_contributors"]))
+            # A year at 10,000 portfolios is 48M stress rows: keep the check's verdict per chunk and
+            # only the chunk's last day for the preview, never the whole range in memory.
+            per_book = stress[stress["scenario_id"].isin(active_ids)].groupby(["date", "portfolio_id"]).size()
+            stress_ok.append(bool((per_book == len(active_ids)).all()))
+            stress_groups += len(per_book)
+            acc[STRESS].append(stress.loc[stress["date"] == chunk[-1]].drop(columns=["top_contributors"]))
         context.log.info(f"portfolio_analytics: {chunk[0].date()}..{chunk[-1].date()} done "
                          f"({min(i + CHUNK_DAYS, len(days))}/{len(days)} days; rows so far "
                          f"{ {k.to_user_string(): v for k, v in totals.items() if k in selected} })")
     for key in (SNAP, CORR, EXPO, STRESS):
         if key in selected:
             frame = pd.concat(acc[key], ignore_index=True) if acc[key] else pd.DataFrame()
-            yield _result(context, key, days, frame, totals[key], scenarios, books)
+            stress_complete = all(stress_ok) and stress_groups == len(days) * len(books)
+            yield _result(context, key, days, frame, totals[key], scenarios, books, stress_complete)
 
 
 def _selected_checks(context, key: AssetKey, results: list[AssetCheckResult]) -> list[AssetCheckResult]:
@@ -190,7 +202,7 @@ def _selected_checks(context, key: AssetKey, results: list[AssetCheckResult]) ->
     return [r for r in results if AssetCheckKey(key, r.check_name) in chosen]
 
 
-def _result(context, key, days, frame, written, scenarios, books) -> MaterializeResult:
+def _result(context, key, days, frame, written, scenarios, books, stress_complete: bool) -> MaterializeResult:
     meta = {**range_metadata(days), "rows": written, "portfolios": int(frame["portfolio_id"].nunique()) if len(frame) else 0}
     checks: list[AssetCheckResult] = []
     last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
@@ -239,10 +251,7 @@ def _result(context, key, days, frame, written, scenarios, books) -> Materialize
                                    metadata={"portfolio_days_below": low})]
     elif key == STRESS:
         active = {s.id for s in scenarios.active}
-        ok = True
-        if len(frame):
-            got = frame.groupby(["date", "portfolio_id"])["scenario_id"].agg(set)
-            ok = bool(got.map(lambda s: active <= s).all()) and len(got) == len(days) * len(books)
+        ok = stress_complete
         worst = (last.sort_values("correlated_pct_equity").groupby("portfolio_id").head(1)
                  [["portfolio_id", "scenario_id", "direct_pnl", "correlated_pnl", "correlated_pct_equity"]]
                  if len(last) else last)
