@@ -104,8 +104,9 @@ def _symbol_meta(pos: pd.DataFrame, symbols: list[str]) -> pd.DataFrame:
     meta["underlying"] = None
     meta["expiration"] = pd.NaT
     if len(pos):
-        by_sym = pos.groupby("symbol")
-        classes = by_sym["investment_class"].agg(lambda s: "PRIVATE" if (s == "PRIVATE").any() else s.iloc[0])
+        by_sym = pos.groupby("symbol")["investment_class"]
+        private_any = (pos["investment_class"] == "PRIVATE").groupby(pos["symbol"]).any()
+        classes = by_sym.first().where(~private_any, "PRIVATE")
         meta.loc[classes.index, "asset_class"] = classes
         opts = pos[pos["investment_class"] == "OPTIONS"].drop_duplicates("symbol").set_index("symbol")
         meta.loc[opts.index, "underlying"] = opts["underlying"]
