@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -198,8 +199,9 @@ def run_child(name: str, params: dict, env: dict, run_dir: Path, tag: str, timeo
     if result_path.exists():
         out["details"] = json.loads(result_path.read_text())
     else:
-        tail = log_path.read_text().splitlines()[-15:] if log_path.exists() else []
-        out["error_tail"] = tail
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        out["error_tail"] = [line[:300] for line in text.splitlines()[-15:]]
+        out["steps_from_log"] = steps_from_log(text)
     if spy_path is not None and spy_path.exists():
         from .profile_summary import summarise
 
@@ -211,6 +213,34 @@ def run_child(name: str, params: dict, env: dict, run_dir: Path, tag: str, timeo
         out["profile"] = str(prof_path)
         out["profile_top"] = _profile_top(prof_path, run_dir / f"profile_{tag}.txt")
     return out
+
+
+_STEP_DONE = re.compile(r'^(\S+ \S+) .*Finished execution of step "([^"]+)" in ([0-9hms.]+)\.?$')
+_STEP_START = re.compile(r'^(\S+ \S+) .*Started execution of step "([^"]+)"')
+_PROGRESS = re.compile(r"^(\S+ \S+) .*portfolio_analytics: (\S+) done \((\d+)/(\d+) days")
+
+
+def _seconds(text: str) -> float:
+    total = 0.0
+    for value, unit in re.findall(r"([0-9.]+)([hms])", text):
+        total += float(value) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return round(total, 2)
+
+
+def steps_from_log(text: str) -> dict:
+    """Step durations and portfolio_analytics progress from a Dagster run log (for a failed or killed
+    child, which wrote no result file): what finished, and what was running when it stopped."""
+    done, started, progress = {}, {}, []
+    for line in text.splitlines():
+        if m := _STEP_DONE.match(line):
+            done[m[2]] = _seconds(m[3])
+        elif m := _STEP_START.match(line):
+            started[m[2]] = m[1]
+        elif m := _PROGRESS.match(line):
+            progress.append({"time": m[1], "chunk": m[2], "days_done": int(m[3]), "days": int(m[4])})
+    running = {k: v for k, v in started.items() if k not in done}
+    return {"finished_steps_seconds": done, "running_steps_started_at": running,
+            "portfolio_analytics_progress": progress}
 
 
 def _profile_top(prof_path: Path, txt_path: Path, n: int = 40) -> str:
@@ -232,8 +262,10 @@ def evaluate(rec: dict) -> tuple[str, bool | None]:
     d = rec.get("details") or {}
     name = rec["workload"]
     if not rec["ok"]:
-        return ("FAILED" + (" (timed out)" if rec.get("timed_out") else f" (exit {rec['exit_code']})"),
-                False if name in TARGETS else None)
+        text = "FAILED" + (" (timed out)" if rec.get("timed_out") else f" (exit {rec['exit_code']})")
+        if rec.get("failure_note"):
+            text += f": {rec['failure_note']}"
+        return text, False if name in TARGETS else None
     if name == "setup_ledger":
         s = d["stored"]
         return (f"{s['portfolios']:,} portfolios, {s['positions']:,} positions, {s['capital_flows']:,} flows; "
@@ -349,6 +381,19 @@ def render_markdown(report: dict) -> str:
             lines.append(f"| {d['backend']} | {d['table']} | {d['rows']:,} | {d['write_seconds']:.1f} | "
                          f"{d['write_rows_per_s']:,} | {d['read_seconds']:.1f} | {d['read_rows_per_s']:,} | {size} | "
                          f"{r['peak_rss_mb']:,.0f} |")
+    for rec in report["runs"]:
+        logged = rec.get("steps_from_log") or {}
+        if not rec["ok"] and (logged.get("finished_steps_seconds") or logged.get("running_steps_started_at")):
+            lines += ["", f"### {rec['label']} ({rec.get('database', '')}): failed run, steps from its Dagster log", "",
+                      "| step | seconds |", "|---|---:|"]
+            for step, sec in logged["finished_steps_seconds"].items():
+                lines.append(f"| {step} | {sec:.1f} |")
+            for step, at in logged["running_steps_started_at"].items():
+                lines.append(f"| {step} | running since {at} when the process ended |")
+            prog = logged.get("portfolio_analytics_progress") or []
+            if prog:
+                lines += ["", "portfolio_analytics chunks done: " + ", ".join(
+                    f"{p['time'][11:]} {p['days_done']}/{p['days']}" for p in prog)]
     for rec in report["runs"]:
         if rec.get("error_tail"):
             lines += ["", f"### {rec['label']}: failed (exit {rec['exit_code']}), log tail", "", "```",
