@@ -47,7 +47,7 @@ from dagster import (
     sensor,
 )
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 
 from .. import calendar
 from ..calc.universe import build_universe
@@ -151,7 +151,7 @@ def universe_bounds(wh) -> tuple[date | None, date | None]:
 def stored_universe_days(wh, start, end) -> pd.DatetimeIndex:
     """Days in [start, end] whose ``symbol_universe`` partition has been written."""
     t = wh.table("symbol_universe")
-    stmt = select(distinct(t.c.date)).where(t.c.date >= pd.Timestamp(start).date(), t.c.date <= pd.Timestamp(end).date())
+    stmt = select(t.c.date).distinct().where(t.c.date >= pd.Timestamp(start).date(), t.c.date <= pd.Timestamp(end).date())
     with wh.engine.connect() as conn:
         values = [r[0] for r in conn.execute(stmt)]
     return pd.DatetimeIndex(sorted(pd.Timestamp(v) for v in values))
@@ -337,7 +337,7 @@ def ledger_fingerprints(books: pd.DataFrame, positions: pd.DataFrame, flows: pd.
 def portfolios_with_history(wh) -> set[str]:
     t = wh.table("portfolio_snapshots")
     with wh.engine.connect() as conn:
-        return {r[0] for r in conn.execute(select(distinct(t.c.portfolio_id)))}
+        return {r[0] for r in conn.execute(select(t.c.portfolio_id).distinct())}
 
 
 def portfolio_first_dates(positions: pd.DataFrame, flows: pd.DataFrame, pids) -> dict[str, pd.Timestamp]:
