@@ -73,6 +73,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .returns import simple_returns
+
 from .concentration import concentration_metrics
 
 OPTION_MULTIPLIER = 100.0
@@ -237,19 +239,6 @@ class _PriceTable:
         return price, prow
 
 
-def simple_returns(adj_close_wide: pd.DataFrame) -> np.ndarray:
-    """Simple returns ``P_t / P_{t−1} − 1`` between adjacent rows (first row NaN).
-
-    Non-finite or non-positive prices are missing; a missing price on either side gives a missing
-    return (no filling, no spanning of gaps).
-    """
-    p = adj_close_wide.to_numpy(dtype=float, copy=True)
-    p[~np.isfinite(p) | (p <= 0)] = np.nan
-    r = np.full_like(p, np.nan)
-    r[1:] = p[1:] / p[:-1] - 1.0
-    return r
-
-
 def _state(ledger: _Ledger, prices: _PriceTable, row: int, day: np.datetime64, flows_cum: np.ndarray):
     """Ledger state at one session: per-position activity/valuation and per-portfolio equity."""
     entered = ledger.entry <= day
@@ -383,7 +372,7 @@ def compute_snapshots(
     returns = ret_col = adj_sessions = None
     if adj_close_wide is not None:
         adj_sessions = _session_index(adj_close_wide, "adj_close_wide")
-        r = simple_returns(adj_close_wide)
+        r = simple_returns(adj_close_wide).to_numpy(dtype=float)
         wmax = max(VOL_WINDOWS)
         returns = np.full((r.shape[0] + wmax, r.shape[1] + 1), np.nan)
         returns[wmax:, :-1] = r
