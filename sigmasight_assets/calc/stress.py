@@ -60,7 +60,6 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .concentration import top_k_per_group
 from .exposures import _group_codes, _keys, attach_betas
 from .snapshots import upper_values
 
@@ -258,7 +257,8 @@ def compute_stress(
     duration: float = DEFAULT_RATE_DURATION,
     include_inactive: bool = False,
     top_n: int = TOP_CONTRIBUTORS,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return_contributors: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Direct and correlated stress P&L per (date, portfolio, scenario).
 
     Formulas, exposure mapping, scope and NaN policy are in the module docstring. The work is one
@@ -286,6 +286,9 @@ def compute_stress(
         Also run scenarios with ``active`` false (the historical replays).
     top_n : int, default 5
         Contributors kept per (date, portfolio, scenario).
+    return_contributors : bool, default True
+        Also build the long contributor frame; ``False`` returns ``None`` in its place (the
+        asset stores only the JSON, and the long frame costs as much as the ranking).
 
     Returns
     -------
@@ -293,8 +296,9 @@ def compute_stress(
         ``RESULT_COLUMNS``; ``top_contributors`` is a JSON list of up to ``top_n`` objects
         ``{"position_id", "symbol", "pnl"}`` ordered by ``|correlated P&L|`` (``|direct P&L|`` when
         correlated is NaN), P&L rounded to cents.
-    contributors : DataFrame
-        ``CONTRIBUTOR_COLUMNS``; the same top positions in long form (rank 1 = largest).
+    contributors : DataFrame or None
+        ``CONTRIBUTOR_COLUMNS``; the same top positions in long form (rank 1 = largest), ordered
+        by date, scenario, portfolio and rank.
     """
     scns = _normalise_scenarios(scenarios, duration, include_inactive)
     keys = _keys(snapshots)
@@ -334,10 +338,11 @@ def compute_stress(
         direct_g[gsel] = np.asarray(agg @ pnl_d)[gsel]
         corr_g[gsel] = np.asarray(agg @ np.nan_to_num(pnl_c))[gsel] if _usable_cov(cov) else np.nan
         if psel.size and n_s:
-            part, tj = _top_contributors(pv.iloc[psel], g[psel], mv[psel], pnl_d, pnl_c, scns, n_g, top_n)
-            contrib_parts.append(part)
-            for gi, sj, text in tj:
-                top_json[gi, sj] = text  # vectorised: all portfolios of one scenario at once
+            part, (gsel_top, texts) = _top_contributors(pv.iloc[psel], g[psel], mv[psel], pnl_d, pnl_c, scns,
+                                                        top_n, return_contributors)
+            if part is not None:
+                contrib_parts.append(part)
+            top_json[gsel_top] = texts
 
     no_cov = n_cov == 0
     direct_g[no_cov] = np.nan
@@ -367,6 +372,8 @@ def compute_stress(
             "top_contributors": top_json.ravel(),
         }
     )[RESULT_COLUMNS]
+    if not return_contributors:
+        return results, None
     contributors = (
         pd.concat(contrib_parts, ignore_index=True) if contrib_parts else pd.DataFrame(columns=CONTRIBUTOR_COLUMNS)
     )
@@ -381,50 +388,73 @@ def _json_str(text: str) -> str:
     return f'"{text}"' if _SAFE_JSON_TEXT.match(text) else json.dumps(text)
 
 
-def _top_contributors(pv, g, mv, pnl_d, pnl_c, scns, n_g, top_n):
+def _top_contributors(pv, g, mv, pnl_d, pnl_c, scns, top_n, want_long: bool):
     """Top ``top_n`` positions per (portfolio, scenario) by |correlated| (else |direct|) P&L.
 
-    Returns the long contributor frame and, per scenario, (group codes, JSON texts). The JSON is
-    assembled with whole-array string operations: one ``str.join`` over all items with a marker
-    between groups, then one ``split`` — no per-portfolio Python loop.
+    Returns the long contributor frame (``None`` unless ``want_long``) and (group codes, JSON
+    texts in (group, scenario) order). All scenarios are ranked at once: positions are laid out in
+    a dense (groups × scenarios × largest group) table and sorted along the last axis; the JSON is
+    assembled with whole-array string operations (one ``str.join`` with a marker before every
+    (group, scenario), then one ``split``) — no per-portfolio or per-scenario Python loop.
     """
+    n_s = len(scns)
+    groups, g_local = np.unique(g, return_inverse=True)  # only the groups of this day's positions
+    n_gl, n = groups.size, g.size
+    order0 = np.argsort(g_local, kind="stable")
+    gs = g_local[order0]
+    counts = np.bincount(g_local, minlength=n_gl)
+    starts = np.cumsum(counts) - counts
+    kmax = int(counts.max())
+    kk = min(top_n, kmax)
+    table = np.full((n_gl, kmax), -1, dtype=np.int64)
+    table[gs, np.arange(n) - starts[gs]] = order0  # positions of a group in input order
+    filled = table >= 0
+    key_all = np.where(np.isnan(pnl_c), pnl_d, pnl_c)  # (n, S)
+    score = np.abs(key_all[np.where(filled, table, 0)])  # (groups, kmax, S)
+    # Descending |P&L|; NaN after finite values, padding last; ties keep input order.
+    sort_key = np.where(np.isnan(score), np.finfo(float).max, -score)
+    sort_key[~filled] = np.inf
+    best = np.argsort(sort_key, axis=1, kind="stable")[:, :kk, :]  # (groups, kk, S)
+    idx = np.take_along_axis(np.broadcast_to(table[:, :, None], (n_gl, kmax, n_s)), best, axis=1)
+    idx = np.transpose(idx, (0, 2, 1))  # (groups, S, kk): the JSON order
+    valid = idx >= 0
+    gi, sj, rk = np.nonzero(valid)
+    pos = idx[valid]
+
     pos_id = pv["position_id"].astype(str).to_numpy(dtype=object)
     sym = pv["symbol"].astype(str).to_numpy(dtype=object)
-    pid = pv["portfolio_id"].astype(str).to_numpy(dtype=object)
-    dates = pd.to_datetime(pv["date"]).dt.normalize().to_numpy()
     # JSON-escaped id/symbol prefix, built once per position.
     frag = np.array(
         [f'{{"position_id": {_json_str(p)}, "symbol": {_json_str(q)}, "pnl": ' for p, q in zip(pos_id, sym)],
         dtype=object,
     )
-    key_all = np.where(np.isnan(pnl_c), pnl_d, pnl_c)
-    parts, texts = [], []
-    for j, (s, (keep, rk)) in enumerate(zip(scns, top_k_per_group(g, np.abs(key_all), n_g, top_n))):
-        parts.append(
-            pd.DataFrame(
-                {
-                    "date": dates[keep],
-                    "portfolio_id": pid[keep],
-                    "scenario_id": s.id,
-                    "rank": rk + 1,
-                    "position_id": pos_id[keep],
-                    "symbol": sym[keep],
-                    "market_value": mv[keep],
-                    "direct_pnl": pnl_d[keep, j],
-                    "correlated_pnl": pnl_c[keep, j],
-                }
-            )
+    # pandas' C JSON encoder formats the numbers (cents, NaN → null) in one call.
+    num_text = pd.Series(np.round(key_all[pos, sj], 2)).to_json(orient="values", double_precision=2)
+    num = np.array(num_text[1:-1].split(","), dtype=object)
+    first = rk == 0
+    last = np.r_[rk[1:] == 0, True]
+    pieces = np.where(first, "\x00[", ", ").astype(object) + frag[pos] + num + np.where(last, "}]", "}").astype(object)
+    texts = np.array("".join(pieces.tolist()).split("\x00")[1:], dtype=object).reshape(n_gl, n_s)
+
+    long = None
+    if want_long:
+        dates = pd.to_datetime(pv["date"]).dt.normalize().to_numpy()
+        pid = pv["portfolio_id"].astype(str).to_numpy(dtype=object)
+        scn_ids = np.array([s.id for s in scns], dtype=object)
+        # The long frame is ordered by scenario, then portfolio, then rank.
+        o = np.lexsort((rk, gi, sj))
+        p_o, s_o = pos[o], sj[o]
+        long = pd.DataFrame(
+            {
+                "date": dates[p_o],
+                "portfolio_id": pid[p_o],
+                "scenario_id": scn_ids[s_o],
+                "rank": rk[o] + 1,
+                "position_id": pos_id[p_o],
+                "symbol": sym[p_o],
+                "market_value": mv[p_o],
+                "direct_pnl": pnl_d[p_o, s_o],
+                "correlated_pnl": pnl_c[p_o, s_o],
+            }
         )
-        if keep.size == 0:
-            continue
-        # pandas' C JSON encoder formats the numbers (cents, NaN → null) in one call.
-        num_text = pd.Series(np.round(key_all[keep, j], 2)).to_json(orient="values", double_precision=2)
-        num = np.array(num_text[1:-1].split(","), dtype=object)
-        gk = g[keep]
-        first = np.r_[True, gk[1:] != gk[:-1]]
-        last = np.r_[gk[1:] != gk[:-1], True]
-        # keep is ordered by group, so a group's items are contiguous: "\x00" marks each start.
-        pieces = np.where(first, "\x00[", ", ").astype(object) + frag[keep] + num + np.where(last, "}]", "}").astype(object)
-        rows = "".join(pieces.tolist()).split("\x00")[1:]
-        texts.append((gk[first], j, np.array(rows, dtype=object)))
-    return pd.concat(parts, ignore_index=True), texts
+    return long, (groups, texts)

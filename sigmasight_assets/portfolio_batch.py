@@ -1,0 +1,249 @@
+"""One chunk of portfolio-analytics days: compute, validate and store (no Dagster).
+
+``portfolio_analytics`` splits its partition range into chunks of ``CHUNK_DAYS`` sessions. Each
+chunk is independent — snapshots are a pure function of the ledger and prices, correlations,
+exposures and stress read only prices, betas and covariances of their own window — so chunks can
+run in any order and in several processes at once. This module holds the per-chunk work so the
+same code runs inline (one chunk, e.g. the nightly partition) or in worker processes (a backfill):
+a worker imports numpy, pandas and the warehouse, never Dagster.
+
+Per chunk and table the write is the warehouse's delete-then-insert of the chunk's partitions in
+one transaction: a chunk that fails leaves its days as they were, chunks already stored stay.
+Only small per-chunk summaries (the rows the asset checks and the metadata need) travel back.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from . import calendar, schemas
+from .calc.correlation import portfolio_correlations
+from .calc.exposures import aggregate_exposures
+from .calc.returns import log_returns
+from .calc.snapshots import compute_snapshots
+from .calc.stress import compute_stress
+from .warehouse import Warehouse
+
+SNAP, CORR, EXPO, STRESS = "portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"
+TABLES = (SNAP, CORR, EXPO, STRESS)
+
+STALE_SESSIONS = 5
+VOL_WINDOW = 63
+CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE, CORR_MIN_WEIGHT = 90, 30, 10_000.0, 0.01
+# Sessions per chunk: the working set of one chunk at 10,000 portfolios × 25 positions is about
+# 0.3 GB per session (position values, 13 exposure and 19 stress rows per portfolio-day, their
+# validation copies), so 5 keeps one worker near 1.5 GB while amortising the per-chunk reads.
+CHUNK_DAYS = 5
+# Largest contributors kept per (portfolio, day, scenario): the JSON is most of a stress row's bytes,
+# and at 10,000 portfolios × 19 scenarios a year is 48M rows.
+STRESS_TOP_CONTRIBUTORS = 3
+
+SNAP_SUMMARY_COLUMNS = ["date", "portfolio_id", "equity", "gross_exposure", "net_exposure", "daily_pnl",
+                        "daily_return", "position_count", "unpriced_count", "is_partial", "volatility_63d"]
+
+
+def worker_count(n_chunks: int) -> int:
+    """Processes for ``n_chunks`` chunks: ``SIGMASIGHT_WORKERS`` (default: the machine's cores),
+    never more than the chunks. 1 means inline, in the calling process."""
+    raw = os.environ.get("SIGMASIGHT_WORKERS", "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError as exc:
+            raise ValueError(f"SIGMASIGHT_WORKERS={raw!r} is not an integer") from exc
+        if n < 1:
+            raise ValueError(f"SIGMASIGHT_WORKERS={raw!r} must be ≥ 1")
+    else:
+        n = os.cpu_count() or 1
+    return max(1, min(n, n_chunks))
+
+
+def split_chunks(days: pd.DatetimeIndex, size: int = CHUNK_DAYS) -> list[pd.DatetimeIndex]:
+    return [days[i : i + size] for i in range(0, len(days), size)]
+
+
+@dataclass
+class Inputs:
+    """What every chunk needs besides market data: the ledger snapshot and the scenario set, read
+    once by the run (so all chunks see the same ledger) and shipped to the workers."""
+
+    url: str
+    selected: frozenset[str]
+    books: pd.DataFrame
+    positions: pd.DataFrame
+    flows: pd.DataFrame
+    scenarios: object  # scenarios.ScenarioSet
+    market_symbols: list[str]
+
+
+@dataclass
+class ChunkResult:
+    start: pd.Timestamp
+    end: pd.Timestamp
+    rows: dict[str, int] = field(default_factory=dict)
+    summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
+    stress_complete_groups: int = 0  # (date, portfolio) groups with every active scenario
+    stress_groups: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    pid: int = 0
+
+
+def _read_prices(wh: Warehouse, symbols: list[str], start, end) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sess = calendar.sessions(start, end)
+    px = wh.read("prices", start, end, keys=symbols, columns=["date", "symbol", "close", "adj_close"])
+    close = px.pivot(index="date", columns="symbol", values="close").reindex(index=sess, columns=symbols)
+    adj = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=symbols)
+    return close, adj
+
+
+def _betas(wh: Warehouse, start, end) -> pd.DataFrame:
+    parts = [wh.read(t, start, end, columns=["date", "symbol", "factor", "beta"])
+             for t in ("symbol_betas", "ridge_factors", "spread_factors")]
+    return pd.concat(parts, ignore_index=True).dropna(subset=["beta"])
+
+
+def _write(wh: Warehouse, table: str, frame: pd.DataFrame, chunk: pd.DatetimeIndex) -> int:
+    """Validate with the table's pandera schema (before anything is deleted), then replace the
+    chunk's partitions in one transaction."""
+    frame = schemas.validate(table, frame)
+    return wh.replace_partitions(table, frame, chunk[0], chunk[-1])
+
+
+def run_chunk(inputs: Inputs, chunk: pd.DatetimeIndex) -> ChunkResult:
+    """Compute and store the selected tables for the sessions of ``chunk``."""
+    wh = Warehouse(inputs.url)
+    sel = inputs.selected
+    res = ChunkResult(start=chunk[0], end=chunk[-1], pid=os.getpid())
+    clock = {"read": 0.0, "compute": 0.0, "write": 0.0}
+    t = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        clock[phase] += now - t
+        t = now
+
+    scn = inputs.scenarios
+    need_returns = CORR_WINDOW if CORR in sel else VOL_WINDOW
+    first = min(calendar.window_start(chunk[0], need_returns),
+                calendar.sessions_back(calendar.previous_session(chunk[0]), STALE_SESSIONS + 1)[0])
+    close, adj = _read_prices(wh, inputs.market_symbols, first, chunk[-1])
+    lap("read")
+    snaps, pv = compute_snapshots(inputs.books, inputs.positions, inputs.flows, close, chunk, STALE_SESSIONS,
+                                  adj_close_wide=adj)
+    lap("compute")
+    if SNAP in sel:
+        res.rows[SNAP] = _write(wh, SNAP, snaps, chunk)
+        res.summaries[SNAP] = snaps[SNAP_SUMMARY_COLUMNS]
+        lap("write")
+    if CORR in sel:
+        corr = portfolio_correlations(pv, log_returns(adj), chunk, CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE,
+                                      CORR_MIN_WEIGHT, portfolio_ids=inputs.books["portfolio_id"])
+        lap("compute")
+        res.rows[CORR] = _write(wh, CORR, corr, chunk)
+        res.summaries[CORR] = corr.drop(columns=["symbols", "matrix"])
+        del corr
+        lap("write")
+    if EXPO in sel or STRESS in sel:
+        betas = _betas(wh, chunk[0], chunk[-1])
+        lap("read")
+    if EXPO in sel:
+        expo = aggregate_exposures(pv, betas, snaps)
+        lap("compute")
+        res.rows[EXPO] = _write(wh, EXPO, expo, chunk)
+        res.summaries[EXPO] = expo[expo["factor"] == "market"]
+        del expo
+        lap("write")
+    if STRESS in sel:
+        cov = wh.read("factor_covariance", chunk[0], chunk[-1])
+        lap("read")
+        stress, _ = compute_stress(pv, betas, snaps, cov, scn.scenarios, duration=scn.rate_duration,
+                                   top_n=STRESS_TOP_CONTRIBUTORS, return_contributors=False)
+        lap("compute")
+        res.rows[STRESS] = _write(wh, STRESS, stress, chunk)
+        lap("write")
+        # A year at 10,000 portfolios is 48M stress rows: keep the check's verdict per chunk and
+        # only the chunk's last day for the preview, never the whole range in memory.
+        active_ids = [s.id for s in scn.active]
+        per_book = stress[stress["scenario_id"].isin(active_ids)].groupby(["date", "portfolio_id"]).size()
+        res.stress_complete_groups = int((per_book == len(active_ids)).sum())
+        res.stress_groups = len(per_book)
+        res.summaries[STRESS] = stress.loc[stress["date"] == chunk[-1]].drop(columns=["top_contributors"])
+        lap("compute")
+    res.seconds = {k: round(v, 3) for k, v in clock.items()}
+    return res
+
+
+# -- worker processes ---------------------------------------------------------------------------------
+_INPUTS: Inputs | None = None
+
+
+def _init_worker(inputs: Inputs) -> None:
+    global _INPUTS
+    _INPUTS = inputs
+    # One BLAS thread per worker: the workers already use every core.
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # threadpoolctl is optional (it comes with scikit-learn)
+        pass
+
+
+def _run_in_worker(chunk: pd.DatetimeIndex) -> ChunkResult:
+    assert _INPUTS is not None, "worker not initialised"
+    return run_chunk(_INPUTS, chunk)
+
+
+def run_chunks(inputs: Inputs, chunks: list[pd.DatetimeIndex], workers: int, on_done=None) -> list[ChunkResult]:
+    """Run every chunk, inline (``workers == 1``) or in ``workers`` spawned processes; results in
+    chunk order. ``on_done(result, n_done)`` is called as each chunk finishes (progress logging).
+    The first failing chunk's exception is raised after the pending chunks are cancelled."""
+    results: list[ChunkResult | None] = [None] * len(chunks)
+    if workers <= 1:
+        for i, chunk in enumerate(chunks):
+            results[i] = run_chunk(inputs, chunk)
+            if on_done:
+                on_done(results[i], i + 1)
+        return results  # type: ignore[return-value]
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    # spawn, not fork: the caller (a Dagster step) has threads and open connections.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_init_worker, initargs=(inputs,)) as pool:
+        futures = {pool.submit(_run_in_worker, c): i for i, c in enumerate(chunks)}
+        pending = set(futures)
+        done_count = 0
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                exc = fut.exception()
+                if exc is not None:
+                    for p in pending:
+                        p.cancel()
+                    raise exc
+                results[futures[fut]] = fut.result()
+                done_count += 1
+                if on_done:
+                    on_done(results[futures[fut]], done_count)
+    return results  # type: ignore[return-value]
+
+
+def concat_summaries(results: list[ChunkResult], table: str) -> pd.DataFrame:
+    parts = [r.summaries[table] for r in results if table in r.summaries]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def stress_complete(results: list[ChunkResult], n_days: int, n_books: int) -> bool:
+    groups = sum(r.stress_groups for r in results)
+    full = sum(r.stress_complete_groups for r in results)
+    return groups == full == n_days * n_books
+
+
+__all__ = ["CHUNK_DAYS", "Inputs", "ChunkResult", "run_chunk", "run_chunks", "split_chunks", "worker_count",
+           "concat_summaries", "stress_complete"]
