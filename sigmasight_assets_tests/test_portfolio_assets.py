@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -469,3 +470,56 @@ def test_nightly_in_order_equals_the_single_run_backfill(graph):
 def test_portfolio_days_in_reverse_order_equal_the_single_run_backfill(graph):
     assert len(graph["reverse"]) == len(RANGE)
     assert_tables_equal(graph["wh"], graph["reverse_wh"], PORTFOLIO_ASSETS)
+
+
+# -- chunks in worker processes ---------------------------------------------------------------------
+def _emptied_copy(graph, name: str):
+    url, wh = copy_warehouse(graph["wh"], graph["base"], name)
+    with wh.engine.begin() as conn:
+        for t in PORTFOLIO_ASSETS:
+            conn.exec_driver_sql(f"DELETE FROM {t}")
+    return url, wh
+
+
+def test_chunks_in_two_worker_processes_equal_the_inline_run(graph, monkeypatch):
+    """One-day chunks (4 for the range) computed by two spawned worker processes store exactly the
+    rows of the single inline run, and the run's metadata still covers the whole range."""
+    from sigmasight_assets.defs import portfolio_assets
+
+    monkeypatch.setattr(portfolio_assets, "CHUNK_DAYS", 1)
+    monkeypatch.setenv("SIGMASIGHT_WORKERS", "2")
+    url, wh = _emptied_copy(graph, "workers")
+    with DagsterInstance.ephemeral() as instance:
+        result = run_range(url, RANGE[0], RANGE[-1], PORTFOLIO_ASSETS, instance=instance)
+        logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert result.success
+    assert any("4 day(s) in 4 chunk(s) of ≤ 1 on 2 process(es)" in m for m in logs)
+    stored_by = {m.split("stored by pid ")[1].split(" ")[0] for m in logs if "stored by pid" in m}
+    assert len([m for m in logs if "stored by pid" in m]) == 4
+    assert stored_by and str(os.getpid()) not in stored_by  # computed and written by the workers
+    assert_tables_equal(graph["wh"], wh, PORTFOLIO_ASSETS)
+    assert len(materializations(result, "stress_results", node="portfolio_analytics")) == len(RANGE)
+    single = {k: v for k, v in check_outcomes(graph["single"]).items() if k[0] in PORTFOLIO_ASSETS}
+    assert check_outcomes(result) == single
+
+
+def test_a_failing_chunk_fails_the_run_and_keeps_the_days_it_did_not_store(graph, monkeypatch):
+    """A chunk whose write fails inside its worker fails the step with that error; the chunk's days
+    keep their previous rows (its delete-then-insert rolled back), the other chunk is stored."""
+    from sigmasight_assets.defs import portfolio_assets
+
+    monkeypatch.setattr(portfolio_assets, "CHUNK_DAYS", 2)
+    monkeypatch.setenv("SIGMASIGHT_WORKERS", "2")
+    url, wh = copy_warehouse(graph["wh"], graph["base"], "failing")
+    before = table(wh, "stress_results")
+    last = iso(RANGE[-1])
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TRIGGER boom BEFORE INSERT ON stress_results WHEN NEW.date = '{last}' "
+                             "BEGIN SELECT RAISE(ABORT, 'injected stress write failure'); END")
+    result = run_range(url, RANGE[0], RANGE[-1], PORTFOLIO_ASSETS, raise_on_error=False)
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure and "injected stress write failure" in failure[0].event_specific_data.error.to_string()
+    after = table(wh, "stress_results")
+    assert set(after["date"]) == set(before["date"])  # the failed chunk's days were not emptied
+    pd.testing.assert_frame_equal(after, before)

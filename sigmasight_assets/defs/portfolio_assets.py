@@ -26,32 +26,25 @@ from dagster import (
     multi_asset,
 )
 
-from .. import calendar
-from ..calc.correlation import portfolio_correlations
-from ..calc.exposures import aggregate_exposures
-from ..calc.returns import log_returns
-from ..calc.snapshots import compute_snapshots
-from ..calc.stress import compute_stress
+from .. import portfolio_batch as batch
 from ..config import scenarios_file
+from ..portfolio_batch import (
+    CHUNK_DAYS,
+    CORR_MIN_OVERLAP,
+    CORR_MIN_VALUE,
+    CORR_MIN_WEIGHT,
+    CORR_WINDOW,
+    VOL_WINDOW,
+)
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import OWNER, md_table, range_metadata, run_days, table_metadata, write_partitions
+from .common import OWNER, md_table, range_metadata, run_days, table_metadata
 from .partitions import trading_days
 from .resources import WarehouseResource
 
 GROUP = "portfolio_analytics"
-STALE_SESSIONS = 5
-VOL_WINDOW = 63
-CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE, CORR_MIN_WEIGHT = 90, 30, 10_000.0, 0.01
 COVERAGE_WARN = 0.80
-CHUNK_DAYS = 21
-# Largest contributors kept per (portfolio, day, scenario): the JSON is most of a stress row's bytes,
-# and at 10,000 portfolios × 19 scenarios a year is 48M rows.
-STRESS_TOP_CONTRIBUTORS = 3
-
-SNAP_SUMMARY_COLUMNS = ["date", "portfolio_id", "equity", "gross_exposure", "net_exposure", "daily_pnl",
-                        "daily_return", "position_count", "unpriced_count", "is_partial", "volatility_63d"]
 
 SNAP, CORR, EXPO, STRESS = (AssetKey(k) for k in ("portfolio_snapshots", "correlations", "aggregated_exposures",
                                                    "stress_results"))
@@ -117,20 +110,6 @@ CHECKS = [
 ]
 
 
-def _read_prices(wh, symbols: list[str], start, end) -> tuple[pd.DataFrame, pd.DataFrame]:
-    sess = calendar.sessions(start, end)
-    px = wh.read("prices", start, end, keys=symbols, columns=["date", "symbol", "close", "adj_close"])
-    close = px.pivot(index="date", columns="symbol", values="close").reindex(index=sess, columns=symbols)
-    adj = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=symbols)
-    return close, adj
-
-
-def _betas(wh, start, end) -> pd.DataFrame:
-    parts = [wh.read(t, start, end, columns=["date", "symbol", "factor", "beta"])
-             for t in ("symbol_betas", "ridge_factors", "spread_factors")]
-    return pd.concat(parts, ignore_index=True).dropna(subset=["beta"])
-
-
 @multi_asset(
     name="portfolio_analytics",
     specs=SPECS,
@@ -147,54 +126,29 @@ def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseReso
     positions = positions[~positions["deleted"].astype(bool)] if len(positions) else positions
     scenarios = load_scenarios(scenarios_file())
     market_symbols = sorted(set(positions.loc[positions["investment_class"] != "PRIVATE", "symbol"])) if len(positions) else []
-    need_returns = CORR_WINDOW if CORR in selected else VOL_WINDOW
-    totals = {k: 0 for k in (SNAP, CORR, EXPO, STRESS)}
-    acc = {k: [] for k in (SNAP, CORR, EXPO, STRESS)}  # reduced per-chunk frames for checks/metadata
-    active_ids = {s.id for s in scenarios.active}
-    stress_ok: list[bool] = []
-    stress_groups = 0
+    chunks = batch.split_chunks(days, CHUNK_DAYS)
+    workers = batch.worker_count(len(chunks))
+    inputs = batch.Inputs(url=wh.url, selected=frozenset(k.to_user_string() for k in selected), books=books,
+                          positions=positions, flows=flows, scenarios=scenarios, market_symbols=market_symbols)
     context.log.info(f"portfolio_analytics: {len(books)} portfolios, {len(positions)} positions, "
-                     f"{len(market_symbols)} market symbols, {len(days)} day(s), selected "
-                     f"{sorted(k.to_user_string() for k in selected)}")
-    for i in range(0, len(days), CHUNK_DAYS):
-        chunk = days[i : i + CHUNK_DAYS]
-        first = min(calendar.window_start(chunk[0], need_returns),
-                    calendar.sessions_back(calendar.previous_session(chunk[0]), STALE_SESSIONS + 1)[0])
-        close, adj = _read_prices(wh, market_symbols, first, chunk[-1])
-        snaps, pv = compute_snapshots(books, positions, flows, close, chunk, STALE_SESSIONS, adj_close_wide=adj)
-        if SNAP in selected:
-            totals[SNAP] += write_partitions(wh, "portfolio_snapshots", snaps, chunk[0], chunk[-1])
-            acc[SNAP].append(snaps[SNAP_SUMMARY_COLUMNS])
-        if CORR in selected:
-            corr = portfolio_correlations(pv, log_returns(adj), chunk, CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE,
-                                          CORR_MIN_WEIGHT, portfolio_ids=books["portfolio_id"])
-            totals[CORR] += write_partitions(wh, "correlations", corr, chunk[0], chunk[-1])
-            acc[CORR].append(corr.drop(columns=["symbols", "matrix"]))
-        if EXPO in selected or STRESS in selected:
-            betas = _betas(wh, chunk[0], chunk[-1])
-        if EXPO in selected:
-            expo = aggregate_exposures(pv, betas, snaps)
-            totals[EXPO] += write_partitions(wh, "aggregated_exposures", expo, chunk[0], chunk[-1])
-            acc[EXPO].append(expo[expo["factor"] == "market"])
-        if STRESS in selected:
-            cov = wh.read("factor_covariance", chunk[0], chunk[-1])
-            stress, _ = compute_stress(pv, betas, snaps, cov, scenarios.scenarios, duration=scenarios.rate_duration,
-                                       top_n=STRESS_TOP_CONTRIBUTORS)
-            totals[STRESS] += write_partitions(wh, "stress_results", stress, chunk[0], chunk[-1])
-            # A year at 10,000 portfolios is 48M stress rows: keep the check's verdict per chunk and
-            # only the chunk's last day for the preview, never the whole range in memory.
-            per_book = stress[stress["scenario_id"].isin(active_ids)].groupby(["date", "portfolio_id"]).size()
-            stress_ok.append(bool((per_book == len(active_ids)).all()))
-            stress_groups += len(per_book)
-            acc[STRESS].append(stress.loc[stress["date"] == chunk[-1]].drop(columns=["top_contributors"]))
-        context.log.info(f"portfolio_analytics: {chunk[0].date()}..{chunk[-1].date()} done "
-                         f"({min(i + CHUNK_DAYS, len(days))}/{len(days)} days; rows so far "
-                         f"{ {k.to_user_string(): v for k, v in totals.items() if k in selected} })")
+                     f"{len(market_symbols)} market symbols, {len(days)} day(s) in {len(chunks)} chunk(s) of ≤ "
+                     f"{CHUNK_DAYS} on {workers} process(es), selected {sorted(inputs.selected)}")
+    totals = {t: 0 for t in batch.TABLES}
+
+    def progress(res: batch.ChunkResult, n_done: int) -> None:
+        for t, n in res.rows.items():
+            totals[t] += n
+        context.log.info(f"portfolio_analytics: {res.start.date()}..{res.end.date()} stored by pid {res.pid} "
+                         f"({n_done}/{len(chunks)} chunks; seconds {res.seconds}; rows {res.rows}; "
+                         f"rows so far {totals})")
+
+    results = batch.run_chunks(inputs, chunks, workers, on_done=progress)
+    complete = batch.stress_complete(results, len(days), len(books))
     for key in (SNAP, CORR, EXPO, STRESS):
         if key in selected:
-            frame = pd.concat(acc[key], ignore_index=True) if acc[key] else pd.DataFrame()
-            stress_complete = all(stress_ok) and stress_groups == len(days) * len(books)
-            yield _result(context, key, days, frame, totals[key], scenarios, books, stress_complete)
+            name = key.to_user_string()
+            frame = batch.concat_summaries(results, name)
+            yield _result(context, key, days, frame, totals[name], scenarios, books, complete)
 
 
 def _selected_checks(context, key: AssetKey, results: list[AssetCheckResult]) -> list[AssetCheckResult]:
