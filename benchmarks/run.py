@@ -129,6 +129,23 @@ def _pyspy() -> str | None:
     return str(exe) if exe.exists() else shutil.which("py-spy")
 
 
+def _group_rss_kb(pgid: int) -> int:
+    """Resident set of every process in process group ``pgid`` (the child and its workers), in KiB."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) != pgid:  # field 5 of stat: the process group
+                continue
+            total += int(Path(f"/proc/{entry}/statm").read_text().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while we looked
+    return total
+
+
 def run_child(name: str, params: dict, env: dict, run_dir: Path, tag: str, timeout_s: float | None,
               cprofile: bool = False, pyspy: bool = False) -> dict:
     params_dir, results_dir, logs_dir = (run_dir / d for d in ("params", "results", "logs"))
@@ -162,10 +179,17 @@ def run_child(name: str, params: dict, env: dict, run_dir: Path, tag: str, timeo
             spy = subprocess.Popen([_pyspy(), "record", "--pid", str(proc.pid), "--rate", "20", "--nonblocking",
                                     "--format", "raw", "-o", str(spy_path)],
                                    stdout=open(run_dir / "logs" / f"pyspy_{tag}.log", "w"), stderr=subprocess.STDOUT)
+        tree_peak_kb, next_sample = 0, 0.0
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
+            now = time.perf_counter()
+            if now >= next_sample:
+                # ru_maxrss is the largest *single* process; with worker processes the workload's
+                # footprint is the sum over its process group, sampled here twice a second.
+                tree_peak_kb = max(tree_peak_kb, _group_rss_kb(proc.pid))
+                next_sample = now + 0.5
             if timeout_s and time.perf_counter() - t0 > timeout_s and not timed_out:
                 timed_out = True
                 os.killpg(proc.pid, 9)  # the child's own process group (start_new_session)
@@ -190,7 +214,9 @@ def run_child(name: str, params: dict, env: dict, run_dir: Path, tag: str, timeo
         "cpu_user_s": round(ru.ru_utime, 2),
         "cpu_sys_s": round(ru.ru_stime, 2),
         "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
-        "peak_rss_mb": round(ru.ru_maxrss / MB, 1),
+        "peak_rss_mb": round(max(ru.ru_maxrss, tree_peak_kb) / MB, 1),
+        "peak_rss_single_process_mb": round(ru.ru_maxrss / MB, 1),
+        "peak_rss_process_group_mb": round(tree_peak_kb / MB, 1),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "log": str(log_path),
@@ -283,7 +309,8 @@ def evaluate(rec: dict) -> tuple[str, bool | None]:
             rec["meets_target_on_cpu"] = d.get("run_cpu_seconds", float("inf")) <= 60.0
             return text, d["run_seconds"] <= 60.0
         if name == "w3_backfill":
-            rec["meets_target_on_cpu"] = rec["cpu_s"] <= 20 * 60 and rec["peak_rss_mb"] <= 4096
+            # CPU seconds are no estimate of elapsed time once portfolio chunks run in parallel.
+            rec["meets_target_on_cpu"] = None
             return text, rec["wall_s"] <= 20 * 60 and rec["peak_rss_mb"] <= 4096
         return text, None
     if name == "w5_portfolio_reads":
@@ -333,10 +360,12 @@ def render_markdown(report: dict) -> str:
            + (" with uncommitted changes in sigmasight_assets/" if m.get("sigmasight_assets_uncommitted_changes") else "")),
         f"- load average (1/5/15 min) before: {report['load_average_before']}, after: {report.get('load_average_after')}",
         "- each row is one child process: wall = child elapsed time (interpreter start and imports included), "
-        "CPU = user + sys of the child, peak RSS = the child's ru_maxrss",
+        "CPU = user + sys of the child and its worker processes, peak RSS = the larger of the child's ru_maxrss "
+        "and the sampled (every 0.5 s) sum of RSS over the child's process group (the child and its workers)",
         "- 'meets (wall)' judges the target on elapsed time as measured (inflated when other jobs share the 2 "
         "cores: see the load averages); 'meets (CPU)' judges the same quantity on CPU seconds, an estimate "
-        "of the elapsed time on an otherwise idle machine (the code is mostly single-threaded)",
+        "of the elapsed time on an otherwise idle machine for the single-process workloads (not for workload 3, whose "
+        "portfolio chunks run in worker processes)",
         "",
         "| workload | db | wall s | CPU s | peak RSS MB | result | target | meets (wall) | meets (CPU) |",
         "|---|---|---:|---:|---:|---|---|---|---|",

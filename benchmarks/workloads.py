@@ -33,9 +33,10 @@ FETCH = {"fetch_prices_s": 0.0, "fetch_prices_calls": 0, "fetch_valuations_s": 0
 
 
 def _cpu() -> float:
-    """CPU seconds (user + sys) of this process so far, all threads."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    """CPU seconds (user + sys) so far of this process (all threads) and of its finished children
+    (the portfolio worker processes, reaped when their pool closes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 class _TimedProvider:
