@@ -1,6 +1,6 @@
 """One chunk of portfolio-analytics days: compute, validate and store (no Dagster).
 
-``portfolio_analytics`` splits its partition range into chunks of ``CHUNK_DAYS`` sessions. Each
+``portfolio_analytics`` splits its partition range into chunks of a few sessions (``chunk_days``). Each
 chunk is independent — snapshots are a pure function of the ledger and prices, correlations,
 exposures and stress read only prices, betas and covariances of their own window — so chunks can
 run in any order and in several processes at once. This module holds the per-chunk work so the
@@ -34,10 +34,13 @@ TABLES = (SNAP, CORR, EXPO, STRESS)
 STALE_SESSIONS = 5
 VOL_WINDOW = 63
 CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE, CORR_MIN_WEIGHT = 90, 30, 10_000.0, 0.01
-# Sessions per chunk: the working set of one chunk at 10,000 portfolios × 25 positions is about
-# 0.3 GB per session (position values, 13 exposure and 19 stress rows per portfolio-day, their
-# validation copies), so 5 keeps one worker near 1.5 GB while amortising the per-chunk reads.
-CHUNK_DAYS = 5
+# Chunk size: the working set of a chunk grows with its portfolio-days (position values, 13 exposure
+# and 19 stress rows per portfolio-day, their validation and insert copies: about 45 KB per
+# portfolio-day at 25 positions), so a chunk holds at most CHUNK_PORTFOLIO_DAYS of them — 3 sessions
+# at 10,000 portfolios, about 1.3 GB per worker — and never more than MAX_CHUNK_DAYS sessions (small
+# books: the per-chunk reads of the 90-session price window are then amortised over many days).
+CHUNK_PORTFOLIO_DAYS = 30_000
+MAX_CHUNK_DAYS = 21
 # Largest contributors kept per (portfolio, day, scenario): the JSON is most of a stress row's bytes,
 # and at 10,000 portfolios × 19 scenarios a year is 48M rows.
 STRESS_TOP_CONTRIBUTORS = 3
@@ -62,7 +65,12 @@ def worker_count(n_chunks: int) -> int:
     return max(1, min(n, n_chunks))
 
 
-def split_chunks(days: pd.DatetimeIndex, size: int = CHUNK_DAYS) -> list[pd.DatetimeIndex]:
+def chunk_days(n_portfolios: int) -> int:
+    """Sessions per chunk for a book of ``n_portfolios`` (see ``CHUNK_PORTFOLIO_DAYS``)."""
+    return max(1, min(MAX_CHUNK_DAYS, CHUNK_PORTFOLIO_DAYS // max(n_portfolios, 1)))
+
+
+def split_chunks(days: pd.DatetimeIndex, size: int) -> list[pd.DatetimeIndex]:
     return [days[i : i + size] for i in range(0, len(days), size)]
 
 
@@ -245,5 +253,5 @@ def stress_complete(results: list[ChunkResult], n_days: int, n_books: int) -> bo
     return groups == full == n_days * n_books
 
 
-__all__ = ["CHUNK_DAYS", "Inputs", "ChunkResult", "run_chunk", "run_chunks", "split_chunks", "worker_count",
+__all__ = ["chunk_days", "Inputs", "ChunkResult", "run_chunk", "run_chunks", "split_chunks", "worker_count",
            "concat_summaries", "stress_complete"]

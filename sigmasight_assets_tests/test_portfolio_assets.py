@@ -484,9 +484,9 @@ def _emptied_copy(graph, name: str):
 def test_chunks_in_two_worker_processes_equal_the_inline_run(graph, monkeypatch):
     """One-day chunks (4 for the range) computed by two spawned worker processes store exactly the
     rows of the single inline run, and the run's metadata still covers the whole range."""
-    from sigmasight_assets.defs import portfolio_assets
+    from sigmasight_assets import portfolio_batch
 
-    monkeypatch.setattr(portfolio_assets, "CHUNK_DAYS", 1)
+    monkeypatch.setattr(portfolio_batch, "MAX_CHUNK_DAYS", 1)
     monkeypatch.setenv("SIGMASIGHT_WORKERS", "2")
     url, wh = _emptied_copy(graph, "workers")
     with DagsterInstance.ephemeral() as instance:
@@ -506,9 +506,9 @@ def test_chunks_in_two_worker_processes_equal_the_inline_run(graph, monkeypatch)
 def test_a_failing_chunk_fails_the_run_and_keeps_the_days_it_did_not_store(graph, monkeypatch):
     """A chunk whose write fails inside its worker fails the step with that error; the chunk's days
     keep their previous rows (its delete-then-insert rolled back), the other chunk is stored."""
-    from sigmasight_assets.defs import portfolio_assets
+    from sigmasight_assets import portfolio_batch
 
-    monkeypatch.setattr(portfolio_assets, "CHUNK_DAYS", 2)
+    monkeypatch.setattr(portfolio_batch, "MAX_CHUNK_DAYS", 2)
     monkeypatch.setenv("SIGMASIGHT_WORKERS", "2")
     url, wh = copy_warehouse(graph["wh"], graph["base"], "failing")
     before = table(wh, "stress_results")

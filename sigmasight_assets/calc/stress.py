@@ -323,6 +323,7 @@ def compute_stress(
     pdates = pd.to_datetime(pv["date"]).dt.normalize().to_numpy()
     key_dates = keys["date"].to_numpy()
 
+    frag = _json_prefixes(pv) if len(pv) and n_s else np.empty(0, dtype=object)
     direct_g = np.full((n_g, n_s), np.nan)
     corr_g = np.full((n_g, n_s), np.nan)
     contrib_parts = []
@@ -339,7 +340,7 @@ def compute_stress(
         corr_g[gsel] = np.asarray(agg @ np.nan_to_num(pnl_c))[gsel] if _usable_cov(cov) else np.nan
         if psel.size and n_s:
             part, (gsel_top, texts) = _top_contributors(pv.iloc[psel], g[psel], mv[psel], pnl_d, pnl_c, scns,
-                                                        top_n, return_contributors)
+                                                        top_n, return_contributors, frag[psel])
             if part is not None:
                 contrib_parts.append(part)
             top_json[gsel_top] = texts
@@ -388,7 +389,19 @@ def _json_str(text: str) -> str:
     return f'"{text}"' if _SAFE_JSON_TEXT.match(text) else json.dumps(text)
 
 
-def _top_contributors(pv, g, mv, pnl_d, pnl_c, scns, top_n, want_long: bool):
+def _json_prefixes(pv: pd.DataFrame) -> np.ndarray:
+    """``{"position_id": …, "symbol": …, "pnl": `` per row, JSON-escaped, built once per distinct
+    (position, symbol): a position repeats on every day of the range."""
+    pos_id = pv["position_id"].astype(str).to_numpy(dtype=object)
+    sym = pv["symbol"].astype(str).to_numpy(dtype=object)
+    codes, _ = pd.factorize(pos_id + "\x00" + sym)
+    _, first = np.unique(codes, return_index=True)
+    text = np.array([f'{{"position_id": {_json_str(pos_id[i])}, "symbol": {_json_str(sym[i])}, "pnl": '
+                     for i in first], dtype=object)
+    return text[codes]
+
+
+def _top_contributors(pv, g, mv, pnl_d, pnl_c, scns, top_n, want_long: bool, frag: np.ndarray):
     """Top ``top_n`` positions per (portfolio, scenario) by |correlated| (else |direct|) P&L.
 
     Returns the long contributor frame (``None`` unless ``want_long``) and (group codes, JSON
@@ -423,11 +436,6 @@ def _top_contributors(pv, g, mv, pnl_d, pnl_c, scns, top_n, want_long: bool):
 
     pos_id = pv["position_id"].astype(str).to_numpy(dtype=object)
     sym = pv["symbol"].astype(str).to_numpy(dtype=object)
-    # JSON-escaped id/symbol prefix, built once per position.
-    frag = np.array(
-        [f'{{"position_id": {_json_str(p)}, "symbol": {_json_str(q)}, "pnl": ' for p, q in zip(pos_id, sym)],
-        dtype=object,
-    )
     # pandas' C JSON encoder formats the numbers (cents, NaN → null) in one call.
     num_text = pd.Series(np.round(key_all[pos, sj], 2)).to_json(orient="values", double_precision=2)
     num = np.array(num_text[1:-1].split(","), dtype=object)

@@ -29,7 +29,6 @@ from dagster import (
 from .. import portfolio_batch as batch
 from ..config import scenarios_file
 from ..portfolio_batch import (
-    CHUNK_DAYS,
     CORR_MIN_OVERLAP,
     CORR_MIN_VALUE,
     CORR_MIN_WEIGHT,
@@ -126,13 +125,14 @@ def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseReso
     positions = positions[~positions["deleted"].astype(bool)] if len(positions) else positions
     scenarios = load_scenarios(scenarios_file())
     market_symbols = sorted(set(positions.loc[positions["investment_class"] != "PRIVATE", "symbol"])) if len(positions) else []
-    chunks = batch.split_chunks(days, CHUNK_DAYS)
+    size = batch.chunk_days(len(books))
+    chunks = batch.split_chunks(days, size)
     workers = batch.worker_count(len(chunks))
     inputs = batch.Inputs(url=wh.url, selected=frozenset(k.to_user_string() for k in selected), books=books,
                           positions=positions, flows=flows, scenarios=scenarios, market_symbols=market_symbols)
     context.log.info(f"portfolio_analytics: {len(books)} portfolios, {len(positions)} positions, "
                      f"{len(market_symbols)} market symbols, {len(days)} day(s) in {len(chunks)} chunk(s) of ≤ "
-                     f"{CHUNK_DAYS} on {workers} process(es), selected {sorted(inputs.selected)}")
+                     f"{size} on {workers} process(es), selected {sorted(inputs.selected)}")
     totals = {t: 0 for t in batch.TABLES}
 
     def progress(res: batch.ChunkResult, n_done: int) -> None:

@@ -139,6 +139,8 @@ class Warehouse:
             return
         cols = [c.name for c in table.columns if c.name in frame.columns]
         frame = frame[cols]
+        if self.dialect == "sqlite":
+            frame = _key_major(table, frame)
         for i in range(0, len(frame), INSERT_CHUNK):
             part = frame.iloc[i : i + INSERT_CHUNK]
             if self.dialect == "postgresql":
@@ -271,6 +273,27 @@ def _conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _key_major(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a multi-day frame reordered by (key, date), stable.
+
+    Frames arrive day by day, so every day's rows would land at as many scattered places in the
+    (key, date) index as there are keys: past a few million rows each insert then touches a page
+    not in cache, and the insert rate halves. Key-major order inserts a key's days side by side.
+    """
+    key = "symbol" if "symbol" in frame.columns else "portfolio_id" if "portfolio_id" in frame.columns else None
+    if key is None or "date" not in frame.columns or len(frame) < 2 or frame["date"].nunique() < 2:
+        return frame
+    codes, _ = pd.factorize(frame[key], sort=True)
+    return frame.take(np.argsort(codes, kind="stable"))
+
+
+def _iso_dates(s: pd.Series) -> np.ndarray:
+    """ISO date strings (None for missing), formatted once per distinct day."""
+    codes, uniques = pd.factorize(s)
+    text = np.array([d.strftime("%Y-%m-%d") for d in pd.DatetimeIndex(uniques)] + [None], dtype=object)
+    return text[codes]  # code −1 (missing) picks the trailing None
+
+
 def _python_rows(table: Table, frame: pd.DataFrame, iso_dates: bool = True) -> list[tuple]:
     """Rows as tuples of Python scalars (None for missing), dates as ISO strings on SQLite."""
     out = {}
@@ -278,7 +301,7 @@ def _python_rows(table: Table, frame: pd.DataFrame, iso_dates: bool = True) -> l
         col_type = table.c[name].type
         s = frame[name]
         if isinstance(col_type, Date):
-            values = s.dt.strftime("%Y-%m-%d").astype(object).where(s.notna(), None).to_numpy()
+            values = _iso_dates(s)
             if not iso_dates:
                 values = np.array([None if v is None else date.fromisoformat(v) for v in values], dtype=object)
         elif isinstance(col_type, DateTime):
