@@ -90,3 +90,18 @@ def scenarios_file() -> str | None:
     if raw and not Path(raw).is_file():
         raise ConfigError(f"SIGMASIGHT_SCENARIOS_FILE={raw!r} is not a file")
     return raw or None
+
+
+def workers() -> int:
+    """Processes for the chunks of a portfolio-analytics range (``SIGMASIGHT_WORKERS``): default
+    the machine's cores; 1 computes every chunk in the run's own process."""
+    raw = os.environ.get("SIGMASIGHT_WORKERS", "").strip()
+    if not raw:
+        return os.cpu_count() or 1
+    try:
+        n = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"SIGMASIGHT_WORKERS={raw!r} is not an integer") from exc
+    if n < 1:
+        raise ConfigError(f"SIGMASIGHT_WORKERS={raw!r} must be at least 1")
+    return n

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import calendar, schemas
+from . import calendar, config, schemas
 from .calc.correlation import portfolio_correlations
 from .calc.exposures import aggregate_exposures
 from .calc.returns import log_returns
@@ -52,17 +52,7 @@ SNAP_SUMMARY_COLUMNS = ["date", "portfolio_id", "equity", "gross_exposure", "net
 def worker_count(n_chunks: int) -> int:
     """Processes for ``n_chunks`` chunks: ``SIGMASIGHT_WORKERS`` (default: the machine's cores),
     never more than the chunks. 1 means inline, in the calling process."""
-    raw = os.environ.get("SIGMASIGHT_WORKERS", "").strip()
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError as exc:
-            raise ValueError(f"SIGMASIGHT_WORKERS={raw!r} is not an integer") from exc
-        if n < 1:
-            raise ValueError(f"SIGMASIGHT_WORKERS={raw!r} must be ≥ 1")
-    else:
-        n = os.cpu_count() or 1
-    return max(1, min(n, n_chunks))
+    return max(1, min(config.workers(), n_chunks))
 
 
 def chunk_days(n_portfolios: int) -> int:
