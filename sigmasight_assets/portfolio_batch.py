@@ -9,15 +9,20 @@ a worker imports numpy, pandas and the warehouse, never Dagster.
 
 Per chunk and table the write is the warehouse's delete-then-insert of the chunk's partitions in
 one transaction: a chunk that fails leaves its days as they were, chunks already stored stay.
-Only small per-chunk summaries (the rows the asset checks and the metadata need) travel back.
+Only mergeable statistics travel back (counts, the few per-portfolio-day values whose median the
+metadata reports, as float32) plus, from the chunk holding the range's last day, that day's rows for
+the previews: a year at 10,000 portfolios never accumulates rows in the calling process.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+import types
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from . import calendar, config, schemas
@@ -45,8 +50,7 @@ MAX_CHUNK_DAYS = 21
 # and at 10,000 portfolios × 19 scenarios a year is 48M rows.
 STRESS_TOP_CONTRIBUTORS = 3
 
-SNAP_SUMMARY_COLUMNS = ["date", "portfolio_id", "equity", "gross_exposure", "net_exposure", "daily_pnl",
-                        "daily_return", "position_count", "unpriced_count", "is_partial", "volatility_63d"]
+PREVIEW_DROP = {SNAP: [], CORR: ["symbols", "matrix"], EXPO: [], STRESS: ["top_contributors"]}
 
 
 def worker_count(n_chunks: int) -> int:
@@ -76,6 +80,7 @@ class Inputs:
     flows: pd.DataFrame
     scenarios: object  # scenarios.ScenarioSet
     market_symbols: list[str]
+    last_day: pd.Timestamp | None = None  # the range's last day: its chunk returns preview rows
 
 
 @dataclass
@@ -83,11 +88,72 @@ class ChunkResult:
     start: pd.Timestamp
     end: pd.Timestamp
     rows: dict[str, int] = field(default_factory=dict)
-    summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
-    stress_complete_groups: int = 0  # (date, portfolio) groups with every active scenario
-    stress_groups: int = 0
+    stats: dict[str, dict] = field(default_factory=dict)  # per table: counts, ids, float32 arrays
+    preview: dict[str, pd.DataFrame] = field(default_factory=dict)  # the range's last day only
     seconds: dict[str, float] = field(default_factory=dict)
     pid: int = 0
+
+
+def _snap_stats(snaps: pd.DataFrame) -> dict:
+    eq = snaps["equity"].to_numpy(dtype=float)
+    return {
+        "portfolio_ids": set(snaps["portfolio_id"].astype(str)),
+        "non_finite_equity": int((~np.isfinite(eq)).sum()),
+        "gross_lt_abs_net": int((~(snaps["gross_exposure"] + 1e-6 >= snaps["net_exposure"].abs())).sum()),
+        "partial_portfolio_days": int(snaps["is_partial"].astype(bool).sum()),
+    }
+
+
+def _corr_stats(corr: pd.DataFrame) -> dict:
+    eig = corr["min_eigenvalue"].dropna()
+    avg = corr["avg_correlation"].dropna()
+    return {
+        "portfolio_ids": set(corr["portfolio_id"].astype(str)),
+        "not_psd": int((eig < -1e-8).sum()),
+        "avg_out_of_range": int(((avg < -1 - 1e-12) | (avg > 1 + 1e-12)).sum()),
+        "psd_repaired_rows": int(corr["psd_repaired"].astype(bool).sum()),
+        "insufficient_pairs": int(corr["n_pairs_insufficient"].sum()),
+        "avg_correlation": avg.to_numpy(dtype=np.float32),
+    }
+
+
+def _expo_stats(expo: pd.DataFrame) -> dict:
+    market = expo[expo["factor"] == "market"]
+    return {"portfolio_ids": set(expo["portfolio_id"].astype(str)),
+            "market_coverage": market["coverage"].dropna().to_numpy(dtype=np.float32)}
+
+
+def _stress_stats(stress: pd.DataFrame, active_ids: list[str]) -> dict:
+    per_book = stress[stress["scenario_id"].isin(active_ids)].groupby(["date", "portfolio_id"]).size()
+    return {"portfolio_ids": set(stress["portfolio_id"].astype(str)),
+            "complete_groups": int((per_book == len(active_ids)).sum()), "groups": len(per_book)}
+
+
+class Totals:
+    """Statistics of the chunks done so far, merged as each chunk arrives (counts summed, id sets
+    united, arrays joined), so the caller holds one set of totals, never every chunk's result."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {t: 0 for t in TABLES}
+        self._stats: dict[str, dict] = {t: {} for t in TABLES}
+        self.preview: dict[str, pd.DataFrame] = {}
+
+    def add(self, res: ChunkResult) -> None:
+        for t, n in res.rows.items():
+            self.rows[t] += n
+        for t, stats in res.stats.items():
+            acc = self._stats[t]
+            for k, v in stats.items():
+                if isinstance(v, set):
+                    acc.setdefault(k, set()).update(v)
+                elif isinstance(v, np.ndarray):
+                    acc.setdefault(k, []).append(v)
+                else:
+                    acc[k] = acc.get(k, 0) + v
+        self.preview.update(res.preview)
+
+    def stats(self, table: str) -> dict:
+        return {k: (np.concatenate(v) if isinstance(v, list) else v) for k, v in self._stats[table].items()}
 
 
 def _read_prices(wh: Warehouse, symbols: list[str], start, end) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -134,18 +200,26 @@ def run_chunk(inputs: Inputs, chunk: pd.DatetimeIndex) -> ChunkResult:
     snaps, pv = compute_snapshots(inputs.books, inputs.positions, inputs.flows, close, chunk, STALE_SESSIONS,
                                   adj_close_wide=adj)
     lap("compute")
+    last = inputs.last_day if inputs.last_day is not None and chunk[0] <= inputs.last_day <= chunk[-1] else None
+
+    def keep(table: str, frame: pd.DataFrame) -> None:
+        if last is not None:
+            res.preview[table] = frame.loc[frame["date"] == last].drop(columns=PREVIEW_DROP[table])
+
     if SNAP in sel:
         res.rows[SNAP] = _write(wh, SNAP, snaps, chunk)
-        res.summaries[SNAP] = snaps[SNAP_SUMMARY_COLUMNS]
         lap("write")
+        res.stats[SNAP] = _snap_stats(snaps)
+        keep(SNAP, snaps)
     if CORR in sel:
         corr = portfolio_correlations(pv, log_returns(adj), chunk, CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE,
                                       CORR_MIN_WEIGHT, portfolio_ids=inputs.books["portfolio_id"])
         lap("compute")
         res.rows[CORR] = _write(wh, CORR, corr, chunk)
-        res.summaries[CORR] = corr.drop(columns=["symbols", "matrix"])
-        del corr
         lap("write")
+        res.stats[CORR] = _corr_stats(corr)
+        keep(CORR, corr)
+        del corr
     if EXPO in sel or STRESS in sel:
         betas = _betas(wh, chunk[0], chunk[-1])
         lap("read")
@@ -153,9 +227,10 @@ def run_chunk(inputs: Inputs, chunk: pd.DatetimeIndex) -> ChunkResult:
         expo = aggregate_exposures(pv, betas, snaps)
         lap("compute")
         res.rows[EXPO] = _write(wh, EXPO, expo, chunk)
-        res.summaries[EXPO] = expo[expo["factor"] == "market"]
-        del expo
         lap("write")
+        res.stats[EXPO] = _expo_stats(expo)
+        keep(EXPO, expo[expo["factor"] == "market"])
+        del expo
     if STRESS in sel:
         cov = wh.read("factor_covariance", chunk[0], chunk[-1])
         lap("read")
@@ -164,14 +239,9 @@ def run_chunk(inputs: Inputs, chunk: pd.DatetimeIndex) -> ChunkResult:
         lap("compute")
         res.rows[STRESS] = _write(wh, STRESS, stress, chunk)
         lap("write")
-        # A year at 10,000 portfolios is 48M stress rows: keep the check's verdict per chunk and
-        # only the chunk's last day for the preview, never the whole range in memory.
-        active_ids = [s.id for s in scn.active]
-        per_book = stress[stress["scenario_id"].isin(active_ids)].groupby(["date", "portfolio_id"]).size()
-        res.stress_complete_groups = int((per_book == len(active_ids)).sum())
-        res.stress_groups = len(per_book)
-        res.summaries[STRESS] = stress.loc[stress["date"] == chunk[-1]].drop(columns=["top_contributors"])
-        lap("compute")
+        res.stats[STRESS] = _stress_stats(stress, [s.id for s in scn.active])
+        keep(STRESS, stress)
+    lap("compute")
     res.seconds = {k: round(v, 3) for k, v in clock.items()}
     return res
 
@@ -197,51 +267,44 @@ def _run_in_worker(chunk: pd.DatetimeIndex) -> ChunkResult:
     return run_chunk(_INPUTS, chunk)
 
 
-def run_chunks(inputs: Inputs, chunks: list[pd.DatetimeIndex], workers: int, on_done=None) -> list[ChunkResult]:
-    """Run every chunk, inline (``workers == 1``) or in ``workers`` spawned processes; results in
-    chunk order. ``on_done(result, n_done)`` is called as each chunk finishes (progress logging).
-    The first failing chunk's exception is raised after the pending chunks are cancelled."""
-    results: list[ChunkResult | None] = [None] * len(chunks)
+def run_chunks(inputs: Inputs, chunks: list[pd.DatetimeIndex], workers: int, on_done) -> None:
+    """Run every chunk, inline (``workers == 1``) or in ``workers`` spawned processes.
+
+    ``on_done(result, n_done)`` is called in this process as each chunk finishes (merge it into a
+    :class:`Totals`, log progress); results are not kept here. The first failing chunk's exception
+    is raised after the chunks not yet started are cancelled (chunks already stored stay stored).
+    """
     if workers <= 1:
         for i, chunk in enumerate(chunks):
-            results[i] = run_chunk(inputs, chunk)
-            if on_done:
-                on_done(results[i], i + 1)
-        return results  # type: ignore[return-value]
+            on_done(run_chunk(inputs, chunk), i + 1)
+        return
     import multiprocessing as mp
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawn, not fork: the caller (a Dagster step) has threads and open connections.
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                              initializer=_init_worker, initargs=(inputs,)) as pool:
-        futures = {pool.submit(_run_in_worker, c): i for i, c in enumerate(chunks)}
-        pending = set(futures)
+        # A spawned child first re-imports the parent's __main__ (the Dagster CLI, a script): that
+        # costs seconds and ~200 MB per worker and re-runs an unguarded script. The workers need
+        # nothing from it, so they are started while __main__ is a bare module.
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            pending = {pool.submit(_run_in_worker, c) for c in chunks}
+        finally:
+            sys.modules["__main__"] = main
         done_count = 0
         while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 exc = fut.exception()
                 if exc is not None:
                     for p in pending:
                         p.cancel()
                     raise exc
-                results[futures[fut]] = fut.result()
                 done_count += 1
-                if on_done:
-                    on_done(results[futures[fut]], done_count)
-    return results  # type: ignore[return-value]
-
-
-def concat_summaries(results: list[ChunkResult], table: str) -> pd.DataFrame:
-    parts = [r.summaries[table] for r in results if table in r.summaries]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def stress_complete(results: list[ChunkResult], n_days: int, n_books: int) -> bool:
-    groups = sum(r.stress_groups for r in results)
-    full = sum(r.stress_complete_groups for r in results)
-    return groups == full == n_days * n_books
+                on_done(fut.result(), done_count)
 
 
 __all__ = ["chunk_days", "Inputs", "ChunkResult", "run_chunk", "run_chunks", "split_chunks", "worker_count",
-           "concat_summaries", "stress_complete"]
+           "Totals"]

@@ -41,6 +41,7 @@ from ..warehouse.ledger import read_ledger
 from .common import OWNER, md_table, range_metadata, run_days, table_metadata
 from .partitions import trading_days
 from .resources import WarehouseResource
+from .symbol_assets import release_price_window
 
 GROUP = "portfolio_analytics"
 COVERAGE_WARN = 0.80
@@ -120,6 +121,7 @@ CHECKS = [
 def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseResource):
     days = run_days(context)
     wh = warehouse.get()
+    release_price_window()
     selected = set(context.selected_asset_keys)
     books, positions, flows = read_ledger(wh)
     positions = positions[~positions["deleted"].astype(bool)] if len(positions) else positions
@@ -129,26 +131,25 @@ def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseReso
     chunks = batch.split_chunks(days, size)
     workers = batch.worker_count(len(chunks))
     inputs = batch.Inputs(url=wh.url, selected=frozenset(k.to_user_string() for k in selected), books=books,
-                          positions=positions, flows=flows, scenarios=scenarios, market_symbols=market_symbols)
+                          positions=positions, flows=flows, scenarios=scenarios, market_symbols=market_symbols,
+                          last_day=days[-1] if len(days) else None)
     context.log.info(f"portfolio_analytics: {len(books)} portfolios, {len(positions)} positions, "
                      f"{len(market_symbols)} market symbols, {len(days)} day(s) in {len(chunks)} chunk(s) of ≤ "
                      f"{size} on {workers} process(es), selected {sorted(inputs.selected)}")
-    totals = {t: 0 for t in batch.TABLES}
+    totals = batch.Totals()
 
     def progress(res: batch.ChunkResult, n_done: int) -> None:
-        for t, n in res.rows.items():
-            totals[t] += n
+        totals.add(res)
         context.log.info(f"portfolio_analytics: {res.start.date()}..{res.end.date()} stored by pid {res.pid} "
                          f"({n_done}/{len(chunks)} chunks; seconds {res.seconds}; rows {res.rows}; "
-                         f"rows so far {totals})")
+                         f"rows so far { {t: n for t, n in totals.rows.items() if t in inputs.selected} })")
 
-    results = batch.run_chunks(inputs, chunks, workers, on_done=progress)
-    complete = batch.stress_complete(results, len(days), len(books))
+    batch.run_chunks(inputs, chunks, workers, on_done=progress)
     for key in (SNAP, CORR, EXPO, STRESS):
         if key in selected:
             name = key.to_user_string()
-            frame = batch.concat_summaries(results, name)
-            yield _result(context, key, days, frame, totals[name], scenarios, books, complete)
+            yield _result(context, key, days, totals.stats(name), totals.preview.get(name, pd.DataFrame()),
+                          totals.rows[name], scenarios, len(books))
 
 
 def _selected_checks(context, key: AssetKey, results: list[AssetCheckResult]) -> list[AssetCheckResult]:
@@ -156,56 +157,56 @@ def _selected_checks(context, key: AssetKey, results: list[AssetCheckResult]) ->
     return [r for r in results if AssetCheckKey(key, r.check_name) in chosen]
 
 
-def _result(context, key, days, frame, written, scenarios, books, stress_complete: bool) -> MaterializeResult:
-    meta = {**range_metadata(days), "rows": written, "portfolios": int(frame["portfolio_id"].nunique()) if len(frame) else 0}
+def _result(context, key, days, stats: dict, last: pd.DataFrame, written: int, scenarios,
+            n_books: int) -> MaterializeResult:
+    """Metadata and check results from the merged chunk statistics (``portfolio_batch.Totals``) and
+    the last day's rows (``last``, for previews)."""
+    meta = {**range_metadata(days), "rows": written, "portfolios": len(stats.get("portfolio_ids", ()))}
     checks: list[AssetCheckResult] = []
-    last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
     if key == SNAP:
-        eq_ok = bool(np.isfinite(frame["equity"]).all()) if len(frame) else True
-        gn_ok = bool((frame["gross_exposure"] + 1e-6 >= frame["net_exposure"].abs()).all()) if len(frame) else True
+        non_finite = stats.get("non_finite_equity", 0)
         meta.update({
-            "partial_portfolio_days": int(frame["is_partial"].sum()) if len(frame) else 0,
+            "partial_portfolio_days": stats.get("partial_portfolio_days", 0),
             "unpriced_positions_latest": int(last["unpriced_count"].sum()) if len(last) else 0,
             "total_equity_latest": float(last["equity"].sum()) if len(last) else 0.0,
             "preview": md_table(last[["portfolio_id", "equity", "gross_exposure", "net_exposure", "daily_pnl",
                                       "daily_return", "position_count", "unpriced_count", "volatility_63d"]]
-                                .sort_values("equity", ascending=False)),
+                                .sort_values("equity", ascending=False) if len(last) else last),
         })
         checks = [
-            AssetCheckResult(asset_key=key, check_name="equity_finite", passed=eq_ok,
-                             metadata={"non_finite": int((~np.isfinite(frame["equity"])).sum()) if len(frame) else 0}),
-            AssetCheckResult(asset_key=key, check_name="gross_ge_abs_net", passed=gn_ok),
+            AssetCheckResult(asset_key=key, check_name="equity_finite", passed=non_finite == 0,
+                             metadata={"non_finite": non_finite}),
+            AssetCheckResult(asset_key=key, check_name="gross_ge_abs_net", passed=stats.get("gross_lt_abs_net", 0) == 0),
         ]
     elif key == CORR:
-        ok = True
-        if len(frame):
-            eig = frame["min_eigenvalue"].dropna()
-            avg = frame["avg_correlation"].dropna()
-            ok = bool((eig >= -1e-8).all() and ((avg >= -1 - 1e-12) & (avg <= 1 + 1e-12)).all())
+        avg = stats.get("avg_correlation", np.empty(0))
         meta.update({
-            "median_avg_correlation": float(frame["avg_correlation"].median()) if len(frame) else float("nan"),
-            "psd_repaired_rows": int(frame["psd_repaired"].sum()) if len(frame) else 0,
-            "insufficient_pairs": int(frame["n_pairs_insufficient"].sum()) if len(frame) else 0,
+            "median_avg_correlation": float(np.median(avg)) if len(avg) else float("nan"),
+            "psd_repaired_rows": stats.get("psd_repaired_rows", 0),
+            "insufficient_pairs": stats.get("insufficient_pairs", 0),
             "window": CORR_WINDOW, "min_overlap": CORR_MIN_OVERLAP,
             "filters": f"PUBLIC, |MV| ≥ {CORR_MIN_VALUE:,.0f}, ≥ {CORR_MIN_WEIGHT:.0%} of gross",
             "preview": md_table(last[["portfolio_id", "n_symbols", "avg_correlation", "effective_positions",
-                                      "psd_repaired"]]),
+                                      "psd_repaired"]] if len(last) else last),
         })
+        ok = stats.get("not_psd", 0) == 0 and stats.get("avg_out_of_range", 0) == 0
         checks = [AssetCheckResult(asset_key=key, check_name="matrices_psd", passed=ok)]
     elif key == EXPO:
-        cov = frame["coverage"].dropna() if len(frame) else pd.Series(dtype=float)
+        cov = stats.get("market_coverage", np.empty(0))
         low = int((cov < COVERAGE_WARN).sum())
         meta.update({
-            "median_market_coverage": float(cov.median()) if len(cov) else float("nan"),
+            "median_market_coverage": float(np.median(cov)) if len(cov) else float("nan"),
             "portfolio_days_below_coverage": low,
             "preview": md_table(last[["portfolio_id", "exposure_dollar", "exposure_value", "coverage",
-                                      "positions_missing_beta"]].rename(columns={"exposure_value": "market_beta_exposure"})),
+                                      "positions_missing_beta"]].rename(columns={"exposure_value": "market_beta_exposure"})
+                                if len(last) else last),
         })
         checks = [AssetCheckResult(asset_key=key, check_name="exposure_coverage", passed=low == 0, severity=AssetCheckSeverity.WARN,
                                    metadata={"portfolio_days_below": low})]
     elif key == STRESS:
         active = {s.id for s in scenarios.active}
-        ok = stress_complete
+        groups = stats.get("groups", 0)
+        ok = groups == stats.get("complete_groups", 0) == len(days) * n_books
         worst = (last.sort_values("correlated_pct_equity").groupby("portfolio_id").head(1)
                  [["portfolio_id", "scenario_id", "direct_pnl", "correlated_pnl", "correlated_pct_equity"]]
                  if len(last) else last)
