@@ -398,3 +398,78 @@ def test_valuations_declare_the_52_week_window_as_lineage():
     assert isinstance(mapping, TimeWindowPartitionMapping)
     assert mapping.start_offset == -(market_assets.WEEK52_SESSIONS - 1) == -251
     assert mapping.end_offset == 0
+
+
+# -- the nightly 52-week range: one GROUP BY instead of the window's rows ---------------------------
+def week52_prices(day) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    """Prices over 260 sessions ending at ``day``: gaps, missing high/low (close stands in), and
+    histories with 150, 199, 200 and 252 observations inside the 252-session window."""
+    import numpy as np
+
+    sess = calendar.sessions_back(day, 260)
+    rng = np.random.default_rng(3)
+    rows = []
+    for sym, n_obs in (("FULL", 260), ("HOLES", 260), ("S150", 150), ("S199", 199), ("S200", 200)):
+        keep = sess[-n_obs:]
+        if sym == "HOLES":
+            keep = keep[rng.random(len(keep)) > 0.1]
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, len(keep))))
+        high, low = close * 1.01, close * 0.99
+        if sym in ("HOLES", "FULL"):
+            high[rng.random(len(keep)) < 0.2] = np.nan
+            low[rng.random(len(keep)) < 0.2] = np.nan
+        rows.append(pd.DataFrame({"date": keep, "symbol": sym, "open": close, "high": high, "low": low,
+                                  "close": close, "adj_close": close, "volume": 1000.0, "source": "test"}))
+    return pd.concat(rows, ignore_index=True), sess
+
+
+def assert_week52_sql_equals_pandas(wh: Warehouse, day) -> None:
+    frame, sess = week52_prices(day)
+    wh.replace_partitions("prices", frame, sess[0], sess[-1])
+    window = calendar.sessions(calendar.sessions_back(day, market_assets.WEEK52_SESSIONS)[0], day)
+    symbols = ["FULL", "HOLES", "S150", "S199", "S200", "NOPRICES"]
+    stored = wh.read("prices", window[0], window[-1], keys=symbols, columns=["date", "symbol", "high", "low", "close"])
+    expected = market_assets.week52_range(stored, pd.DatetimeIndex([pd.Timestamp(day)]), window)
+    got = market_assets.week52_from_extremes(wh.price_extremes(window[0], window[-1]), day, symbols)
+    key = ["symbol"]
+    g = got.set_index(key).sort_index()[["week52_high", "week52_low"]]
+    # The rolling version drops the NaN cells; the daily_valuations merge makes them NaN anyway.
+    e = expected.set_index(key)[["week52_high", "week52_low"]].reindex(g.index)
+    assert list(g.index) == ["FULL", "HOLES", "S150", "S199", "S200"]
+    pd.testing.assert_frame_equal(g, e, check_exact=True)
+    assert g.loc["S199"].isna().all() and g.loc["S150"].isna().all()  # < 200 observations
+    assert g.loc["S200"].notna().all() and g.loc["FULL"].notna().all()
+    assert (got["date"] == pd.Timestamp(day)).all()
+
+
+def test_nightly_52_week_range_from_sql_equals_the_rolling_window(warehouse):
+    assert_week52_sql_equals_pandas(warehouse, pd.Timestamp("2026-06-30"))
+
+
+def test_one_price_read_per_run_serves_every_symbol_asset_window(market_run, monkeypatch):
+    """The symbol assets of one run share one read of the price window; each slice equals a fresh
+    read, and a request the cached window cannot serve (other symbols, another run) reads again."""
+    from sigmasight_assets.defs import symbol_assets
+
+    wh = market_run["wh"]
+    real = wh.read
+    calls = []
+    monkeypatch.setattr(wh, "read", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    days = pd.DatetimeIndex(SESS[-3:])
+    syms = ["AAPL", "MSFT", "SPY"]
+
+    def fresh(start, cols, symbols=syms):
+        return real("prices", start, days[-1], keys=symbols, columns=["date", "symbol", *cols])
+
+    def same(a, b):
+        key = ["date", "symbol"]
+        pd.testing.assert_frame_equal(a.sort_values(key, ignore_index=True), b.sort_values(key, ignore_index=True))
+
+    for start, cols in ((SESS[5], ["adj_close"]), (SESS[0], ["close", "adj_close"]), (SESS[20], ["adj_close"])):
+        same(symbol_assets.read_prices(wh, "run-1", days, start, syms, cols), fresh(start, cols))
+    assert calls.count("prices") == 1
+    same(symbol_assets.read_prices(wh, "run-1", days, SESS[5], ["NVDA"], ["close"]), fresh(SESS[5], ["close"], ["NVDA"]))
+    symbol_assets.read_prices(wh, "run-2", days, SESS[5], syms, ["close"])
+    assert calls.count("prices") == 3
+    symbol_assets.release_price_window()
+    assert not symbol_assets._PRICE_WINDOW

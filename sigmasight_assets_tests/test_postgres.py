@@ -221,3 +221,9 @@ def test_dagster_on_postgres_runs_a_partition_into_a_postgres_warehouse(pg_url, 
     assert set(prices["symbol"]) <= set(universe.loc[universe["fetch"], "symbol"])
     assert {"SPY", "TLT", "AAPL"} <= set(prices["symbol"])
     wh.engine.dispose()
+
+
+def test_nightly_52_week_range_query_on_postgres(pg_url):
+    from .test_market_assets import assert_week52_sql_equals_pandas
+
+    assert_week52_sql_equals_pandas(_warehouse(pg_url), pd.Timestamp("2026-06-30"))

@@ -303,6 +303,18 @@ def week52_range(price_rows: pd.DataFrame, days: pd.DatetimeIndex, sessions: pd.
     return out.reset_index()
 
 
+def week52_from_extremes(extremes: pd.DataFrame, day, symbols) -> pd.DataFrame:
+    """:func:`week52_range` for one day from :meth:`Warehouse.price_extremes` over the day's
+    252-session window: the same max/min and the same 200-observation rule."""
+    e = extremes[extremes["symbol"].isin(list(symbols))]
+    return pd.DataFrame({
+        "date": pd.Timestamp(day),
+        "symbol": e["symbol"].to_numpy(dtype=object),
+        "week52_high": np.where(e["n_high"] >= WEEK52_MIN_OBS, e["high"], np.nan),
+        "week52_low": np.where(e["n_low"] >= WEEK52_MIN_OBS, e["low"], np.nan),
+    })
+
+
 @asset(
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
@@ -339,8 +351,12 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
     frame = frame.drop_duplicates(["date", "symbol"], keep="last")
     # 52-week range from stored prices wherever the provider gave none.
     window = calendar.sessions(calendar.sessions_back(days[0], WEEK52_SESSIONS)[0], days[-1])
-    stored = wh.read("prices", window[0], window[-1], keys=symbols, columns=["date", "symbol", "high", "low", "close"])
-    rng = week52_range(stored, days, window)
+    if len(days) == 1:  # the nightly case: one aggregate query instead of the window's rows
+        rng = week52_from_extremes(wh.price_extremes(window[0], window[-1]), days[0], symbols)
+    else:
+        stored = wh.read("prices", window[0], window[-1], keys=symbols,
+                         columns=["date", "symbol", "high", "low", "close"])
+        rng = week52_range(stored, days, window)
     frame = frame.merge(rng, on=["date", "symbol"], how="left", suffixes=("", "_stored"))
     for col in ("week52_high", "week52_low"):
         frame[col] = frame[col].astype(float).fillna(frame[f"{col}_stored"])

@@ -56,7 +56,47 @@ class SymbolInputs:
     returns: pd.DataFrame  # wide simple returns on every session of the window
 
 
-def load_symbol_inputs(wh, days: pd.DatetimeIndex, n_returns: int, scope: list[str] | None) -> SymbolInputs:
+# One run's price window, shared by the symbol assets of that run (in-process execution runs them
+# one after another in the same process): (run id, warehouse url) → (first, last, symbols, frame).
+_PRICE_WINDOW: dict[tuple[str, str], tuple[pd.Timestamp, pd.Timestamp, frozenset, pd.DataFrame]] = {}
+_WIDEST = max(BETA_WINDOW, RIDGE_WINDOW, SPREAD_WINDOW, COV_WINDOW, METRICS_WINDOW)
+
+
+def read_prices(wh, run_id: str | None, days: pd.DatetimeIndex, start, symbols: list[str],
+                columns: list[str]) -> pd.DataFrame:
+    """``prices`` rows of ``symbols`` from ``start`` to the last day, read once per run.
+
+    Betas, ridge, spreads, covariance and metrics read overlapping windows (90 to 253 sessions) of
+    the same prices: the first reader of a run fetches close and adj_close of the widest window
+    (253 sessions before the first day) and later readers slice it. Keyed by the Dagster run id —
+    within a run, ``prices`` is materialised before any of its readers start, so the slice equals
+    a fresh read; a request outside the cached window or symbols reads the warehouse directly.
+    """
+    start = pd.Timestamp(start)
+    wanted = ["date", "symbol", *columns]
+    if run_id is None or not set(columns) <= {"close", "adj_close"}:
+        return wh.read("prices", start, days[-1], keys=symbols, columns=wanted)
+    key = (run_id, wh.url)
+    hit = _PRICE_WINDOW.get(key)
+    if hit is None or hit[0] > start or hit[1] < days[-1] or not set(symbols) <= hit[2]:
+        first = min(start, calendar.window_start(days[0], _WIDEST))
+        syms = sorted(set(symbols) | set(FACTOR_ETFS))
+        frame = wh.read("prices", first, days[-1], keys=syms, columns=["date", "symbol", "close", "adj_close"])
+        _PRICE_WINDOW.clear()  # one run's window at a time
+        hit = (first, days[-1], frozenset(syms), frame)
+        _PRICE_WINDOW[key] = hit
+    px = hit[3]
+    keep = (px["date"] >= start) & (px["date"] <= days[-1]) & px["symbol"].isin(symbols)
+    return px.loc[keep.to_numpy(), wanted].reset_index(drop=True)
+
+
+def release_price_window() -> None:
+    """Drop the cached price window (the portfolio step calls this: it needs the memory)."""
+    _PRICE_WINDOW.clear()
+
+
+def load_symbol_inputs(wh, days: pd.DatetimeIndex, n_returns: int, scope: list[str] | None,
+                       run_id: str | None = None) -> SymbolInputs:
     """The public universe of ``days`` and the adj_close returns of its symbols plus the factor ETFs.
 
     Returns run over every session from ``n_returns`` sessions before the first day, so a symbol's
@@ -67,7 +107,7 @@ def load_symbol_inputs(wh, days: pd.DatetimeIndex, n_returns: int, scope: list[s
     pairs = uni[uni["fetch"].astype(bool) & (uni["asset_class"] == "PUBLIC")][["date", "symbol"]]
     symbols = sorted(set(pairs["symbol"]) | set(FACTOR_ETFS))
     sess = calendar.sessions(calendar.window_start(days[0], n_returns), days[-1])
-    px = wh.read("prices", sess[0], sess[-1], keys=symbols, columns=["date", "symbol", "adj_close"])
+    px = read_prices(wh, run_id, days, sess[0], symbols, ["adj_close"])
     wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=symbols)
     return SymbolInputs(days, pairs.reset_index(drop=True), simple_returns(wide))
 
@@ -192,7 +232,7 @@ def _asset_kwargs(table, checks_for: str, deps: list, description: str) -> dict:
 ))
 def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
-    inputs = load_symbol_inputs(wh, days, BETA_WINDOW, scope)
+    inputs = load_symbol_inputs(wh, days, BETA_WINDOW, scope, context.run_id)
     context.log.info(f"symbol_betas: {inputs.pairs['symbol'].nunique()} symbols × {len(days)} day(s), "
                      f"returns window {inputs.returns.shape}")
     parts, skips = [], []
@@ -226,7 +266,7 @@ def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse:
 ))
 def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
-    inputs = load_symbol_inputs(wh, days, RIDGE_WINDOW, scope)
+    inputs = load_symbol_inputs(wh, days, RIDGE_WINDOW, scope, context.run_id)
     regressors = inputs.returns[list(STYLE_ETFS.values())].set_axis(list(STYLE_ETFS), axis=1)
     results, skipped = rolling_ridge(inputs.returns, regressors, days, RIDGE_WINDOW, RIDGE_MIN_OBS, RIDGE_ALPHA, BETA_CAP)
     return _finish_regression(context, wh, "ridge_factors", inputs, results, skipped, scope,
@@ -244,7 +284,7 @@ def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse
 ))
 def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
-    inputs = load_symbol_inputs(wh, days, SPREAD_WINDOW, scope)
+    inputs = load_symbol_inputs(wh, days, SPREAD_WINDOW, scope, context.run_id)
     spreads = spread_returns(inputs.returns)
     results, skipped = rolling_spread_betas(inputs.returns, spreads, days, SPREAD_WINDOW, SPREAD_MIN_OBS, BETA_CAP)
     if "factor" in skipped.columns and len(skipped):
@@ -282,7 +322,7 @@ def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehous
 def factor_covariance(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh = run_days(context), warehouse.get()
     sess = calendar.sessions(calendar.window_start(days[0], COV_WINDOW), days[-1])
-    px = wh.read("prices", sess[0], sess[-1], keys=list(FACTOR_ETFS), columns=["date", "symbol", "adj_close"])
+    px = read_prices(wh, context.run_id, days, sess[0], list(FACTOR_ETFS), ["adj_close"])
     wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=list(FACTOR_ETFS))
     frame = ewma_factor_covariance(simple_returns(wide), days, COV_WINDOW, COV_LAMBDA, COV_MIN_OBS, COV_CLIP)
     written = write_partitions(wh, "factor_covariance", frame, days[0], days[-1])
@@ -352,11 +392,11 @@ def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehous
     pairs = uni[uni["fetch"].astype(bool) & (uni["asset_class"] == "PUBLIC")][["date", "symbol"]]
     symbols = sorted(pairs["symbol"].unique())
     sess = calendar.sessions(calendar.window_start(days[0], METRICS_WINDOW), days[-1])
-    px = wh.read("prices", sess[0], sess[-1], keys=symbols, columns=["date", "symbol", "close", "adj_close"])
+    px = read_prices(wh, context.run_id, days, sess[0], symbols, ["close", "adj_close"])
     wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=symbols)
     metrics = symbol_returns_metrics(wide, days)
     frame = pairs.merge(metrics, on=["date", "symbol"], how="left")
-    frame = frame.merge(px, on=["date", "symbol"], how="left")
+    frame = frame.merge(px[px["date"].isin(days)], on=["date", "symbol"], how="left")
     vals = wh.read("daily_valuations", days[0], days[-1], keys=symbols,
                    columns=["date", "symbol", "pe", "forward_pe", "market_cap", "dividend_yield", "week52_high", "week52_low"])
     frame = frame.merge(vals, on=["date", "symbol"], how="left")
