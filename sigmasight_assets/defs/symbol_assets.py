@@ -2,7 +2,7 @@
 ``symbol_metrics``. The maths lives in ``calc/``; this module reads windows, filters to the universe,
 writes, and reports."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -156,7 +156,7 @@ def _reason_counts(status: pd.DataFrame) -> dict[str, int]:
 
 
 def _beta_distribution(results: pd.DataFrame) -> MetadataValue:
-    last = results[results["date"] == results["date"].max()]
+    last = results[results["date"] == results["date"].max()] if len(results) else results
     if last.empty:
         return MetadataValue.md("_no results_")
     q = last.groupby("factor")["beta"].describe(percentiles=[0.05, 0.25, 0.5, 0.75, 0.95])
@@ -164,8 +164,30 @@ def _beta_distribution(results: pd.DataFrame) -> MetadataValue:
     return md_table(q[["factor", "symbols", "mean", "5%", "25%", "50%", "75%", "95%"]], max_rows=20)
 
 
-def _finish_regression(context, wh, asset_name: str, inputs: SymbolInputs, results: pd.DataFrame,
-                       skipped: pd.DataFrame, scope, params: dict) -> MaterializeResult:
+# Sessions per chunk of a regression asset's range: a year at 5,000 symbols in one pass held several
+# GB of (days × window × symbols) temporaries and result rows; 42 sessions keep it near 1 GB.
+SYMBOL_CHUNK_DAYS = 42
+
+
+@dataclass
+class _RegressionTotals:
+    """What the metadata and checks of a regression asset need, merged over the range's chunks."""
+
+    written: int = 0
+    n_pairs: int = 0
+    with_result: int = 0
+    skipped: int = 0
+    reasons: dict = field(default_factory=dict)
+    symbols: set = field(default_factory=set)
+    beta_over_cap: int = 0
+    r2_outside: int = 0
+    betas: dict = field(default_factory=dict)  # factor → list of float32 arrays (for the medians)
+    last: pd.DataFrame | None = None  # the last chunk's results (the latest day's distribution)
+
+
+def _store_regression(wh, asset_name: str, inputs: SymbolInputs, results: pd.DataFrame,
+                      skipped: pd.DataFrame, scope, totals: _RegressionTotals) -> None:
+    """Write one chunk's results and symbol_status rows, and merge its statistics into ``totals``."""
     days = inputs.days
     results = _restrict(results, inputs.pairs)
     for col in REGRESSION_COLUMNS:
@@ -173,40 +195,75 @@ def _finish_regression(context, wh, asset_name: str, inputs: SymbolInputs, resul
             results[col] = np.nan
     results = results[REGRESSION_COLUMNS]
     status = _skip_status(asset_name, inputs, results, skipped)
-    written = write_partitions(wh, asset_name, results, days[0], days[-1], keys=scope)
+    totals.written += write_partitions(wh, asset_name, results, days[0], days[-1], keys=scope)
     write_partitions(wh, "symbol_status", status, days[0], days[-1], keys=scope, extra_filter={"asset": asset_name})
-    n_pairs = len(inputs.pairs)
-    with_result = len(_regression_pairs(results))
-    share = with_result / n_pairs if n_pairs else 1.0
-    failure_rate = len(status) / n_pairs if n_pairs else 0.0
-    reasons = _reason_counts(status)
+    totals.n_pairs += len(inputs.pairs)
+    totals.with_result += len(_regression_pairs(results))
+    totals.skipped += len(status)
+    for k, v in _reason_counts(status).items():
+        totals.reasons[k] = totals.reasons.get(k, 0) + v
+    totals.symbols.update(results["symbol"].unique())
+    beta = results["beta"].dropna()
+    totals.beta_over_cap += int((beta.abs() > BETA_CAP + 1e-12).sum())
     r2 = results["r_squared"].dropna()
+    totals.r2_outside += int(((r2 < -1e-12) | (r2 > 1 + 1e-12)).sum())
+    for factor, b in results.groupby("factor")["beta"]:
+        totals.betas.setdefault(factor, []).append(b.dropna().to_numpy(dtype=np.float32))
+    totals.last = results
+
+
+def _run_regression(context, wh, asset_name: str, days: pd.DatetimeIndex, n_returns: int, scope,
+                    compute, params: dict) -> MaterializeResult:
+    """Compute and store a regression asset chunk by chunk (``SYMBOL_CHUNK_DAYS`` sessions, each
+    chunk's partitions replaced in one transaction), then report on the whole range.
+
+    ``compute(inputs) → (results, skipped)`` works on one chunk's inputs; every day's window is read
+    in full whatever the chunk, so chunking does not change a single number.
+    """
+    totals = _RegressionTotals()
+    for i in range(0, len(days), SYMBOL_CHUNK_DAYS):
+        chunk = days[i : i + SYMBOL_CHUNK_DAYS]
+        inputs = load_symbol_inputs(wh, chunk, n_returns, scope, context.run_id)
+        if i == 0:
+            context.log.info(f"{asset_name}: {inputs.pairs['symbol'].nunique()} symbols × {len(days)} day(s) in "
+                             f"chunks of ≤ {SYMBOL_CHUNK_DAYS}; returns window {inputs.returns.shape}")
+        results, skipped = compute(inputs)
+        _store_regression(wh, asset_name, inputs, results, skipped, scope, totals)
+        del results, skipped, inputs
+    return _regression_result(context, asset_name, days, totals, scope, params)
+
+
+def _regression_result(context, asset_name: str, days, totals: _RegressionTotals, scope,
+                       params: dict) -> MaterializeResult:
+    n_pairs, with_result = totals.n_pairs, totals.with_result
+    share = with_result / n_pairs if n_pairs else 1.0
+    failure_rate = totals.skipped / n_pairs if n_pairs else 0.0
+    reasons = totals.reasons
     context.log.info(f"{asset_name}: {with_result}/{n_pairs} symbol-days computed ({share:.1%}), "
-                     f"{len(status)} skipped {reasons}, {written} rows written")
-    medians = results.groupby("factor")["beta"].median()
+                     f"{totals.skipped} skipped {reasons}, {totals.written} rows written")
+    medians = {f: float(np.median(np.concatenate(v))) for f, v in sorted(totals.betas.items())
+               if sum(len(a) for a in v)}
     return MaterializeResult(
         metadata={
             **range_metadata(days),
             **params,
-            "rows": written,
-            "symbols_computed": int(results["symbol"].nunique()),
+            "rows": totals.written,
+            "symbols_computed": len(totals.symbols),
             "symbol_days_computed": with_result,
-            "symbol_days_skipped": len(status),
+            "symbol_days_skipped": totals.skipped,
             "skipped_reasons": MetadataValue.json(reasons),
             "universe_share": float(share),
-            "median_beta": MetadataValue.json({k: round(float(v), 4) for k, v in medians.items()}),
+            "median_beta": MetadataValue.json({k: round(v, 4) for k, v in medians.items()}),
             "scope": ", ".join(scope) if scope else "all symbols",
-            "beta_distribution": _beta_distribution(results),
+            "beta_distribution": _beta_distribution(totals.last if totals.last is not None else pd.DataFrame()),
         },
         check_results=[
-            AssetCheckResult(check_name="beta_within_cap",
-                             passed=bool((results["beta"].dropna().abs() <= BETA_CAP + 1e-12).all())),
-            AssetCheckResult(check_name="r_squared_in_unit_interval",
-                             passed=bool(((r2 >= -1e-12) & (r2 <= 1 + 1e-12)).all())),
+            AssetCheckResult(check_name="beta_within_cap", passed=totals.beta_over_cap == 0),
+            AssetCheckResult(check_name="r_squared_in_unit_interval", passed=totals.r2_outside == 0),
             AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
                              severity=AssetCheckSeverity.WARN,
                              metadata={"failure_rate": float(failure_rate), "universe_share": float(share),
-                                       "skipped": len(status)}),
+                                       "skipped": totals.skipped}),
         ],
     )
 
@@ -245,27 +302,28 @@ def _asset_kwargs(table, checks_for: str, deps: list, description: str) -> dict:
 ))
 def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
-    inputs = load_symbol_inputs(wh, days, BETA_WINDOW, scope, context.run_id)
-    context.log.info(f"symbol_betas: {inputs.pairs['symbol'].nunique()} symbols × {len(days)} day(s), "
-                     f"returns window {inputs.returns.shape}")
-    parts, skips = [], []
-    for factor, etf in (("market", MARKET_ETF), ("ir", RATES_ETF)):
-        res, skip = rolling_ols(inputs.returns, inputs.returns[etf], days, BETA_WINDOW, BETA_MIN_OBS, BETA_CAP)
-        parts.append(res.assign(factor=factor))
-        skips.append(skip.assign(reason=factor + " " + skip["reason"].astype(str)) if len(skip) else skip)
-    vals = wh.read("daily_valuations", days[0], days[-1], keys=scope, columns=["date", "symbol", "provider_beta"])
-    vals = vals.dropna(subset=["provider_beta"])
-    provider = pd.DataFrame({
-        "date": vals["date"], "symbol": vals["symbol"], "factor": "provider",
-        "beta": vals["provider_beta"].clip(-BETA_CAP, BETA_CAP), "raw_beta": vals["provider_beta"],
-        "capped": vals["provider_beta"].abs() > BETA_CAP,
-    })
-    results = pd.concat([*parts, provider], ignore_index=True)
-    # A symbol-day counts as skipped (in symbol_status) only when neither regression produced a beta.
-    skipped = pd.concat(skips, ignore_index=True)
-    return _finish_regression(context, wh, "symbol_betas", inputs, results, skipped, scope,
-                              {"window": BETA_WINDOW, "min_observations": BETA_MIN_OBS, "beta_cap": BETA_CAP,
-                               "regressors": "market=SPY, ir=TLT, provider=daily_valuations.provider_beta"})
+
+    def compute(inputs: SymbolInputs):
+        parts, skips = [], []
+        for factor, etf in (("market", MARKET_ETF), ("ir", RATES_ETF)):
+            res, skip = rolling_ols(inputs.returns, inputs.returns[etf], inputs.days, BETA_WINDOW, BETA_MIN_OBS,
+                                    BETA_CAP)
+            parts.append(res.assign(factor=factor))
+            skips.append(skip.assign(reason=factor + " " + skip["reason"].astype(str)) if len(skip) else skip)
+        vals = wh.read("daily_valuations", inputs.days[0], inputs.days[-1], keys=scope,
+                       columns=["date", "symbol", "provider_beta"])
+        vals = vals.dropna(subset=["provider_beta"])
+        provider = pd.DataFrame({
+            "date": vals["date"], "symbol": vals["symbol"], "factor": "provider",
+            "beta": vals["provider_beta"].clip(-BETA_CAP, BETA_CAP), "raw_beta": vals["provider_beta"],
+            "capped": vals["provider_beta"].abs() > BETA_CAP,
+        })
+        # A symbol-day counts as skipped (in symbol_status) only when neither regression produced a beta.
+        return pd.concat([*parts, provider], ignore_index=True), pd.concat(skips, ignore_index=True)
+
+    return _run_regression(context, wh, "symbol_betas", days, BETA_WINDOW, scope, compute,
+                           {"window": BETA_WINDOW, "min_observations": BETA_MIN_OBS, "beta_cap": BETA_CAP,
+                            "regressors": "market=SPY, ir=TLT, provider=daily_valuations.provider_beta"})
 
 
 @asset(**_asset_kwargs(
@@ -279,13 +337,16 @@ def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse:
 ))
 def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
-    inputs = load_symbol_inputs(wh, days, RIDGE_WINDOW, scope, context.run_id)
-    regressors = inputs.returns[list(STYLE_ETFS.values())].set_axis(list(STYLE_ETFS), axis=1)
-    results, skipped = rolling_ridge(inputs.returns, regressors, days, RIDGE_WINDOW, RIDGE_MIN_OBS, RIDGE_ALPHA, BETA_CAP)
-    return _finish_regression(context, wh, "ridge_factors", inputs, results, skipped, scope,
-                              {"window": RIDGE_WINDOW, "min_observations": RIDGE_MIN_OBS, "ridge_alpha": RIDGE_ALPHA,
-                               "beta_cap": BETA_CAP,
-                               "regressors": ", ".join(f"{k}={v}" for k, v in STYLE_ETFS.items())})
+
+    def compute(inputs: SymbolInputs):
+        regressors = inputs.returns[list(STYLE_ETFS.values())].set_axis(list(STYLE_ETFS), axis=1)
+        return rolling_ridge(inputs.returns, regressors, inputs.days, RIDGE_WINDOW, RIDGE_MIN_OBS, RIDGE_ALPHA,
+                             BETA_CAP)
+
+    return _run_regression(context, wh, "ridge_factors", days, RIDGE_WINDOW, scope, compute,
+                           {"window": RIDGE_WINDOW, "min_observations": RIDGE_MIN_OBS, "ridge_alpha": RIDGE_ALPHA,
+                            "beta_cap": BETA_CAP,
+                            "regressors": ", ".join(f"{k}={v}" for k, v in STYLE_ETFS.items())})
 
 
 @asset(**_asset_kwargs(
@@ -297,15 +358,19 @@ def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse
 ))
 def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
-    inputs = load_symbol_inputs(wh, days, SPREAD_WINDOW, scope, context.run_id)
-    spreads = spread_returns(inputs.returns)
-    results, skipped = rolling_spread_betas(inputs.returns, spreads, days, SPREAD_WINDOW, SPREAD_MIN_OBS, BETA_CAP)
-    if "factor" in skipped.columns and len(skipped):
-        skipped = skipped.assign(reason=skipped["factor"].astype(str) + " " + skipped["reason"].astype(str))
-    return _finish_regression(context, wh, "spread_factors", inputs, results, skipped, scope,
-                              {"window": SPREAD_WINDOW, "min_observations": SPREAD_MIN_OBS, "beta_cap": BETA_CAP,
-                               "spreads": "growth_value=VUG-VTV, momentum_spread=MTUM-SPY, size_spread=IWM-SPY, "
-                                          "quality_spread=QUAL-SPY"})
+
+    def compute(inputs: SymbolInputs):
+        spreads = spread_returns(inputs.returns)
+        results, skipped = rolling_spread_betas(inputs.returns, spreads, inputs.days, SPREAD_WINDOW, SPREAD_MIN_OBS,
+                                                BETA_CAP)
+        if "factor" in skipped.columns and len(skipped):
+            skipped = skipped.assign(reason=skipped["factor"].astype(str) + " " + skipped["reason"].astype(str))
+        return results, skipped
+
+    return _run_regression(context, wh, "spread_factors", days, SPREAD_WINDOW, scope, compute,
+                           {"window": SPREAD_WINDOW, "min_observations": SPREAD_MIN_OBS, "beta_cap": BETA_CAP,
+                            "spreads": "growth_value=VUG-VTV, momentum_spread=MTUM-SPY, size_spread=IWM-SPY, "
+                                       "quality_spread=QUAL-SPY"})
 
 
 @asset(
@@ -401,11 +466,49 @@ def factor_covariance(context: AssetExecutionContext, warehouse: WarehouseResour
 )
 def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    written, n_rows, symbols_seen = 0, 0, set()
+    notna: pd.Series | None = None
+    dup, negative_vol, last = False, False, pd.DataFrame()
+    # Chunks of SYMBOL_CHUNK_DAYS sessions: a year in one pass held every factor table's rows for
+    # the range at once (16M beta rows at 5,000 symbols, 5 GB).
+    for i in range(0, len(days), SYMBOL_CHUNK_DAYS):
+        chunk = days[i : i + SYMBOL_CHUNK_DAYS]
+        frame = _metrics_frame(wh, context.run_id, chunk, scope)
+        written += write_partitions(wh, "symbol_metrics", frame, chunk[0], chunk[-1], keys=scope)
+        n_rows += len(frame)
+        symbols_seen.update(frame["symbol"].unique())
+        counts = frame.drop(columns=["date", "symbol"]).notna().sum()
+        notna = counts if notna is None else notna + counts
+        dup = dup or bool(frame.duplicated(["date", "symbol"]).any())
+        vols = frame[["volatility_21d", "volatility_63d"]].stack()
+        negative_vol = negative_vol or bool((vols < 0).any())
+        last = frame[frame["date"] == frame["date"].max()] if len(frame) else last
+    coverage = (notna / n_rows).round(3).to_dict() if n_rows and notna is not None else {}
+    context.log.info(f"symbol_metrics: {written} rows for {len(symbols_seen)} symbols")
+    preview_cols = ["symbol", "close", "return_1d", "return_ytd", "volatility_63d", "pe", "beta_market", "beta_ir"]
+    return MaterializeResult(
+        metadata={
+            **range_metadata(days),
+            "rows": written,
+            "symbols": len(symbols_seen),
+            "field_coverage": MetadataValue.json({k: float(v) for k, v in coverage.items()}),
+            "preview": md_table(last[preview_cols].sort_values("symbol") if len(last) else last),
+        },
+        check_results=[
+            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not dup),
+            AssetCheckResult(check_name="volatility_non_negative", passed=not negative_vol),
+        ],
+    )
+
+
+def _metrics_frame(wh, run_id: str, days: pd.DatetimeIndex, scope) -> pd.DataFrame:
+    """symbol_metrics rows of ``days``: returns and volatilities from the price window, the day's
+    close and valuations, and every beta side by side."""
     uni = wh.read("symbol_universe", days[0], days[-1], keys=scope, columns=["date", "symbol", "asset_class", "fetch"])
     pairs = uni[uni["fetch"].astype(bool) & (uni["asset_class"] == "PUBLIC")][["date", "symbol"]]
     symbols = sorted(pairs["symbol"].unique())
     sess = calendar.sessions(calendar.window_start(days[0], METRICS_WINDOW), days[-1])
-    px = read_prices(wh, context.run_id, days, sess[0], symbols, ["close", "adj_close"])
+    px = read_prices(wh, run_id, days, sess[0], symbols, ["close", "adj_close"])
     wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=symbols)
     metrics = symbol_returns_metrics(wide, days)
     frame = pairs.merge(metrics, on=["date", "symbol"], how="left")
@@ -423,23 +526,4 @@ def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehous
     for col in table_cols:
         if col not in frame.columns:
             frame[col] = np.nan
-    frame = frame[table_cols]
-    written = write_partitions(wh, "symbol_metrics", frame, days[0], days[-1], keys=scope)
-    vols = frame[["volatility_21d", "volatility_63d"]].stack()
-    coverage = frame.drop(columns=["date", "symbol"]).notna().mean().round(3).to_dict()
-    context.log.info(f"symbol_metrics: {written} rows for {len(symbols)} symbols")
-    last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
-    return MaterializeResult(
-        metadata={
-            **range_metadata(days),
-            "rows": written,
-            "symbols": len(symbols),
-            "field_coverage": MetadataValue.json({k: float(v) for k, v in coverage.items()}),
-            "preview": md_table(last[["symbol", "close", "return_1d", "return_ytd", "volatility_63d", "pe",
-                                      "beta_market", "beta_ir"]].sort_values("symbol")),
-        },
-        check_results=[
-            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
-            AssetCheckResult(check_name="volatility_non_negative", passed=bool((vols >= 0).all())),
-        ],
-    )
+    return frame[table_cols]
