@@ -93,15 +93,34 @@ def scenarios_file() -> str | None:
 
 
 def workers() -> int:
-    """Processes for the chunks of a portfolio-analytics range (``SIGMASIGHT_WORKERS``): default
-    the machine's cores; 1 computes every chunk in the run's own process."""
+    """Processes for the chunks of a portfolio-analytics range (``SIGMASIGHT_WORKERS``); 1 computes
+    every chunk in the run's own process.
+
+    Default: one more than the cores. Each worker spends part of its time waiting for the
+    warehouse's write lock (SQLite has a single writer), and the extra worker computes meanwhile.
+    """
     raw = os.environ.get("SIGMASIGHT_WORKERS", "").strip()
     if not raw:
-        return os.cpu_count() or 1
+        return (os.cpu_count() or 1) + 1
     try:
         n = int(raw)
     except ValueError as exc:
         raise ConfigError(f"SIGMASIGHT_WORKERS={raw!r} is not an integer") from exc
     if n < 1:
         raise ConfigError(f"SIGMASIGHT_WORKERS={raw!r} must be at least 1")
+    return n
+
+
+def chunk_portfolio_days(default: int) -> int:
+    """Portfolio-days per chunk of a ``portfolio_analytics`` range (``SIGMASIGHT_CHUNK_PORTFOLIO_DAYS``):
+    the memory knob of a backfill — a chunk's working set is about 45 KB per portfolio-day."""
+    raw = os.environ.get("SIGMASIGHT_CHUNK_PORTFOLIO_DAYS", "").strip()
+    if not raw:
+        return default
+    try:
+        n = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"SIGMASIGHT_CHUNK_PORTFOLIO_DAYS={raw!r} is not an integer") from exc
+    if n < 1:
+        raise ConfigError(f"SIGMASIGHT_CHUNK_PORTFOLIO_DAYS={raw!r} must be at least 1")
     return n

@@ -60,8 +60,10 @@ def worker_count(n_chunks: int) -> int:
 
 
 def chunk_days(n_portfolios: int) -> int:
-    """Sessions per chunk for a book of ``n_portfolios`` (see ``CHUNK_PORTFOLIO_DAYS``)."""
-    return max(1, min(MAX_CHUNK_DAYS, CHUNK_PORTFOLIO_DAYS // max(n_portfolios, 1)))
+    """Sessions per chunk for a book of ``n_portfolios``: ``CHUNK_PORTFOLIO_DAYS`` (or
+    ``SIGMASIGHT_CHUNK_PORTFOLIO_DAYS``) portfolio-days, between 1 and ``MAX_CHUNK_DAYS`` sessions."""
+    budget = config.chunk_portfolio_days(CHUNK_PORTFOLIO_DAYS)
+    return max(1, min(MAX_CHUNK_DAYS, budget // max(n_portfolios, 1)))
 
 
 def split_chunks(days: pd.DatetimeIndex, size: int) -> list[pd.DatetimeIndex]:

@@ -523,3 +523,33 @@ def test_a_failing_chunk_fails_the_run_and_keeps_the_days_it_did_not_store(graph
     after = table(wh, "stress_results")
     assert set(after["date"]) == set(before["date"])  # the failed chunk's days were not emptied
     pd.testing.assert_frame_equal(after, before)
+
+
+def _daily_risk_graph():
+    from sigmasight_assets.definitions import defs
+
+    return defs.get_job_def("daily_risk_graph")
+
+
+def test_worker_processes_inside_a_multiprocess_executor_step(graph, tmp_path, monkeypatch):
+    """How the daemon runs it: the job's default executor puts `portfolio_analytics` in its own
+    step process, which starts the chunk workers itself (settings through the environment)."""
+    from dagster import AssetKey, execute_job, reconstructable
+
+    from sigmasight_assets.defs.jobs import range_tags
+
+    url, wh = _emptied_copy(graph, "multiprocess")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", url)
+    monkeypatch.setenv("SIGMASIGHT_WORKERS", "2")
+    monkeypatch.setenv("SIGMASIGHT_CHUNK_PORTFOLIO_DAYS", str(len(PORTFOLIOS)))  # one day per chunk
+    with DagsterInstance.get() as instance:
+        result = execute_job(reconstructable(_daily_risk_graph), instance=instance,
+                             asset_selection=[AssetKey(a) for a in PORTFOLIO_ASSETS],
+                             tags=range_tags(iso(RANGE[0]), iso(RANGE[-1])))
+        logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert result.success
+    assert any(f"{len(RANGE)} day(s) in {len(RANGE)} chunk(s) of ≤ 1 on 2 process(es)" in m for m in logs)
+    assert_tables_equal(graph["wh"], wh, PORTFOLIO_ASSETS)

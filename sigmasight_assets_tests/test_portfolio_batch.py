@@ -14,7 +14,7 @@ from sigmasight_assets.scenarios import load_scenarios
 
 def test_workers_default_to_the_cores_and_reject_bad_values(monkeypatch):
     monkeypatch.delenv("SIGMASIGHT_WORKERS", raising=False)
-    assert config.workers() == (os.cpu_count() or 1)
+    assert config.workers() == (os.cpu_count() or 1) + 1
     monkeypatch.setenv("SIGMASIGHT_WORKERS", "3")
     assert config.workers() == 3
     assert portfolio_batch.worker_count(2) == 2  # never more processes than chunks
@@ -30,6 +30,15 @@ def test_chunks_are_sized_by_portfolio_days_and_cover_the_range_once():
     assert portfolio_batch.chunk_days(4) == portfolio_batch.MAX_CHUNK_DAYS
     assert portfolio_batch.chunk_days(0) == portfolio_batch.MAX_CHUNK_DAYS
     assert portfolio_batch.chunk_days(1_000_000) == 1
+
+
+def test_the_chunk_budget_is_configurable_and_validated(monkeypatch):
+    monkeypatch.setenv("SIGMASIGHT_CHUNK_PORTFOLIO_DAYS", "20000")
+    assert portfolio_batch.chunk_days(10_000) == 2
+    for bad in ("0", "lots"):
+        monkeypatch.setenv("SIGMASIGHT_CHUNK_PORTFOLIO_DAYS", bad)
+        with pytest.raises(config.ConfigError, match="SIGMASIGHT_CHUNK_PORTFOLIO_DAYS"):
+            portfolio_batch.chunk_days(10_000)
     days = calendar.sessions("2025-01-02", "2025-03-31")
     chunks = portfolio_batch.split_chunks(days, 7)
     assert [len(c) for c in chunks[:-1]] == [7] * (len(chunks) - 1) and 1 <= len(chunks[-1]) <= 7
