@@ -227,3 +227,26 @@ def test_nightly_52_week_range_query_on_postgres(pg_url):
     from .test_market_assets import assert_week52_sql_equals_pandas
 
     assert_week52_sql_equals_pandas(_warehouse(pg_url), pd.Timestamp("2026-06-30"))
+
+
+def test_binary_copy_keeps_a_literal_backslash_n_text_and_timestamps(pg_url):
+    """The bulk path is binary COPY on psycopg 3: a text that reads ``\\N`` is stored as that text,
+    not NULL (the CSV stream could not tell them apart), and timestamps arrive as timestamps."""
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    wh = _warehouse(pg_url)
+    status = pd.DataFrame({"date": pd.Timestamp(DAY), "symbol": ["AAPL", "ZZZ"], "asset": "prices",
+                           "status": "failed", "reason": ["\\N", None]})
+    wh.replace_partitions("symbol_status", status, DAY, DAY, extra_filter={"asset": "prices"})
+    with wh.engine.connect() as conn:
+        rows = conn.execute(text("SELECT symbol, reason, reason IS NULL FROM symbol_status ORDER BY symbol")).fetchall()
+    assert [tuple(r) for r in rows] == [("AAPL", "\\N", False), ("ZZZ", None, True)]
+    books = pd.DataFrame({"portfolio_id": ["P1"], "name": ["Book"], "currency": ["USD"], "source_file": [None],
+                          "loaded_at": [pd.Timestamp("2026-11-21 09:30:15.123456")]})
+    with wh.engine.begin() as conn:
+        wh.insert(conn, "portfolios", books)
+    with wh.engine.connect() as conn:
+        loaded = conn.execute(text("SELECT loaded_at, source_file FROM portfolios")).fetchall()
+    assert [tuple(r) for r in loaded] == [(dt.datetime(2026, 11, 21, 9, 30, 15, 123456), None)]
