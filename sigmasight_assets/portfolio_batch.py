@@ -39,11 +39,11 @@ TABLES = (SNAP, CORR, EXPO, STRESS)
 STALE_SESSIONS = 5
 VOL_WINDOW = 63
 CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE, CORR_MIN_WEIGHT = 90, 30, 10_000.0, 0.01
-# Chunk size: the working set of a chunk grows with its portfolio-days (position values, 13 exposure
-# and 19 stress rows per portfolio-day, their validation and insert copies: about 45 KB per
-# portfolio-day at 25 positions), so a chunk holds at most CHUNK_PORTFOLIO_DAYS of them — 3 sessions
-# at 10,000 portfolios, about 1.3 GB per worker — and never more than MAX_CHUNK_DAYS sessions (small
-# books: the per-chunk reads of the 90-session price window are then amortised over many days).
+# Chunk size: a chunk's working set grows with its portfolio-days (position values, 13 exposure and
+# 19 stress rows per portfolio-day, their validation and insert copies), so a chunk holds at most
+# CHUNK_PORTFOLIO_DAYS of them — 3 sessions at 10,000 portfolios × 25 positions, measured at about
+# 0.9 GB of RSS per worker — and never more than MAX_CHUNK_DAYS sessions (small books: the per-chunk
+# read of the 90-session price window is then amortised over many days).
 CHUNK_PORTFOLIO_DAYS = 30_000
 MAX_CHUNK_DAYS = 21
 # Largest contributors kept per (portfolio, day, scenario): the JSON is most of a stress row's bytes,
@@ -54,8 +54,8 @@ PREVIEW_DROP = {SNAP: [], CORR: ["symbols", "matrix"], EXPO: [], STRESS: ["top_c
 
 
 def worker_count(n_chunks: int) -> int:
-    """Processes for ``n_chunks`` chunks: ``SIGMASIGHT_WORKERS`` (default: the machine's cores),
-    never more than the chunks. 1 means inline, in the calling process."""
+    """Processes for ``n_chunks`` chunks: ``SIGMASIGHT_WORKERS`` (default: the cores), never
+    more than the chunks. 1 means inline, in the calling process."""
     return max(1, min(config.workers(), n_chunks))
 
 

@@ -14,7 +14,7 @@ from sigmasight_assets.scenarios import load_scenarios
 
 def test_workers_default_to_the_cores_and_reject_bad_values(monkeypatch):
     monkeypatch.delenv("SIGMASIGHT_WORKERS", raising=False)
-    assert config.workers() == (os.cpu_count() or 1) + 1
+    assert config.workers() == (os.cpu_count() or 1)
     monkeypatch.setenv("SIGMASIGHT_WORKERS", "3")
     assert config.workers() == 3
     assert portfolio_batch.worker_count(2) == 2  # never more processes than chunks
