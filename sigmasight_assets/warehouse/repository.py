@@ -297,14 +297,16 @@ def _conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _key_major(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of a multi-day frame reordered by (key, date), stable.
+    """Rows of a multi-day portfolio frame reordered by (portfolio, date), stable.
 
     Frames arrive day by day, so every day's rows would land at as many scattered places in the
-    (key, date) index as there are keys: past a few million rows each insert then touches a page
-    not in cache, and the insert rate halves. Key-major order inserts a key's days side by side.
+    (key, date) index as there are portfolios: past a few million rows each insert then touches a
+    page not in cache, and the insert rate halves. Key-major order inserts a portfolio's days side
+    by side, and portfolio tables are read per portfolio. Symbol tables keep date-major order: the
+    portfolio step and symbol_metrics read them by date range, which key-major rows would scatter.
     """
-    key = "symbol" if "symbol" in frame.columns else "portfolio_id" if "portfolio_id" in frame.columns else None
-    if key is None or "date" not in frame.columns or len(frame) < 2 or frame["date"].nunique() < 2:
+    key = "portfolio_id"
+    if key not in frame.columns or "date" not in frame.columns or len(frame) < 2 or frame["date"].nunique() < 2:
         return frame
     codes, _ = pd.factorize(frame[key], sort=True)
     return frame.take(np.argsort(codes, kind="stable"))
