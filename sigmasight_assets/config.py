@@ -92,17 +92,19 @@ def scenarios_file() -> str | None:
     return raw or None
 
 
-def _positive_int(name: str, default: int) -> int:
+def positive_number(name: str, default, cast=int, noun: str = "an integer"):
+    """``cast`` of environment variable ``name`` (``default`` when unset or blank); a value that is
+    not ``noun`` or is not > 0 raises :class:`ConfigError` naming the variable and the value."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        n = int(raw)
+        value = cast(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
-    if n < 1:
-        raise ConfigError(f"{name}={raw!r} must be at least 1")
-    return n
+        raise ConfigError(f"{name}={raw!r} is not {noun}") from exc
+    if not value > 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
 
 
 def workers() -> int:
@@ -112,11 +114,11 @@ def workers() -> int:
     Default: the cores. One more worker (to use a core while another waits for SQLite's single
     write lock) was measured at full scale: no faster, and 4.9 GB instead of ~3.8 GB in all.
     """
-    return _positive_int("SIGMASIGHT_WORKERS", os.cpu_count() or 1)
+    return positive_number("SIGMASIGHT_WORKERS", os.cpu_count() or 1)
 
 
 def chunk_portfolio_days(default: int) -> int:
     """Portfolio-days per chunk of a ``portfolio_analytics`` range (``SIGMASIGHT_CHUNK_PORTFOLIO_DAYS``):
     the memory knob of a backfill — about 0.9 GB of RSS per worker at the default 30,000 (10,000
     portfolios × 25 positions × 3 sessions)."""
-    return _positive_int("SIGMASIGHT_CHUNK_PORTFOLIO_DAYS", default)
+    return positive_number("SIGMASIGHT_CHUNK_PORTFOLIO_DAYS", default)

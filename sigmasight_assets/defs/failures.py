@@ -52,7 +52,7 @@ from dagster import (
     sensor,
 )
 
-from .. import calendar
+from .. import calendar, config
 from .partitions import TIMEZONE
 from .resources import WarehouseResource
 
@@ -78,16 +78,7 @@ NIGHTLY_FRESHNESS_POLICY = FreshnessPolicy.time_window(fail_window=timedelta(hou
 
 
 def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not a number of minutes") from exc
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be positive")
-    return value
+    return config.positive_number(name, default, cast=float, noun="a number of minutes")
 
 
 def max_runtime_minutes() -> float:
