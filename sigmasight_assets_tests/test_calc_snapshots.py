@@ -296,21 +296,42 @@ def test_concentration_metrics_by_hand():
     assert np.isnan(m["hhi"][2]) and np.isnan(m["hhi"][3])  # zero gross / no positions
 
 
-def test_top_k_per_group_dense_and_fallback_agree():
+def _top_k_oracle(g, score, k):
+    """Per group and column: sort the members by score descending (NaN last, ties in input order)."""
+    out = {}
+    for grp in np.unique(g):
+        members = np.flatnonzero(g == grp)
+        for j in range(score.shape[1]):
+            s = np.where(np.isnan(score[members, j]), -np.inf, score[members, j])
+            out[(grp, j)] = members[np.argsort(-s, kind="stable")][:k]
+    return out
+
+
+@pytest.mark.parametrize("skewed", [False, True], ids=["dense", "lexsort-fallback"])
+def test_top_k_per_group_equals_a_sort_per_group_and_column(skewed):
     rng = np.random.default_rng(0)
-    g = rng.integers(0, 50, 600)
+    g = rng.integers(0, 50, 600) * 3  # sparse codes: only the present groups are ranked
+    g[g == 21] = 24  # one group absent
     score = rng.normal(size=(600, 3))
     score[5, 0] = np.nan
-    dense = top_k_per_group(g, score, 50, 5)
-    g_skew = np.r_[g, np.full(5_000, 50)]  # one huge group forces the lexsort fallback
-    sparse_ = top_k_per_group(g_skew, np.vstack([score, np.zeros((5_000, 3))]), 51, 5)
-    for (i1, r1), (i2, r2) in zip(dense, sparse_):
-        keep = i2 < 600
-        np.testing.assert_array_equal(i1, i2[keep])
-        np.testing.assert_array_equal(r1, r2[keep])
-    for j, (idx, rank) in enumerate(dense):
-        for grp in range(50):
-            members = np.flatnonzero(g == grp)
-            s = np.where(np.isnan(score[members, j]), -np.inf, score[members, j])
-            expect = members[np.argsort(-s, kind="stable")][:5]
-            np.testing.assert_array_equal(idx[g[idx] == grp], expect)
+    score[7:9, 1] = score[6, 1]  # ties keep the input order
+    if skewed:  # one huge group makes the dense table too large: the per-column lexsort path
+        g = np.r_[g, np.full(5_000, 999)]
+        score = np.vstack([score, rng.normal(size=(5_000, 3))])
+    groups, idx = top_k_per_group(g, score, 5)
+    np.testing.assert_array_equal(groups, np.unique(g))
+    assert idx.shape == (len(groups), 3, 5)
+    oracle = _top_k_oracle(g, score, 5)
+    for gi, grp in enumerate(groups):
+        for j in range(3):
+            got = idx[gi, j]
+            np.testing.assert_array_equal(got[got >= 0], oracle[(grp, j)])
+            assert (got[len(oracle[(grp, j)]):] == -1).all()  # small groups are padded with −1
+
+
+def test_top_k_per_group_of_nothing_and_of_small_groups():
+    groups, idx = top_k_per_group(np.empty(0, dtype=int), np.empty((0, 2)), 3)
+    assert groups.size == 0 and idx.shape == (0, 2, 0)
+    groups, idx = top_k_per_group(np.array([4, 4, 9]), np.array([[1.0], [2.0], [0.5]]), 3)
+    assert groups.tolist() == [4, 9] and idx.shape == (2, 1, 2)  # kk = the largest group
+    assert idx[:, 0].tolist() == [[1, 0], [2, -1]]

@@ -88,63 +88,58 @@ def concentration_metrics(
     return out
 
 
-def top_k_per_group(
-    group: np.ndarray, score: np.ndarray, n_groups: int, k: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The ``k`` highest-scoring positions of every group, for each column of ``score``.
+def top_k_per_group(group: np.ndarray, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` highest-scoring positions of every group, for every column of ``score`` at once.
 
     Parameters
     ----------
     group : ndarray of int, shape (n,)
-        Group code of each position.
+        Group code of each position (any integers; only the groups present are ranked).
     score : ndarray of float, shape (n, S)
-        One ranking key per column (e.g. |P&L| per scenario); NaN ranks last.
-    n_groups : int
+        One ranking key per column (e.g. |P&L| per scenario); NaN ranks after every finite score.
     k : int
 
     Returns
     -------
-    list of (index, rank) per column
-        ``index`` into the positions, ordered by group then rank; ``rank`` 0-based. Ties keep the
-        input order (stable sorts).
+    groups : ndarray of int, shape (G,)
+        The distinct group codes, ascending.
+    index : ndarray of int, shape (G, S, kk)
+        ``index[g, j, r]`` is the position of rank ``r`` (0 = highest) in group ``groups[g]`` for
+        column ``j``; −1 where the group has fewer than ``kk = min(k, largest group)`` positions.
+        Ties keep the input order (stable sorts).
 
     Notes
     -----
-    Positions are laid out once in a dense (groups × largest group) table so each column costs one
-    row-wise ``argsort`` of a small matrix; when group sizes are very skewed (the table would be
-    much larger than the data) it falls back to one ``lexsort`` per column.
+    Positions are laid out in a dense (groups × largest group × columns) table and sorted once
+    along the group axis. When group sizes are very skewed (the table would be much larger than
+    the data) it falls back to one ``lexsort`` per column.
     """
     group = np.asarray(group, dtype=np.int64)
     score = np.asarray(score, dtype=float)
-    n = group.size
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-    if n == 0:
-        return [(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)) for _ in range(score.shape[1])]
-    order0 = np.argsort(group, kind="stable")
-    gs = group[order0]
-    counts = np.bincount(group, minlength=n_groups)
-    starts = np.cumsum(counts) - counts
-    slot = np.arange(n) - starts[gs]
-    kmax = int(counts.max())
-    if n_groups * kmax > 4 * n + 1024:
-        for j in range(score.shape[1]):
-            order, rank = group_rank_desc(group, score[:, j], n_groups)
-            sel = rank < k
-            out.append((order[sel], rank[sel]))
-        return out
-    table = np.full((n_groups, kmax), -1, dtype=np.int64)
-    table[gs, slot] = order0
-    filled = table >= 0
-    safe = np.where(filled, table, 0)
+    n, n_cols = score.shape
+    groups, g = np.unique(group, return_inverse=True)
+    counts = np.bincount(g, minlength=groups.size)
+    kmax = int(counts.max()) if n else 0
     kk = min(k, kmax)
-    ranks = np.broadcast_to(np.arange(kk), (n_groups, kk))
-    for j in range(score.shape[1]):
-        s = score[safe, j]
-        key = np.where(filled & ~np.isnan(s), -s, np.inf)
-        # NaN scores of real positions sort after finite ones but before padding.
-        key = np.where(filled & np.isnan(s), np.finfo(float).max, key)
-        best = np.argsort(key, axis=1, kind="stable")[:, :kk]
-        idx = np.take_along_axis(table, best, axis=1)
-        valid = idx >= 0
-        out.append((idx[valid], ranks[valid]))
-    return out
+    index = np.full((groups.size, n_cols, kk), -1, dtype=np.int64)
+    if n == 0 or kk == 0:
+        return groups, index
+    starts = np.cumsum(counts) - counts
+    key = np.where(np.isnan(score), np.finfo(float).max, -score)  # descending, NaN after finite
+    if groups.size * kmax > 4 * n + 1024:
+        for j in range(n_cols):
+            order = np.lexsort((key[:, j], g))
+            rank = np.arange(n) - starts[g[order]]
+            sel = rank < kk
+            index[g[order][sel], j, rank[sel]] = order[sel]
+        return groups, index
+    order0 = np.argsort(g, kind="stable")
+    table = np.full((groups.size, kmax), -1, dtype=np.int64)
+    table[g[order0], np.arange(n) - starts[g[order0]]] = order0  # a group's positions in input order
+    filled = table >= 0
+    key3 = key[np.where(filled, table, 0)]  # (groups, kmax, columns)
+    key3[~filled] = np.inf  # padding after every real position
+    best = np.argsort(key3, axis=1, kind="stable")[:, :kk, :]
+    ranked = np.take_along_axis(np.broadcast_to(table[:, :, None], key3.shape), best, axis=1)
+    index[:] = np.transpose(ranked, (0, 2, 1))
+    return groups, index

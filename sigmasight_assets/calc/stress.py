@@ -60,6 +60,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .concentration import top_k_per_group
+
 from .exposures import _group_codes, _keys, attach_betas
 from .snapshots import upper_values
 
@@ -405,31 +407,15 @@ def _top_contributors(pv, g, mv, pnl_d, pnl_c, scns, top_n, want_long: bool, fra
     """Top ``top_n`` positions per (portfolio, scenario) by |correlated| (else |direct|) P&L.
 
     Returns the long contributor frame (``None`` unless ``want_long``) and (group codes, JSON
-    texts in (group, scenario) order). All scenarios are ranked at once: positions are laid out in
-    a dense (groups × scenarios × largest group) table and sorted along the last axis; the JSON is
-    assembled with whole-array string operations (one ``str.join`` with a marker before every
-    (group, scenario), then one ``split``) — no per-portfolio or per-scenario Python loop.
+    texts in (group, scenario) order). All scenarios are ranked at once by
+    :func:`~.concentration.top_k_per_group`; the JSON is assembled with whole-array string
+    operations (one ``str.join`` with a marker before every (group, scenario), then one
+    ``split``) — no per-portfolio or per-scenario Python loop.
     """
     n_s = len(scns)
-    groups, g_local = np.unique(g, return_inverse=True)  # only the groups of this day's positions
-    n_gl, n = groups.size, g.size
-    order0 = np.argsort(g_local, kind="stable")
-    gs = g_local[order0]
-    counts = np.bincount(g_local, minlength=n_gl)
-    starts = np.cumsum(counts) - counts
-    kmax = int(counts.max())
-    kk = min(top_n, kmax)
-    table = np.full((n_gl, kmax), -1, dtype=np.int64)
-    table[gs, np.arange(n) - starts[gs]] = order0  # positions of a group in input order
-    filled = table >= 0
     key_all = np.where(np.isnan(pnl_c), pnl_d, pnl_c)  # (n, S)
-    score = np.abs(key_all[np.where(filled, table, 0)])  # (groups, kmax, S)
-    # Descending |P&L|; NaN after finite values, padding last; ties keep input order.
-    sort_key = np.where(np.isnan(score), np.finfo(float).max, -score)
-    sort_key[~filled] = np.inf
-    best = np.argsort(sort_key, axis=1, kind="stable")[:, :kk, :]  # (groups, kk, S)
-    idx = np.take_along_axis(np.broadcast_to(table[:, :, None], (n_gl, kmax, n_s)), best, axis=1)
-    idx = np.transpose(idx, (0, 2, 1))  # (groups, S, kk): the JSON order
+    groups, idx = top_k_per_group(g, np.abs(key_all), top_n)  # (groups, S, kk): the JSON order
+    n_gl = groups.size
     valid = idx >= 0
     gi, sj, rk = np.nonzero(valid)
     pos = idx[valid]
