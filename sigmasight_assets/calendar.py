@@ -66,3 +66,9 @@ def window_start(day, n_returns: int) -> pd.Timestamp:
 
 def to_date(d) -> date:
     return pd.Timestamp(d).date()
+
+
+def chunks(days: pd.DatetimeIndex, size: int) -> list[pd.DatetimeIndex]:
+    """``days`` cut into consecutive pieces of at most ``size`` sessions (a range processed chunk by
+    chunk keeps its working set bounded)."""
+    return [days[i : i + size] for i in range(0, len(days), size)]

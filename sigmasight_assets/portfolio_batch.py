@@ -66,10 +66,6 @@ def chunk_days(n_portfolios: int) -> int:
     return max(1, min(MAX_CHUNK_DAYS, budget // max(n_portfolios, 1)))
 
 
-def split_chunks(days: pd.DatetimeIndex, size: int) -> list[pd.DatetimeIndex]:
-    return [days[i : i + size] for i in range(0, len(days), size)]
-
-
 @dataclass
 class Inputs:
     """What every chunk needs besides market data: the ledger snapshot and the scenario set, read
@@ -173,10 +169,7 @@ def _betas(wh: Warehouse, start, end) -> pd.DataFrame:
 
 
 def _write(wh: Warehouse, table: str, frame: pd.DataFrame, chunk: pd.DatetimeIndex) -> int:
-    """Validate with the table's pandera schema (before anything is deleted), then replace the
-    chunk's partitions in one transaction."""
-    frame = schemas.validate(table, frame)
-    return wh.replace_partitions(table, frame, chunk[0], chunk[-1])
+    return schemas.write_validated(wh, table, frame, chunk[0], chunk[-1])
 
 
 def run_chunk(inputs: Inputs, chunk: pd.DatetimeIndex) -> ChunkResult:
@@ -308,5 +301,5 @@ def run_chunks(inputs: Inputs, chunks: list[pd.DatetimeIndex], workers: int, on_
                 on_done(fut.result(), done_count)
 
 
-__all__ = ["chunk_days", "Inputs", "ChunkResult", "run_chunk", "run_chunks", "split_chunks", "worker_count",
+__all__ = ["chunk_days", "Inputs", "ChunkResult", "run_chunk", "run_chunks", "worker_count",
            "Totals"]

@@ -163,6 +163,15 @@ def validate(table_name: str, frame):
     return SCHEMAS[table_name].validate(frame)
 
 
+def write_validated(wh, table_name: str, frame, start, end, **kwargs) -> int:
+    """Validate ``frame`` with the table's schema, then replace the partitions atomically
+    (``Warehouse.replace_partitions``). A frame that fails validation raises before anything is
+    deleted, so the warehouse keeps the last good data."""
+    if table_name in SCHEMAS:
+        frame = validate(table_name, frame)
+    return wh.replace_partitions(table_name, frame, start, end, **kwargs)
+
+
 SCHEMAS = {
     "symbol_universe": symbol_universe,
     "prices": prices,

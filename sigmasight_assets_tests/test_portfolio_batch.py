@@ -40,7 +40,7 @@ def test_the_chunk_budget_is_configurable_and_validated(monkeypatch):
         with pytest.raises(config.ConfigError, match="SIGMASIGHT_CHUNK_PORTFOLIO_DAYS"):
             portfolio_batch.chunk_days(10_000)
     days = calendar.sessions("2025-01-02", "2025-03-31")
-    chunks = portfolio_batch.split_chunks(days, 7)
+    chunks = calendar.chunks(days, 7)
     assert [len(c) for c in chunks[:-1]] == [7] * (len(chunks) - 1) and 1 <= len(chunks[-1]) <= 7
     assert pd.DatetimeIndex(pd.concat([c.to_series() for c in chunks])).equals(days)
 

@@ -87,13 +87,7 @@ def range_metadata(days: pd.DatetimeIndex) -> dict:
 
 
 def write_partitions(wh, table_name: str, frame: pd.DataFrame, start, end, **kwargs) -> int:
-    """Validate ``frame`` with the table's pandera schema, then replace the partitions atomically.
-
-    A frame that fails validation raises before anything is deleted, so the warehouse keeps the last
-    good data.
-    """
+    """:func:`sigmasight_assets.schemas.write_validated` (pandera is imported on first write)."""
     from .. import schemas
 
-    if table_name in schemas.SCHEMAS:
-        frame = schemas.validate(table_name, frame)
-    return wh.replace_partitions(table_name, frame, start, end, **kwargs)
+    return schemas.write_validated(wh, table_name, frame, start, end, **kwargs)

@@ -26,6 +26,7 @@ from dagster import (
     multi_asset,
 )
 
+from .. import calendar
 from .. import portfolio_batch as batch
 from ..config import scenarios_file
 from ..portfolio_batch import (
@@ -128,7 +129,7 @@ def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseReso
     scenarios = load_scenarios(scenarios_file())
     market_symbols = sorted(set(positions.loc[positions["investment_class"] != "PRIVATE", "symbol"])) if len(positions) else []
     size = batch.chunk_days(len(books))
-    chunks = batch.split_chunks(days, size)
+    chunks = calendar.chunks(days, size)
     workers = batch.worker_count(len(chunks))
     inputs = batch.Inputs(url=wh.url, selected=frozenset(k.to_user_string() for k in selected), books=books,
                           positions=positions, flows=flows, scenarios=scenarios, market_symbols=market_symbols,

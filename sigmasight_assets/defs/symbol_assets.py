@@ -182,7 +182,7 @@ class _RegressionTotals:
     beta_over_cap: int = 0
     r2_outside: int = 0
     betas: dict = field(default_factory=dict)  # factor → list of float32 arrays (for the medians)
-    last: pd.DataFrame | None = None  # the last chunk's results (the latest day's distribution)
+    last: pd.DataFrame | None = None  # the latest day's results (its beta distribution)
 
 
 def _store_regression(wh, asset_name: str, inputs: SymbolInputs, results: pd.DataFrame,
@@ -209,7 +209,8 @@ def _store_regression(wh, asset_name: str, inputs: SymbolInputs, results: pd.Dat
     totals.r2_outside += int(((r2 < -1e-12) | (r2 > 1 + 1e-12)).sum())
     for factor, b in results.groupby("factor")["beta"]:
         totals.betas.setdefault(factor, []).append(b.dropna().to_numpy(dtype=np.float32))
-    totals.last = results
+    if len(results):  # chunks come in date order: the latest non-empty one holds the latest day
+        totals.last = results[results["date"] == results["date"].max()]
 
 
 def _run_regression(context, wh, asset_name: str, days: pd.DatetimeIndex, n_returns: int, scope,
@@ -221,8 +222,7 @@ def _run_regression(context, wh, asset_name: str, days: pd.DatetimeIndex, n_retu
     in full whatever the chunk, so chunking does not change a single number.
     """
     totals = _RegressionTotals()
-    for i in range(0, len(days), SYMBOL_CHUNK_DAYS):
-        chunk = days[i : i + SYMBOL_CHUNK_DAYS]
+    for i, chunk in enumerate(calendar.chunks(days, SYMBOL_CHUNK_DAYS)):
         inputs = load_symbol_inputs(wh, chunk, n_returns, scope, context.run_id)
         if i == 0:
             context.log.info(f"{asset_name}: {inputs.pairs['symbol'].nunique()} symbols × {len(days)} day(s) in "
@@ -471,8 +471,7 @@ def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehous
     dup, negative_vol, last = False, False, pd.DataFrame()
     # Chunks of SYMBOL_CHUNK_DAYS sessions: a year in one pass held every factor table's rows for
     # the range at once (16M beta rows at 5,000 symbols, 5 GB).
-    for i in range(0, len(days), SYMBOL_CHUNK_DAYS):
-        chunk = days[i : i + SYMBOL_CHUNK_DAYS]
+    for chunk in calendar.chunks(days, SYMBOL_CHUNK_DAYS):
         frame = _metrics_frame(wh, context.run_id, chunk, scope)
         written += write_partitions(wh, "symbol_metrics", frame, chunk[0], chunk[-1], keys=scope)
         n_rows += len(frame)

@@ -140,7 +140,7 @@ class Warehouse:
         cols = [c.name for c in table.columns if c.name in frame.columns]
         frame = frame[cols]
         if self.dialect == "sqlite":
-            frame = _key_major(table, frame)
+            frame = _key_major(frame)
         for i in range(0, len(frame), INSERT_CHUNK):
             part = frame.iloc[i : i + INSERT_CHUNK]
             if self.dialect == "postgresql":
@@ -296,7 +296,7 @@ def _conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _key_major(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
+def _key_major(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of a multi-day portfolio frame reordered by (portfolio, date), stable.
 
     Frames arrive day by day, so every day's rows would land at as many scattered places in the
@@ -312,11 +312,12 @@ def _key_major(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.take(np.argsort(codes, kind="stable"))
 
 
-def _iso_dates(s: pd.Series) -> np.ndarray:
-    """ISO date strings (None for missing), formatted once per distinct day."""
+def _per_day(s: pd.Series, convert) -> np.ndarray:
+    """``convert(day)`` for every value of a datetime column (None for missing), computed once
+    per distinct day: a multi-day frame has millions of rows but a few dozen days."""
     codes, uniques = pd.factorize(s)
-    text = np.array([d.strftime("%Y-%m-%d") for d in pd.DatetimeIndex(uniques)] + [None], dtype=object)
-    return text[codes]  # code −1 (missing) picks the trailing None
+    values = np.array([convert(d) for d in pd.DatetimeIndex(uniques)] + [None], dtype=object)
+    return values[codes]  # code −1 (missing) picks the trailing None
 
 
 def _python_rows(table: Table, frame: pd.DataFrame, iso_dates: bool = True) -> list[tuple]:
@@ -327,11 +328,7 @@ def _python_rows(table: Table, frame: pd.DataFrame, iso_dates: bool = True) -> l
         col_type = table.c[name].type
         s = frame[name]
         if isinstance(col_type, Date):
-            if iso_dates:
-                values = _iso_dates(s)
-            else:
-                codes, uniques = pd.factorize(s)
-                values = np.array([d.date() for d in pd.DatetimeIndex(uniques)] + [None], dtype=object)[codes]
+            values = _per_day(s, (lambda d: d.strftime("%Y-%m-%d")) if iso_dates else (lambda d: d.date()))
         elif isinstance(col_type, DateTime):
             values = np.array([None if pd.isna(v) else (pd.Timestamp(v).isoformat(sep=" ") if iso_dates
                                                         else pd.Timestamp(v).to_pydatetime()) for v in s], dtype=object)
