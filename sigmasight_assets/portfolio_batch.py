@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import types
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,6 +80,7 @@ class Inputs:
     scenarios: object  # scenarios.ScenarioSet
     market_symbols: list[str]
     last_day: pd.Timestamp | None = None  # the range's last day: its chunk returns preview rows
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)  # this run's: keys the price window
 
 
 @dataclass
@@ -154,11 +156,40 @@ class Totals:
         return {k: (np.concatenate(v) if isinstance(v, list) else v) for k, v in self._stats[table].items()}
 
 
-def _read_prices(wh: Warehouse, symbols: list[str], start, end) -> tuple[pd.DataFrame, pd.DataFrame]:
-    sess = calendar.sessions(start, end)
-    px = wh.read("prices", start, end, keys=symbols, columns=["date", "symbol", "close", "adj_close"])
+# The last price window read by this process, per run: (token, url) → (close, adj_close) wide
+# frames. A process takes its chunks in date order, so the next chunk's window (90+ sessions) shares
+# all but its own few sessions with the last one: only those are read.
+_PRICE_WINDOW: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+
+def _pivot_prices(wh: Warehouse, symbols: list[str], sess: pd.DatetimeIndex) -> tuple[pd.DataFrame, pd.DataFrame]:
+    px = wh.read("prices", sess[0], sess[-1], keys=symbols, columns=["date", "symbol", "close", "adj_close"])
     close = px.pivot(index="date", columns="symbol", values="close").reindex(index=sess, columns=symbols)
     adj = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=symbols)
+    return close, adj
+
+
+def _read_prices(wh: Warehouse, symbols: list[str], start, end, token: str | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """close and adj_close, sessions [start, end] × ``symbols`` (NaN where missing).
+
+    With a run ``token``, sessions already read by this process for the same run and symbols are
+    taken from the last window; a window that starts before it is read in full. Within a run,
+    ``prices`` is stored before the portfolio step starts, so the reuse equals a fresh read.
+    """
+    sess = calendar.sessions(start, end)
+    key = (token, wh.url)
+    last = _PRICE_WINDOW.get(key) if token else None
+    _PRICE_WINDOW.clear()
+    if last is None or not len(sess) or list(last[0].columns) != list(symbols) or not (
+            last[0].index[0] <= sess[0] <= last[0].index[-1]):
+        close, adj = _pivot_prices(wh, symbols, sess)
+    else:
+        new = sess[sess > last[0].index[-1]]
+        parts = [last, _pivot_prices(wh, symbols, new)] if len(new) else [last]
+        close, adj = (pd.concat([p[i] for p in parts]).reindex(index=sess) for i in (0, 1))
+    if token:
+        _PRICE_WINDOW[key] = (close, adj)
     return close, adj
 
 
@@ -190,7 +221,7 @@ def run_chunk(inputs: Inputs, chunk: pd.DatetimeIndex) -> ChunkResult:
     need_returns = CORR_WINDOW if CORR in sel else VOL_WINDOW
     first = min(calendar.window_start(chunk[0], need_returns),
                 calendar.sessions_back(calendar.previous_session(chunk[0]), STALE_SESSIONS + 1)[0])
-    close, adj = _read_prices(wh, inputs.market_symbols, first, chunk[-1])
+    close, adj = _read_prices(wh, inputs.market_symbols, first, chunk[-1], inputs.token)
     lap("read")
     snaps, pv = compute_snapshots(inputs.books, inputs.positions, inputs.flows, close, chunk, STALE_SESSIONS,
                                   adj_close_wide=adj)
@@ -248,6 +279,7 @@ _INPUTS: Inputs | None = None
 def _init_worker(inputs: Inputs) -> None:
     global _INPUTS
     _INPUTS = inputs
+    Warehouse(inputs.url).defer_checkpoints()  # run_chunks checkpoints between chunks instead
     # One BLAS thread per worker: the workers already use every core.
     try:
         from threadpoolctl import threadpool_limits
@@ -289,16 +321,23 @@ def run_chunks(inputs: Inputs, chunks: list[pd.DatetimeIndex], workers: int, on_
         finally:
             sys.modules["__main__"] = main
         done_count = 0
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                exc = fut.exception()
-                if exc is not None:
-                    for p in pending:
-                        p.cancel()
-                    raise exc
-                done_count += 1
-                on_done(fut.result(), done_count)
+        coordinator = Warehouse(inputs.url)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    exc = fut.exception()
+                    if exc is not None:
+                        for p in pending:
+                            p.cancel()
+                        raise exc
+                    done_count += 1
+                    on_done(fut.result(), done_count)
+                # The workers' commits leave their pages in the WAL (Warehouse.defer_checkpoints):
+                # copy them into the database file here, while the workers go on.
+                coordinator.checkpoint()
+        finally:
+            coordinator.checkpoint()
 
 
 __all__ = ["chunk_days", "Inputs", "ChunkResult", "run_chunk", "run_chunks", "worker_count",

@@ -52,3 +52,36 @@ def test_the_scenario_set_survives_the_trip_to_a_worker():
     assert dict(back.scenarios[0].shocks) == dict(s.scenarios[0].shocks)
     with pytest.raises(TypeError):  # still read-only after unpickling
         back.scenarios[0].shocks["Market"] = 1.0
+
+
+def test_a_process_reuses_its_last_price_window_and_equals_fresh_reads(tmp_path, monkeypatch):
+    """Consecutive chunks of a run read only their new sessions; every window equals a fresh read,
+    including a window that moves backwards, other symbols and another run's token."""
+    import numpy as np
+
+    from sigmasight_assets.warehouse import Warehouse
+
+    wh = Warehouse(f"sqlite:///{tmp_path / 'px.sqlite'}")
+    wh.create_all()
+    days = calendar.sessions("2025-01-02", "2025-02-28")
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame([(d, s) for d in days for s in ("AAA", "BBB", "CCC")], columns=["date", "symbol"])
+    rows["close"] = rng.uniform(10, 20, len(rows))
+    rows["adj_close"] = rows["close"] * 0.99
+    rows = rows.drop(index=[4, 17, 30])  # missing prices stay missing
+    rows["source"] = "test"
+    wh.replace_partitions("prices", rows, days[0], days[-1])
+
+    reads = []
+    real = portfolio_batch._pivot_prices
+    monkeypatch.setattr(portfolio_batch, "_pivot_prices", lambda w, s, sess: reads.append(len(sess)) or real(w, s, sess))
+    symbols = ["AAA", "BBB", "CCC", "ZZZ"]  # ZZZ has no prices: an all-NaN column
+    windows = [(0, 20, symbols, "run1"), (3, 23, symbols, "run1"), (3, 23, symbols, "run1"), (6, 29, symbols, "run1"),
+               (1, 25, symbols, "run1"), (2, 26, ["AAA", "BBB"], "run1"), (3, 27, ["AAA", "BBB"], "run2")]
+    for a, b, syms, token in windows:
+        close, adj = portfolio_batch._read_prices(wh, syms, days[a], days[b], token)
+        fresh_close, fresh_adj = real(wh, syms, calendar.sessions(days[a], days[b]))
+        pd.testing.assert_frame_equal(close, fresh_close, check_freq=False)
+        pd.testing.assert_frame_equal(adj, fresh_adj, check_freq=False)
+    # full, +3 new, nothing new, +6 new, backwards → full, other symbols → full, other run → full
+    assert reads == [21, 3, 6, 25, 25, 25]

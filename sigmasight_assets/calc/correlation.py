@@ -105,22 +105,35 @@ def pairwise_correlation(x: np.ndarray, min_overlap: int = 30) -> np.ndarray:
         block = max(1, _BLOCK_CELLS // max(k, 1))
         for a in range(0, partial.size, block):
             cols = partial[a : a + block]
-            mb, xb, xb2 = mf[:, cols], xc[:, cols], xc2[:, cols]
+            mb, xb = mf[:, cols], xc[:, cols]
             n = mb.T @ mf
             sx = xb.T @ mf  # Σ x_i over common rows (x_i is 0 where missing)
             sy = mb.T @ xc  # Σ x_j over common rows
-            sxx = xb2.T @ mf
+            sxx = xc2[:, cols].T @ mf
             syy = mb.T @ xc2
-            sxy = xb.T @ xc
+            cov = xb.T @ xc  # Σ x_i x_j, then centred in place: the blocks are large, temporaries are not free
             with np.errstate(divide="ignore", invalid="ignore"):
-                cov = sxy - sx * sy / n
-                vx = sxx - sx * sx / n
-                vy = syy - sy * sy / n
-                # Relative tolerance: a constant series leaves only rounding noise in its variance.
-                flat = (vx <= 1e-14 * sxx) | (vy <= 1e-14 * syy) | (vx <= 0) | (vy <= 0)
-                r = cov / np.sqrt(vx * vy)
-            bad = (n < min_n) | flat | ~np.isfinite(r)
-            r = np.where(bad, np.nan, np.clip(r, -1.0, 1.0))
+                inv_n = np.divide(1.0, n)
+                tmp = np.multiply(sx, sy)
+                tmp *= inv_n
+                cov -= tmp
+                vx = np.multiply(sx, sx, out=sx)
+                vx *= inv_n
+                np.subtract(sxx, vx, out=vx)
+                vy = np.multiply(sy, sy, out=sy)
+                vy *= inv_n
+                np.subtract(syy, vy, out=vy)
+                # Relative tolerance: a constant series leaves only rounding noise in its variance
+                # (sums of squares are ≥ 0, so this also rejects a non-positive variance).
+                sxx *= 1e-14
+                syy *= 1e-14
+                bad = (vx <= sxx) | (vy <= syy) | (n < min_n)
+                np.multiply(vx, vy, out=tmp)
+                np.sqrt(tmp, out=tmp)
+                r = np.divide(cov, tmp, out=cov)
+            bad |= ~np.isfinite(r)
+            np.clip(r, -1.0, 1.0, out=r)
+            r[bad] = np.nan
             out[cols, :] = r
             out[:, cols] = r.T
     return out
@@ -150,13 +163,15 @@ def repair_psd(corr: np.ndarray, psd_tol: float = 1e-10) -> tuple[np.ndarray, np
     a = 0.5 * (a + np.swapaxes(a, -1, -2))
     idx = np.arange(n)
     a[..., idx, idx] = 1.0
-    lam, vec = np.linalg.eigh(a)
+    # Eigenvalues alone for every matrix (the usual case needs no repair), vectors only for those
+    # that do: ~2.5× less work than a full decomposition of the whole stack.
+    lam = np.linalg.eigvalsh(a)
     min_eig = lam[..., 0]
     need = min_eig < -psd_tol
     out = a.copy()
     if need.any():
-        lam_c = np.clip(lam[need], 0.0, None)
-        v = vec[need]
+        lam_n, v = np.linalg.eigh(a[need])
+        lam_c = np.clip(lam_n, 0.0, None)
         rec = (v * lam_c[..., None, :]) @ np.swapaxes(v, -1, -2)
         d = np.sqrt(np.clip(np.diagonal(rec, axis1=-2, axis2=-1), np.finfo(float).tiny, None))
         rec = rec / d[..., :, None] / d[..., None, :]

@@ -72,6 +72,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from .returns import simple_returns
 
@@ -284,19 +285,20 @@ def _volatility(
     if sel.size == 0 or row < 0:
         return out
     wmax = max(VOL_WINDOWS)
-    rows = np.arange(row + 1, row + wmax + 1)  # padded rows of sessions row-wmax+1 .. row
-    r = returns_padded[rows[:, None], ret_col[sel][None, :]]  # (window × positions)
     mv = st["mv"][sel]
     absmv = np.abs(mv)
     pc = ledger.pcode[sel]
     gross = np.bincount(pc, weights=absmv, minlength=n_p)
+    # Positions share symbols: gather the window once per distinct symbol column (padded rows of
+    # sessions row-wmax+1 .. row), then sum per portfolio with two sparse (portfolio × symbol)
+    # products: num = Σ MV_i r_i,t over known returns, den = Σ |MV_i| over known returns.
+    ucol, inv = np.unique(ret_col[sel], return_inverse=True)
+    r = returns_padded[row + 1 : row + wmax + 1][:, ucol]  # (window × symbols)
     present = ~np.isnan(r)
     r0 = np.where(present, r, 0.0)
-    num = np.empty((n_p, wmax))
-    den = np.empty((n_p, wmax))
-    for t in range(wmax):  # one bincount per window day, each over all positions at once
-        num[:, t] = np.bincount(pc, weights=mv * r0[t], minlength=n_p)  # Σ MV_i r_i,t (known r)
-        den[:, t] = np.bincount(pc, weights=absmv * present[t], minlength=n_p)  # Σ |MV_i| (known r)
+    shape = (n_p, ucol.size)
+    num = np.asarray(sparse.csr_matrix((mv, (pc, inv)), shape=shape) @ r0.T)
+    den = np.asarray(sparse.csr_matrix((absmv, (pc, inv)), shape=shape) @ present.T.astype(float))
     with np.errstate(divide="ignore", invalid="ignore"):
         coverage = den / gross[:, None]
         rp = np.where(coverage >= VOL_MIN_WEIGHT_COVERAGE - 1e-12, num / den, np.nan)

@@ -427,7 +427,12 @@ def _top_contributors(pv, g, mv, pnl_d, pnl_c, scns, top_n, want_long: bool, fra
     num = np.array(num_text[1:-1].split(","), dtype=object)
     first = rk == 0
     last = np.r_[rk[1:] == 0, True]
-    pieces = np.where(first, "\x00[", ", ").astype(object) + frag[pos] + num + np.where(last, "}]", "}").astype(object)
+    # Interleave the four pieces of every entry and join once (no per-entry concatenation).
+    pieces = np.empty(4 * pos.size, dtype=object)
+    pieces[0::4] = np.where(first, "\x00[", ", ")
+    pieces[1::4] = frag[pos]
+    pieces[2::4] = num
+    pieces[3::4] = np.where(last, "}]", "}")
     texts = np.array("".join(pieces.tolist()).split("\x00")[1:], dtype=object).reshape(n_gl, n_s)
 
     long = None

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, and_, delete, func, select, text
+from sqlalchemy import Table, and_, delete, event, func, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer
@@ -152,6 +152,29 @@ class Warehouse:
                 rows = _python_rows(table, part, iso_dates=False)
                 conn.execute(table.insert(), [dict(zip(cols, r)) for r in rows])
 
+    # -- SQLite WAL checkpoints ---------------------------------------------------------------------
+    def defer_checkpoints(self) -> None:
+        """SQLite: commits of this process's connections no longer copy the WAL back into the
+        database file (``wal_autocheckpoint = 0``); another process calls :meth:`checkpoint`.
+
+        A commit normally checkpoints once the WAL passes 1,000 pages: the committing writer copies
+        every page it wrote a second time while it still holds SQLite's only write lock. Parallel
+        chunk writers defer that to their coordinator, which checkpoints between chunks without
+        blocking them. No-op on other databases.
+        """
+        if self.dialect != "sqlite" or event.contains(self.engine, "connect", _no_autocheckpoint):
+            return
+        self.engine.dispose()  # pooled connections would keep the old setting
+        event.listen(self.engine, "connect", _no_autocheckpoint)
+
+    def checkpoint(self) -> None:
+        """SQLite: copy committed WAL pages into the database file (``PASSIVE``: never waits for
+        or blocks writers and readers; what a reader still needs stays for the next call)."""
+        if self.dialect != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     # -- reads ------------------------------------------------------------------------------------
     def read(
         self,
@@ -259,6 +282,12 @@ class Warehouse:
         with self.engine.connect() as conn:
             res = conn.execute(text(sql), params)
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+
+def _no_autocheckpoint(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA wal_autocheckpoint=0")
+    cur.close()
 
 
 def _lock_key(table_name: str) -> int:
