@@ -44,6 +44,12 @@ def test_runner_at_tiny_size_reports_every_workload_and_fills_the_warehouse(tmp_
     assert runs["w2_portfolio_partition"]["details"]["step_seconds"].keys() == {"portfolio_analytics"}
     w3 = runs["w3_backfill"]["details"]
     assert w3["partition_range"] == f"{report['dates']['range_start']}..{report['dates']['range_end']}"
+    # Workload 3 ran on the job's multiprocess executor: every step in its own process, and the
+    # provider calls made there are still timed (through the fetch log).
+    assert w3["executor"] == "multiprocess" and report["scale"]["w3_executor"] == "multiprocess"
+    assert set(w3["step_seconds"]) == set(bench_symbol_steps()) | {"portfolio_analytics"}
+    assert w3["fetch_prices_calls"] >= 1 and w3["fetch_valuations_calls"] >= 1 and w3["fetch_seconds"] > 0
+    assert "workload 3 executor: multiprocess" in out_md.read_text()
     assert runs["w5_portfolio_reads"]["details"]["empty_lookups"] == 0
 
     # The warehouse was populated by the runs.

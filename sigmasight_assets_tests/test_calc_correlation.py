@@ -42,6 +42,24 @@ def test_pairwise_complete_fast_path_matches_pandas():
     np.testing.assert_allclose(pairwise_correlation(x, 30), pd.DataFrame(x).corr().to_numpy(), atol=1e-12)
 
 
+def test_pairwise_blocks_give_the_same_matrix(monkeypatch):
+    """Blocked products (complete rows of Zᵀ Z and partial-column rows alike) equal one block and pandas."""
+    from sigmasight_assets.calc import correlation
+
+    rng = np.random.default_rng(11)
+    x = 0.5 * rng.normal(size=(90, 1)) + rng.normal(size=(90, 40))
+    x[rng.random((90, 40)) < 0.03] = np.nan  # about 2/3 of the columns partial
+    x[:, 7] = 0.2  # a constant complete column
+    whole = pairwise_correlation(x, 30)
+    monkeypatch.setattr(correlation, "_BLOCK_CELLS", 3 * 40)  # blocks of 3 rows
+    blocked = pairwise_correlation(x, 30)
+    np.testing.assert_allclose(blocked, whole, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(np.isnan(blocked), np.isnan(whole))
+    expect = pd.DataFrame(x).corr(min_periods=30).to_numpy()
+    np.testing.assert_allclose(blocked, expect, rtol=0, atol=1e-10)
+    assert (np.isfinite(x).all(axis=0)).sum() >= 6 and np.isnan(blocked[7]).all()
+
+
 def test_psd_repair_of_an_indefinite_matrix():
     bad = np.array([[1.0, 0.9, -0.9], [0.9, 1.0, 0.9], [-0.9, 0.9, 1.0]])
     assert np.linalg.eigvalsh(bad)[0] < 0

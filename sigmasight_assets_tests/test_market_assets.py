@@ -473,3 +473,26 @@ def test_one_price_read_per_run_serves_every_symbol_asset_window(market_run, mon
     assert calls.count("prices") == 3
     symbol_assets.release_price_window()
     assert not symbol_assets._PRICE_WINDOW
+
+
+def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypatch):
+    """A chunked range (regressions, metrics) asks for windows ending later and later: the cached
+    window is extended by the sessions after it, and every slice equals a fresh read."""
+    from sigmasight_assets.defs import symbol_assets
+
+    wh = market_run["wh"]
+    real = wh.read
+    reads = []
+    monkeypatch.setattr(wh, "read", lambda *a, **k: reads.append((a[1], a[2])) or real(*a, **k))
+    syms = ["AAPL", "MSFT", "SPY"]
+    days = pd.DatetimeIndex(SESS[-9:])
+    for chunk in calendar.chunks(days, 3):
+        start = calendar.window_start(chunk[0], 5)
+        got = symbol_assets.read_prices(wh, "run-c", chunk, start, syms, ["adj_close"])
+        fresh = real("prices", start, chunk[-1], keys=syms, columns=["date", "symbol", "adj_close"])
+        key = ["date", "symbol"]
+        pd.testing.assert_frame_equal(got.sort_values(key, ignore_index=True), fresh.sort_values(key, ignore_index=True))
+    assert len(reads) == 3  # the first window, then each later chunk's three new sessions
+    assert [pd.Timestamp(a).normalize() for a, _ in reads[1:]] == [days[2] + pd.Timedelta(days=1),
+                                                                   days[5] + pd.Timedelta(days=1)]
+    symbol_assets.release_price_window()

@@ -345,6 +345,7 @@ def test_symbol_assets_in_two_day_chunks_equal_the_single_pass_and_report_the_wh
     from sigmasight_assets.defs import symbol_assets
 
     monkeypatch.setattr(symbol_assets, "SYMBOL_CHUNK_DAYS", 2)
+    monkeypatch.setattr(symbol_assets, "METRICS_CHUNK_DAYS", 2)
     url, wh = copy_warehouse(graph["wh"], graph["base"], "chunked")
     regressions = ["symbol_betas", "ridge_factors", "spread_factors"]
     with wh.engine.begin() as conn:

@@ -299,6 +299,27 @@ def test_engine_is_shared_per_url_and_sqlite_uses_wal(tmp_warehouse_url, warehou
         assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()) >= 10_000
 
 
+def test_new_sqlite_warehouses_get_large_pages_and_existing_files_keep_theirs(tmp_path):
+    import sqlite3
+
+    from sigmasight_assets.warehouse.engine import SQLITE_PAGE_SIZE
+
+    fresh = Warehouse(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
+    fresh.create_all()
+    with fresh.engine.connect() as conn:
+        assert int(conn.exec_driver_sql("PRAGMA page_size").scalar_one()) == SQLITE_PAGE_SIZE == 65536
+    old_path = tmp_path / "old.sqlite"
+    with sqlite3.connect(old_path) as raw:  # a warehouse file made with the 4 KiB default
+        raw.execute("PRAGMA page_size=4096")
+        raw.execute("CREATE TABLE keep (x INTEGER)")
+    old = Warehouse(f"sqlite:///{old_path}")
+    old.create_all()
+    old.replace_partitions("prices", price_rows(), DAYS[0], DAYS[-1])
+    with old.engine.connect() as conn:
+        assert int(conn.exec_driver_sql("PRAGMA page_size").scalar_one()) == 4096
+    assert old.count("prices") == 30
+
+
 def test_deferred_checkpoints_leave_commits_in_the_wal_until_checkpoint(tmp_path):
     """Parallel chunk writers defer the WAL copy to their coordinator: their commits grow the WAL past
     SQLite's 1,000-page auto-checkpoint, and ``checkpoint`` (from another connection) copies it
@@ -306,6 +327,9 @@ def test_deferred_checkpoints_leave_commits_in_the_wal_until_checkpoint(tmp_path
     import sqlite3
 
     url = f"sqlite:///{tmp_path / 'deferred.sqlite'}"
+    with sqlite3.connect(tmp_path / "deferred.sqlite") as raw:  # 4 KiB pages: 1,000 pages is 4 MB of writes
+        raw.execute("PRAGMA page_size=4096")
+        raw.execute("VACUUM")
     writer = Warehouse(url)
     writer.create_all()
     writer.defer_checkpoints()

@@ -50,7 +50,7 @@ CORRELATION_COLUMNS = [
     "date", "portfolio_id", "symbols", "matrix", "n_symbols", "n_pairs", "n_pairs_insufficient",
     "avg_correlation", "effective_positions", "psd_repaired", "min_eigenvalue",
 ]
-_BLOCK_CELLS = 4_000_000  # block × K cells per temporary in pairwise_correlation (~32 MB each)
+_BLOCK_CELLS = 1_000_000  # block × K cells per temporary in pairwise_correlation (~8 MB each)
 
 
 def pairwise_correlation(x: np.ndarray, min_overlap: int = 30) -> np.ndarray:
@@ -96,9 +96,12 @@ def pairwise_correlation(x: np.ndarray, min_overlap: int = 30) -> np.ndarray:
         ok = ss > 1e-28 * t  # a constant column has no correlation
         c_ok = complete[ok]
         z = xc[:, c_ok] / np.sqrt(ss[ok])
-        zz = z.T @ z
-        np.clip(zz, -1.0, 1.0, out=zz)
-        out[np.ix_(c_ok, c_ok)] = zz
+        # Row blocks of Zᵀ Z: the whole product would be a second K × K matrix next to ``out``.
+        rows = max(1, _BLOCK_CELLS // max(c_ok.size, 1))
+        for a in range(0, c_ok.size, rows):
+            zz = z[:, a : a + rows].T @ z
+            np.clip(zz, -1.0, 1.0, out=zz)
+            out[np.ix_(c_ok[a : a + rows], c_ok)] = zz
 
     partial = np.flatnonzero((cnt < t) & (cnt >= min_n))
     if partial.size:
