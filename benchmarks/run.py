@@ -360,8 +360,13 @@ def render_markdown(report: dict) -> str:
            + (" with uncommitted changes in sigmasight_assets/" if m.get("sigmasight_assets_uncommitted_changes") else "")),
         f"- load average (1/5/15 min) before: {report['load_average_before']}, after: {report.get('load_average_after')}",
         "- each row is one child process: wall = child elapsed time (interpreter start and imports included), "
-        "CPU = user + sys of the child and its worker processes, peak RSS = the larger of the child's ru_maxrss "
-        "and the sampled (every 0.5 s) sum of RSS over the child's process group (the child and its workers)",
+        "CPU = user + sys of the child and its step and worker processes, peak RSS = the larger of the child's "
+        "ru_maxrss and the sampled (every 0.5 s) sum of RSS over the child's process group (the child, its step "
+        "processes and their workers)",
+        f"- workload 3 executor: {sc.get('w3_executor', 'in_process')} ("
+        + ("the job's own executor, as a UI or daemon backfill runs it: one process per step, at most one step per "
+           "core at once" if sc.get("w3_executor", "in_process") == "multiprocess"
+           else "materialize: every step in the run's process, one after another") + ")",
         "- 'meets (wall)' judges the target on elapsed time as measured (inflated when other jobs share the 2 "
         "cores: see the load averages); 'meets (CPU)' judges the same quantity on CPU seconds, an estimate "
         "of the elapsed time on an otherwise idle machine for the single-process workloads (not for workload 3, whose "
@@ -447,6 +452,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--io-databases", default="sqlite,postgres", help="backends measured by workload 6")
     p.add_argument("--pg-url", default=None, help="PostgreSQL server URL (a throwaway database is created on it)")
     p.add_argument("--reads", type=int, default=200, help="portfolios sampled by workload 5")
+    p.add_argument("--w3-executor", choices=["multiprocess", "in_process"], default="multiprocess",
+                   help="executor of the workload-3 run: the job's own multiprocess executor (as a UI or daemon "
+                        "backfill runs) or materialize's in-process one")
     p.add_argument("--quick", action="store_true", help="medium scale: 500 symbols, 1000 portfolios, 30 days")
     p.add_argument("--out", type=Path, default=HERE / "results.md")
     p.add_argument("--json", type=Path, default=HERE / "results.json")
@@ -509,7 +517,7 @@ def main(argv=None) -> int:
         "command": argv_text,
         "scale": {"symbols": args.symbols, "factor_etfs": 8, "portfolios": args.portfolios,
                   "positions": args.positions, "days": args.days, "history": args.history,
-                  "quick": bool(args.quick), "workloads": sorted(selected)},
+                  "quick": bool(args.quick), "workloads": sorted(selected), "w3_executor": args.w3_executor},
         "dates": dates,
         "machine": machine_info(),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
@@ -518,7 +526,7 @@ def main(argv=None) -> int:
     }
     base_params = {"symbols": args.symbols, "portfolios": args.portfolios, "positions": args.positions,
                    "days": args.days, "dates": dates, "seed": args.seed, "market_seed": args.market_seed,
-                   "reads": args.reads, "pg_url": pg_url}
+                   "reads": args.reads, "pg_url": pg_url, "w3_executor": args.w3_executor}
     code_dir = REPO
     if args.code_ref:
         code_dir, commit = snapshot_code(args.code_ref, workdir)

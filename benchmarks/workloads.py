@@ -6,9 +6,12 @@ the JSON the workload writes to ``params["result_path"]``: in-process timings (t
 wall time, per-step durations from the run's STEP_SUCCESS events, time spent inside the market-data
 provider, rows written per asset, read latencies, rows/s).
 
-The pipeline workloads go through the real code paths: ``materialize_range`` (Dagster, single-run
-backfill policy, the persistent instance in ``DAGSTER_HOME``) with the ``WarehouseResource`` and a
-``MarketDataResource`` whose provider is wrapped only to time its fetch calls.
+The pipeline workloads go through the real code paths, on the persistent instance in ``DAGSTER_HOME``
+with the ``WarehouseResource`` and a ``MarketDataResource`` whose provider is wrapped only to time its
+fetch calls (``job_defs``): workload 3 runs the ``daily_risk_graph`` job on its own multiprocess
+executor, as a backfill launched from the UI runs (``--w3-executor in_process`` for
+``materialize_range`` instead); the setup and the one-partition workloads use ``materialize_range``
+(single-run backfill policy, in-process executor).
 """
 
 from __future__ import annotations
@@ -27,58 +30,11 @@ SYMBOL_ASSETS = ["symbol_universe", "prices", "daily_valuations", "symbol_betas"
                  "factor_covariance", "symbol_metrics"]
 PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
 
-# Seconds spent inside the provider's fetch calls during this process (see TimedMarketDataResource).
-FETCH = {"fetch_prices_s": 0.0, "fetch_prices_calls": 0, "fetch_valuations_s": 0.0, "fetch_valuations_calls": 0,
-         "fetch_cpu_s": 0.0}
-
-
 def _cpu() -> float:
     """CPU seconds (user + sys) so far of this process (all threads) and of its finished children
-    (the portfolio worker processes, reaped when their pool closes)."""
+    (step processes and portfolio worker processes, reaped when they end)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-class _TimedProvider:
-    """Delegates to the real provider and adds the time of each fetch to ``FETCH``."""
-
-    def __init__(self, inner):
-        self._inner = inner
-        self.name = inner.name
-
-    def fetch_prices(self, symbols, start, end):
-        t0, c0 = time.perf_counter(), _cpu()
-        try:
-            return self._inner.fetch_prices(symbols, start, end)
-        finally:
-            FETCH["fetch_prices_s"] += time.perf_counter() - t0
-            FETCH["fetch_cpu_s"] += _cpu() - c0
-            FETCH["fetch_prices_calls"] += 1
-
-    def fetch_valuations(self, symbols, start, end):
-        t0, c0 = time.perf_counter(), _cpu()
-        try:
-            return self._inner.fetch_valuations(symbols, start, end)
-        finally:
-            FETCH["fetch_valuations_s"] += time.perf_counter() - t0
-            FETCH["fetch_cpu_s"] += _cpu() - c0
-            FETCH["fetch_valuations_calls"] += 1
-
-    def __getattr__(self, item):
-        return getattr(self._inner, item)
-
-
-def _resources(params: dict) -> dict:
-    from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
-
-    class TimedMarketDataResource(MarketDataResource):
-        def get(self):
-            return _TimedProvider(super().get())
-
-    return {
-        "warehouse": WarehouseResource(url=params["db_url"]),
-        "market_data": TimedMarketDataResource(spec="synthetic", seed=int(params.get("market_seed", 7))),
-    }
 
 
 def _run_summary(result) -> dict:
@@ -99,20 +55,65 @@ def _run_summary(result) -> dict:
             "dagster_events": len(result.all_events)}
 
 
+def _fetch_log(params: dict) -> Path:
+    """A fresh provider-timing log for this workload (see ``job_defs.TimedProvider``)."""
+    from .job_defs import FETCH_LOG_ENV
+
+    path = Path(params["result_path"]).with_suffix(".fetch.jsonl")
+    if path.exists():
+        path.unlink()
+    os.environ[FETCH_LOG_ENV] = str(path)  # inherited by step processes
+    return path
+
+
 def _materialize(params: dict, start: str, end: str, selection: list[str] | None) -> dict:
+    """``materialize_range``: the in-process executor, every step in this process."""
     from dagster import DagsterInstance
 
     from sigmasight_assets.defs.jobs import materialize_range
 
+    from .job_defs import resources
+
+    log = _fetch_log(params)
     with DagsterInstance.get() as instance:
         t0, c0 = time.perf_counter(), _cpu()
-        result = materialize_range(start, end, instance=instance, selection=selection, resources=_resources(params))
+        result = materialize_range(start, end, instance=instance, selection=selection,
+                                   resources=resources(params["db_url"], params.get("market_seed", 7)))
         run_s, run_cpu = time.perf_counter() - t0, _cpu() - c0
-    out = {"partition_range": f"{start}..{end}", "run_seconds": round(run_s, 3), "run_cpu_seconds": round(run_cpu, 3),
-           **_run_summary(result), **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in FETCH.items()}}
-    out["fetch_seconds"] = round(FETCH["fetch_prices_s"] + FETCH["fetch_valuations_s"], 3)
+        summary = _run_summary(result)
+    return _timings(start, end, run_s, run_cpu, summary, log, "in_process")
+
+
+def _execute_job(params: dict, start: str, end: str) -> dict:
+    """The ``daily_risk_graph`` job on its own (multiprocess) executor, as a UI or daemon backfill
+    runs it: one process per step, up to one step per core at once."""
+    from dagster import DagsterInstance, execute_job, reconstructable
+
+    from sigmasight_assets.defs.jobs import range_tags
+
+    from .job_defs import graph_job
+
+    log = _fetch_log(params)
+    os.environ["SIGMASIGHT_DATABASE_URL"] = params["db_url"]
+    os.environ["SIGMASIGHT_SYNTHETIC_SEED"] = str(params.get("market_seed", 7))
+    with DagsterInstance.get() as instance:
+        t0, c0 = time.perf_counter(), _cpu()
+        with execute_job(reconstructable(graph_job), instance=instance, tags=range_tags(start, end)) as result:
+            run_s, run_cpu = time.perf_counter() - t0, _cpu() - c0
+            summary = _run_summary(result)
+    return _timings(start, end, run_s, run_cpu, summary, log, "multiprocess")
+
+
+def _timings(start: str, end: str, run_s: float, run_cpu: float, summary: dict, log: Path, executor: str) -> dict:
+    from .job_defs import fetch_totals
+
+    fetch = fetch_totals(log)
+    out = {"partition_range": f"{start}..{end}", "executor": executor, "run_seconds": round(run_s, 3),
+           "run_cpu_seconds": round(run_cpu, 3), **summary,
+           **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in fetch.items()}}
+    out["fetch_seconds"] = round(fetch["fetch_prices_s"] + fetch["fetch_valuations_s"], 3)
     out["run_seconds_excluding_fetch"] = round(run_s - out["fetch_seconds"], 3)
-    out["run_cpu_seconds_excluding_fetch"] = round(run_cpu - FETCH["fetch_cpu_s"], 3)
+    out["run_cpu_seconds_excluding_fetch"] = round(run_cpu - fetch["fetch_cpu_s"], 3)
     return out
 
 
@@ -149,7 +150,9 @@ def setup_history(params: dict) -> dict:
 def w3_backfill(params: dict) -> dict:
     """The whole graph over the benchmark range as one single-run backfill."""
     d = params["dates"]
-    return _materialize(params, d["range_start"], d["range_end"], None)
+    if params.get("w3_executor", "multiprocess") == "in_process":
+        return _materialize(params, d["range_start"], d["range_end"], None)
+    return _execute_job(params, d["range_start"], d["range_end"])
 
 
 def w1_symbol_partition(params: dict) -> dict:

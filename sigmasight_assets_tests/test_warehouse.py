@@ -280,6 +280,27 @@ def test_read_with_more_keys_than_one_in_chunk(warehouse):
     assert sorted(warehouse.read("prices")["symbol"]) == symbols[950:]
 
 
+def test_many_keys_over_a_date_range_read_the_same_rows_by_one_scan(warehouse, monkeypatch):
+    """More keys than one IN list with a date range: one range scan filtered in pandas returns
+    exactly the IN queries' rows and columns (the key column is not added to what was asked)."""
+    symbols = [f"S{i:04d}" for i in range(1200)]
+    warehouse.replace_partitions("prices", price_rows(days=DAYS[:3], symbols=symbols), DAYS[0], DAYS[2])
+    keys = symbols[200:] + ["NOPE"]  # 1,001 keys: more than one IN list
+    statements = []
+    real = warehouse._fetch_frame
+    monkeypatch.setattr(warehouse, "_fetch_frame", lambda conn, stmt, names: statements.append(str(stmt)) or real(conn, stmt, names))
+    got = warehouse.read("prices", DAYS[1], DAYS[2], keys=keys, columns=["date", "close"])
+    assert len(statements) == 1 and " IN " not in statements[0].upper()
+    assert list(got.columns) == ["date", "close"]
+    monkeypatch.setattr(repository, "_IN_CHUNK", 5000)  # the IN-list path for comparison
+    statements.clear()
+    expect = warehouse.read("prices", DAYS[1], DAYS[2], keys=keys, columns=["date", "close"])
+    assert len(statements) == 1 and " IN " in statements[0].upper()
+    key = ["date", "close"]
+    pd.testing.assert_frame_equal(got.sort_values(key, ignore_index=True), expect.sort_values(key, ignore_index=True))
+    assert len(got) == 2 * 1000
+
+
 def test_datetime_column_round_trip(warehouse):
     books = pd.DataFrame({"portfolio_id": ["P1"], "name": ["One"], "currency": ["USD"], "source_file": [None],
                           "loaded_at": [pd.Timestamp("2026-01-02 03:04:05.123456")]})
@@ -297,27 +318,6 @@ def test_engine_is_shared_per_url_and_sqlite_uses_wal(tmp_warehouse_url, warehou
     with warehouse.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one().lower() == "wal"
         assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()) >= 10_000
-
-
-def test_new_sqlite_warehouses_get_large_pages_and_existing_files_keep_theirs(tmp_path):
-    import sqlite3
-
-    from sigmasight_assets.warehouse.engine import SQLITE_PAGE_SIZE
-
-    fresh = Warehouse(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
-    fresh.create_all()
-    with fresh.engine.connect() as conn:
-        assert int(conn.exec_driver_sql("PRAGMA page_size").scalar_one()) == SQLITE_PAGE_SIZE == 65536
-    old_path = tmp_path / "old.sqlite"
-    with sqlite3.connect(old_path) as raw:  # a warehouse file made with the 4 KiB default
-        raw.execute("PRAGMA page_size=4096")
-        raw.execute("CREATE TABLE keep (x INTEGER)")
-    old = Warehouse(f"sqlite:///{old_path}")
-    old.create_all()
-    old.replace_partitions("prices", price_rows(), DAYS[0], DAYS[-1])
-    with old.engine.connect() as conn:
-        assert int(conn.exec_driver_sql("PRAGMA page_size").scalar_one()) == 4096
-    assert old.count("prices") == 30
 
 
 def test_deferred_checkpoints_leave_commits_in_the_wal_until_checkpoint(tmp_path):

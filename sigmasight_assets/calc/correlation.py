@@ -290,6 +290,7 @@ def portfolio_correlations(
         x[:, cols >= 0] = ret_values[lo : row + 1][:, cols[cols >= 0]]
         corr_u = pairwise_correlation(x, min_overlap)
         out.append(_per_portfolio(day, ports, h, union, corr_u, psd_tol))
+        del corr_u  # K × K (200 MB at 5,000 symbols): free it before the next day's is built
     if not out:
         return pd.DataFrame(columns=CORRELATION_COLUMNS)
     return pd.concat(out, ignore_index=True)[CORRELATION_COLUMNS]

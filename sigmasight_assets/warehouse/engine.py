@@ -8,16 +8,12 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
 
-SQLITE_PAGE_SIZE = 65536
-
-
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """A shared engine per URL.
 
     SQLite gets WAL journaling and a busy timeout so a reader and a writer (or two runs of the same
-    partition) wait for each other instead of failing with "database is locked", and a new database
-    file gets 64 KiB pages. A bare
+    partition) wait for each other instead of failing with "database is locked". A bare
     ``postgresql://`` URL is mapped to psycopg 3.
     """
     parsed = make_url(url)
@@ -29,10 +25,6 @@ def engine_for(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
             cur = dbapi_conn.cursor()
-            # Before anything is written (a no-op on an existing file): 64 KiB pages. Bulk inserts
-            # into the factor and portfolio tables were ~25 % faster than with the 4 KiB default
-            # (benchmarks/README.md); a point read of one portfolio's rows stays a few ms.
-            cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=60000")

@@ -196,8 +196,17 @@ class Warehouse:
         key_column = key_column or ("symbol" if "symbol" in table.c else "portfolio_id")
         frames = []
         key_list = None if keys is None else list(dict.fromkeys(keys))
+        wanted = None
+        if key_list is not None and len(key_list) > _IN_CHUNK and conds:
+            # Thousands of keys (a whole universe's symbols) over a date range: one scan of the range
+            # filtered here reads ~3× faster than one IN (…) query per 900 keys, each probing the
+            # key index and fetching its rows one by one.
+            wanted, key_list = key_list, None
         chunks = [None] if key_list is None else [key_list[i : i + _IN_CHUNK] for i in range(0, len(key_list), _IN_CHUNK)]
         names = [c.name for c in cols]
+        if wanted is not None and key_column not in names:
+            cols = [*cols, table.c[key_column]]
+        fetched = [c.name for c in cols]
         with self.engine.connect() as conn:
             for chunk in chunks:
                 stmt = select(*cols)
@@ -206,8 +215,10 @@ class Warehouse:
                     chunk_conds.append(table.c[key_column].in_(chunk))
                 if chunk_conds:
                     stmt = stmt.where(and_(*chunk_conds))
-                frames.append(self._fetch_frame(conn, stmt, names))
+                frames.append(self._fetch_frame(conn, stmt, fetched))
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if wanted is not None:
+            frame = frame.loc[frame[key_column].isin(wanted).to_numpy(), names].reset_index(drop=True)
         return _from_sql(table, frame, names)
 
     def _fetch_frame(self, conn: Connection, stmt, names: list[str]) -> pd.DataFrame:
