@@ -498,6 +498,8 @@ def test_chunks_in_two_worker_processes_equal_the_inline_run(graph, monkeypatch)
     assert len([m for m in logs if "stored by pid" in m]) == 4
     assert stored_by and str(os.getpid()) not in stored_by  # computed and written by the workers
     assert_tables_equal(graph["wh"], wh, PORTFOLIO_ASSETS)
+    wal = url.split("///", 1)[1] + "-wal"
+    assert not os.path.exists(wal) or os.path.getsize(wal) == 0  # the coordinator emptied the WAL
     assert len(materializations(result, "stress_results", node="portfolio_analytics")) == len(RANGE)
     single = {k: v for k, v in check_outcomes(graph["single"]).items() if k[0] in PORTFOLIO_ASSETS}
     assert check_outcomes(result) == single

@@ -343,8 +343,17 @@ def test_deferred_checkpoints_leave_commits_in_the_wal_until_checkpoint(tmp_path
     path = url.split("///", 1)[1]
     wal_before, db_before = os.path.getsize(path + "-wal"), os.path.getsize(path)
     assert wal_before > 1000 * 4096 > db_before  # far past the auto-checkpoint, all still in the WAL
+    # A reader that finishes while the checkpoint waits for it (as the workers' short reads do).
+    import threading
+
+    reader = sqlite3.connect(path, check_same_thread=False)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM prices").fetchone()[0] == len(frame)
+    threading.Timer(0.5, reader.commit).start()
     Warehouse.checkpoint(Warehouse(url))  # the coordinator's connection (same engine: same process)
+    reader.close()
     assert os.path.getsize(path) > db_before + 1_000_000  # the pages now live in the database file
+    assert os.path.getsize(path + "-wal") == 0  # and the WAL is emptied, not left to grow
     writer.engine.dispose()
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT count(*) FROM prices").fetchone()[0] == len(frame)

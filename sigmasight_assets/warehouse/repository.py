@@ -159,8 +159,8 @@ class Warehouse:
 
         A commit normally checkpoints once the WAL passes 1,000 pages: the committing writer copies
         every page it wrote a second time while it still holds SQLite's only write lock. Parallel
-        chunk writers defer that to their coordinator, which checkpoints between chunks without
-        blocking them. No-op on other databases.
+        chunk writers defer that to their coordinator, which checkpoints between chunks (mostly
+        without blocking them). No-op on other databases.
         """
         if self.dialect != "sqlite" or event.contains(self.engine, "connect", _no_autocheckpoint):
             return
@@ -168,12 +168,20 @@ class Warehouse:
         event.listen(self.engine, "connect", _no_autocheckpoint)
 
     def checkpoint(self) -> None:
-        """SQLite: copy committed WAL pages into the database file (``PASSIVE``: never waits for
-        or blocks writers and readers; what a reader still needs stays for the next call)."""
+        """SQLite: copy committed WAL pages into the database file and empty the WAL.
+
+        First ``PASSIVE`` (copies what it can without waiting for or blocking anyone), then
+        ``TRUNCATE``: it waits (busy timeout) for the current writer and for readers of old
+        snapshots, copies the few pages written meanwhile and truncates the WAL to zero bytes.
+        Without that last step the WAL is only restarted when a writer finds no reader at all —
+        with workers reading and writing all the time it grew to 11 GB within 16 portfolio
+        chunks, pushing the database out of the page cache.
+        """
         if self.dialect != "sqlite":
             return
         with self.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # -- reads ------------------------------------------------------------------------------------
     def read(
