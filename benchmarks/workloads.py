@@ -98,7 +98,11 @@ def _execute_job(params: dict, start: str, end: str) -> dict:
     os.environ["SIGMASIGHT_SYNTHETIC_SEED"] = str(params.get("market_seed", 7))
     with DagsterInstance.get() as instance:
         t0, c0 = time.perf_counter(), _cpu()
-        with execute_job(reconstructable(graph_job), instance=instance, tags=range_tags(start, end)) as result:
+        # A backfill of the job takes its run config from the job's partitioned config (the first
+        # partition's, for a single-run range): the daemon does the same.
+        run_config = graph_job().partitioned_config.get_run_config_for_partition_key(start)
+        with execute_job(reconstructable(graph_job), instance=instance, run_config=run_config,
+                         tags=range_tags(start, end)) as result:
             run_s, run_cpu = time.perf_counter() - t0, _cpu() - c0
             summary = _run_summary(result)
     return _timings(start, end, run_s, run_cpu, summary, log, "multiprocess")

@@ -7,8 +7,9 @@ run in any order and in several processes at once. This module holds the per-chu
 same code runs inline (one chunk, e.g. the nightly partition) or in worker processes (a backfill):
 a worker imports numpy, pandas and the warehouse, never Dagster.
 
-Per chunk and table the write is the warehouse's delete-then-insert of the chunk's partitions in
-one transaction: a chunk that fails leaves its days as they were, chunks already stored stay.
+Per chunk the write is the warehouse's delete-then-insert of the chunk's partitions of every selected
+table in one transaction: a chunk that fails leaves its days as they were in all of them, chunks
+already stored stay.
 Only mergeable statistics travel back (counts, the few per-portfolio-day values whose median the
 metadata reports, as float32) plus, from the chunk holding the range's last day, that day's rows for
 the previews: a year at 10,000 portfolios never accumulates rows in the calling process.
@@ -32,7 +33,7 @@ from .calc.exposures import aggregate_exposures
 from .calc.returns import log_returns
 from .calc.snapshots import compute_snapshots
 from .calc.stress import compute_stress
-from .warehouse import Warehouse
+from .warehouse import Replacement, Warehouse
 
 SNAP, CORR, EXPO, STRESS = "portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"
 TABLES = (SNAP, CORR, EXPO, STRESS)
@@ -199,10 +200,6 @@ def _betas(wh: Warehouse, start, end) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).dropna(subset=["beta"])
 
 
-def _write(wh: Warehouse, table: str, frame: pd.DataFrame, chunk: pd.DatetimeIndex) -> int:
-    return schemas.write_validated(wh, table, frame, chunk[0], chunk[-1])
-
-
 def run_chunk(inputs: Inputs, chunk: pd.DatetimeIndex) -> ChunkResult:
     """Compute and store the selected tables for the sessions of ``chunk``."""
     wh = Warehouse(inputs.url)
@@ -211,12 +208,10 @@ def run_chunk(inputs: Inputs, chunk: pd.DatetimeIndex) -> ChunkResult:
     clock = {"read": 0.0, "compute": 0.0, "write": 0.0}
     t = time.perf_counter()
 
-    def lap(phase: str, table: str | None = None) -> None:
+    def lap(phase: str) -> None:
         nonlocal t
         now = time.perf_counter()
         clock[phase] += now - t
-        if table is not None:  # per-table write seconds: SQLite has one writer, so these are the shared part
-            clock[f"{phase} {table}"] = clock.get(f"{phase} {table}", 0.0) + now - t
         t = now
 
     scn = inputs.scenarios
@@ -227,49 +222,41 @@ def run_chunk(inputs: Inputs, chunk: pd.DatetimeIndex) -> ChunkResult:
     lap("read")
     snaps, pv = compute_snapshots(inputs.books, inputs.positions, inputs.flows, close, chunk, STALE_SESSIONS,
                                   adj_close_wide=adj)
-    lap("compute")
     last = inputs.last_day if inputs.last_day is not None and chunk[0] <= inputs.last_day <= chunk[-1] else None
+    frames: dict[str, pd.DataFrame] = {}
 
-    def keep(table: str, frame: pd.DataFrame) -> None:
+    def done(table: str, frame: pd.DataFrame, stats: dict, preview: pd.DataFrame | None = None) -> None:
+        frames[table] = frame
+        res.stats[table] = stats
         if last is not None:
-            res.preview[table] = frame.loc[frame["date"] == last].drop(columns=PREVIEW_DROP[table])
+            p = frame if preview is None else preview
+            res.preview[table] = p.loc[p["date"] == last].drop(columns=PREVIEW_DROP[table])
 
     if SNAP in sel:
-        res.rows[SNAP] = _write(wh, SNAP, snaps, chunk)
-        lap("write", SNAP)
-        res.stats[SNAP] = _snap_stats(snaps)
-        keep(SNAP, snaps)
+        done(SNAP, snaps, _snap_stats(snaps))
     if CORR in sel:
         corr = portfolio_correlations(pv, log_returns(adj), chunk, CORR_WINDOW, CORR_MIN_OVERLAP, CORR_MIN_VALUE,
                                       CORR_MIN_WEIGHT, portfolio_ids=inputs.books["portfolio_id"])
-        lap("compute")
-        res.rows[CORR] = _write(wh, CORR, corr, chunk)
-        lap("write", CORR)
-        res.stats[CORR] = _corr_stats(corr)
-        keep(CORR, corr)
-        del corr
+        done(CORR, corr, _corr_stats(corr))
+    lap("compute")
     if EXPO in sel or STRESS in sel:
         betas = _betas(wh, chunk[0], chunk[-1])
+        cov = wh.read("factor_covariance", chunk[0], chunk[-1]) if STRESS in sel else None
         lap("read")
     if EXPO in sel:
         expo = aggregate_exposures(pv, betas, snaps)
-        lap("compute")
-        res.rows[EXPO] = _write(wh, EXPO, expo, chunk)
-        lap("write", EXPO)
-        res.stats[EXPO] = _expo_stats(expo)
-        keep(EXPO, expo[expo["factor"] == "market"])
-        del expo
+        done(EXPO, expo, _expo_stats(expo), expo[expo["factor"] == "market"])
     if STRESS in sel:
-        cov = wh.read("factor_covariance", chunk[0], chunk[-1])
-        lap("read")
         stress, _ = compute_stress(pv, betas, snaps, cov, scn.scenarios, duration=scn.rate_duration,
                                    top_n=STRESS_TOP_CONTRIBUTORS, return_contributors=False)
-        lap("compute")
-        res.rows[STRESS] = _write(wh, STRESS, stress, chunk)
-        lap("write", STRESS)
-        res.stats[STRESS] = _stress_stats(stress, [s.id for s in scn.active])
-        keep(STRESS, stress)
+        done(STRESS, stress, _stress_stats(stress, [s.id for s in scn.active]))
     lap("compute")
+    # One transaction for the chunk's tables: its days are stored in all of them or in none, and
+    # parallel workers hand SQLite's single write lock over once per chunk, not once per table.
+    written = schemas.write_validated_many(
+        wh, [Replacement(table, frame, chunk[0], chunk[-1]) for table, frame in frames.items()])
+    res.rows = dict(zip(frames, written))
+    lap("write")
     res.seconds = {k: round(v, 3) for k, v in clock.items()}
     return res
 

@@ -6,6 +6,8 @@ before anything is written, so the warehouse keeps the last good data.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pandera.pandas import Check, Column, DataFrameSchema
 
 _date = Column("datetime64[ns]", nullable=False)
@@ -170,6 +172,13 @@ def write_validated(wh, table_name: str, frame, start, end, **kwargs) -> int:
     if table_name in SCHEMAS:
         frame = validate(table_name, frame)
     return wh.replace_partitions(table_name, frame, start, end, **kwargs)
+
+
+def write_validated_many(wh, items) -> list[int]:
+    """:func:`write_validated` for several tables in one transaction (``Warehouse.replace_many``):
+    every frame is validated first, then all are stored or none."""
+    items = [replace(it, frame=validate(it.table, it.frame)) if it.table in SCHEMAS else it for it in items]
+    return wh.replace_many(items)
 
 
 SCHEMAS = {

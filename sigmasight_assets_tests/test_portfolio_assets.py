@@ -548,10 +548,21 @@ def test_worker_processes_inside_a_multiprocess_executor_step(graph, tmp_path, m
     monkeypatch.setenv("SIGMASIGHT_WORKERS", "2")
     monkeypatch.setenv("SIGMASIGHT_CHUNK_PORTFOLIO_DAYS", str(len(PORTFOLIOS)))  # one day per chunk
     with DagsterInstance.get() as instance:
-        result = execute_job(reconstructable(_daily_risk_graph), instance=instance,
-                             asset_selection=[AssetKey(a) for a in PORTFOLIO_ASSETS],
+        # The run config a backfill of the job gets (job_backfill: the first partition's).
+        run_config = _daily_risk_graph().partitioned_config.get_run_config_for_partition_key(iso(RANGE[0]))
+        result = execute_job(reconstructable(_daily_risk_graph), instance=instance, run_config=run_config,
+                             asset_selection=[AssetKey(a) for a in [*PORTFOLIO_ASSETS, "symbol_metrics"]],
                              tags=range_tags(iso(RANGE[0]), iso(RANGE[-1])))
-        logs = [e.user_message for e in instance.all_logs(result.run_id)]
+        records = instance.all_logs(result.run_id)
+    logs = [e.user_message for e in records]
     assert result.success
     assert any(f"{len(RANGE)} day(s) in {len(RANGE)} chunk(s) of ≤ 1 on 2 process(es)" in m for m in logs)
-    assert_tables_equal(graph["wh"], wh, PORTFOLIO_ASSETS)
+    assert_tables_equal(graph["wh"], wh, [*PORTFOLIO_ASSETS, "symbol_metrics"])
+    # The job's default config keeps its two memory-heavy steps apart: both were ready at once
+    # (neither depends on the other), yet one started only after the other had finished.
+    span = {}
+    for e in records:
+        if e.is_dagster_event and e.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS"):
+            span.setdefault(e.step_key, []).append(e.timestamp)
+    (a0, a1), (b0, b1) = sorted(span["portfolio_analytics"]), sorted(span["symbol_metrics"])
+    assert a1 <= b0 or b1 <= a0, span

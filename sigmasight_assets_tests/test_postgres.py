@@ -250,3 +250,26 @@ def test_binary_copy_keeps_a_literal_backslash_n_text_and_timestamps(pg_url):
     with wh.engine.connect() as conn:
         loaded = conn.execute(text("SELECT loaded_at, source_file FROM portfolios")).fetchall()
     assert [tuple(r) for r in loaded] == [(dt.datetime(2026, 11, 21, 9, 30, 15, 123456), None)]
+
+
+def test_replace_many_is_one_transaction_on_postgres(pg_url):
+    """Several tables in one transaction with the partition locks taken in table order: a failure in
+    the second table keeps the first's rows; a good call stores both."""
+    import psycopg
+    from sqlalchemy.exc import IntegrityError
+
+    from sigmasight_assets.warehouse import Replacement
+
+    wh = _warehouse(pg_url)
+    uni = universe_frame(DAY, ["AAPL", "MSFT", "SPY"])
+    status = pd.DataFrame({"date": pd.Timestamp(DAY), "symbol": ["AAPL", "MSFT"], "asset": "prices",
+                           "status": "skipped", "reason": "old"})
+    assert wh.replace_many([Replacement("symbol_universe", uni, DAY, DAY),
+                            Replacement("symbol_status", status, DAY, DAY)]) == [3, 2]
+    bad = status.assign(reason="new")
+    bad.loc[1, "status"] = None  # NOT NULL
+    with pytest.raises((IntegrityError, psycopg.errors.IntegrityError)):  # COPY raises the driver's error
+        wh.replace_many([Replacement("symbol_universe", uni.iloc[:1], DAY, DAY),
+                         Replacement("symbol_status", bad, DAY, DAY)])
+    assert wh.count("symbol_universe") == 3
+    assert set(wh.read("symbol_status")["reason"]) == {"old"}

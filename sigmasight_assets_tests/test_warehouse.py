@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sigmasight_assets import calendar
-from sigmasight_assets.warehouse import Warehouse, repository
+from sigmasight_assets.warehouse import Replacement, Warehouse, repository
 from sigmasight_assets.warehouse.engine import engine_for
 
 DAYS = calendar.sessions("2025-01-02", "2025-01-16")  # 10 sessions (01-09 closed)
@@ -169,6 +169,37 @@ def test_failure_after_the_delete_leaves_previous_rows(warehouse, monkeypatch):
         warehouse.replace_partitions("prices", price_rows(base=800.0), DAYS[0], DAYS[-1])
     assert seen["rows_in_tx_before_insert"] == 0  # the delete did run
     pd.testing.assert_frame_equal(stored(warehouse), before)
+
+
+def _status_rows(days=DAYS, symbols=SYMBOLS, reason="old") -> pd.DataFrame:
+    return pd.DataFrame([{"date": d, "symbol": s, "asset": "prices", "status": "skipped", "reason": reason}
+                         for d in days for s in symbols])
+
+
+def test_replace_many_stores_every_table_or_none(warehouse):
+    """Several tables' partitions in one transaction: a failure in the last one leaves the first's
+    old rows too; a scope error is raised before anything is deleted."""
+    warehouse.replace_partitions("prices", price_rows(), DAYS[0], DAYS[-1])
+    warehouse.replace_partitions("symbol_status", _status_rows(), DAYS[0], DAYS[-1])
+    before_px, before_st = stored(warehouse), stored(warehouse, "symbol_status")
+    new_px = price_rows(base=500.0)
+    bad_status = _status_rows(reason="new")
+    bad_status.loc[3, "status"] = None  # NOT NULL
+    items = [Replacement("prices", new_px, DAYS[0], DAYS[-1]), Replacement("symbol_status", bad_status, DAYS[0], DAYS[-1])]
+    with pytest.raises(IntegrityError):
+        warehouse.replace_many(items)
+    pd.testing.assert_frame_equal(stored(warehouse), before_px)
+    pd.testing.assert_frame_equal(stored(warehouse, "symbol_status"), before_st)
+    with pytest.raises(ValueError, match="outside the partition range"):
+        warehouse.replace_many([Replacement("prices", new_px, DAYS[0], DAYS[-1]),
+                                Replacement("symbol_status", _status_rows(), DAYS[1], DAYS[-1])])
+    pd.testing.assert_frame_equal(stored(warehouse), before_px)
+    good = [Replacement("prices", new_px, DAYS[0], DAYS[-1]),
+            Replacement("symbol_status", _status_rows(reason="new"), DAYS[0], DAYS[-1], keys=SYMBOLS,
+                        extra_filter={"asset": "prices"})]
+    assert warehouse.replace_many(good) == [30, 30]
+    pd.testing.assert_frame_equal(stored(warehouse), new_px.sort_values(["date", "symbol"], ignore_index=True))
+    assert set(stored(warehouse, "symbol_status")["reason"]) == {"new"}
 
 
 def test_transient_error_is_retried_on_a_fresh_transaction(warehouse, monkeypatch):

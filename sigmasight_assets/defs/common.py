@@ -11,6 +11,10 @@ from dagster import Config, MetadataValue, TableColumn, TableSchema
 from .partitions import partition_days
 
 OWNER = "team:risk-platform"
+# Steps that peak at about a GB per process or more — symbol_metrics, and portfolio_analytics with
+# one chunk worker per core — carry this tag; the daily job's multiprocess executor runs at most one
+# of them at a time (jobs.py), which keeps a year's backfill under 4 GB of RSS on 2 cores.
+MEMORY_HEAVY_TAG = {"sigmasight/memory": "heavy"}
 
 
 class ScopeConfig(Config):

@@ -5,16 +5,25 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job, materialize
 
 from . import failures
+from .common import MEMORY_HEAVY_TAG
 
 # The whole graph for a partition (or a range, as one run): what the nightly schedule launches.
 # Its partitions are those of the selected assets (all share `trading_days`). The freshness check
 # is left out: it judges *today's* lateness and has its own schedule, so it must not run inside
 # backfills of old days.
+# Its default executor config (multiprocess, one step per core) runs at most one memory-heavy step at
+# a time: symbol_metrics and portfolio_analytics (whose chunk workers already use every core) would
+# otherwise overlap at the end of the symbol phase and together pass 4 GB on a year's backfill.
+DAILY_RUN_CONFIG = {
+    "execution": {"config": {"multiprocess": {"tag_concurrency_limits": [
+        {"key": k, "value": v, "limit": 1} for k, v in MEMORY_HEAVY_TAG.items()]}}}
+}
 daily_graph_job = define_asset_job(
     "daily_risk_graph",
     selection=AssetSelection.all()
     - AssetSelection.assets("portfolios")
     - AssetSelection.checks(failures.nightly_partition_materialized),
+    config=DAILY_RUN_CONFIG,
     description="Materialise every partitioned asset (market data → symbol analytics → portfolio analytics) for a trading day or range.",
 )
 

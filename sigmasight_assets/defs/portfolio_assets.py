@@ -5,7 +5,7 @@ The four assets share one expensive intermediate — every position's market val
 they are computed by one subsettable multi-asset: each keeps its own lineage, checks and table, can
 be materialised alone, and a run that selects several values positions once per day. Days are
 processed in chunks so a year-long backfill at full scale stays within memory; each chunk's
-partitions are replaced atomically (delete-then-insert in one transaction per table).
+partitions of every selected table are replaced atomically (delete-then-insert, one transaction).
 """
 
 
@@ -39,7 +39,7 @@ from ..portfolio_batch import (
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import OWNER, md_table, range_metadata, run_days, table_metadata
+from .common import MEMORY_HEAVY_TAG, OWNER, md_table, range_metadata, run_days, table_metadata
 from .partitions import trading_days
 from .resources import WarehouseResource
 from .symbol_assets import release_price_window
@@ -118,6 +118,7 @@ CHECKS = [
     can_subset=True,
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
+    op_tags=MEMORY_HEAVY_TAG,
 )
 def portfolio_analytics(context: AssetExecutionContext, warehouse: WarehouseResource):
     days = run_days(context)

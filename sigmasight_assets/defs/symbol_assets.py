@@ -27,7 +27,7 @@ from ..calc.returns import simple_returns
 from ..calc.spreads import rolling_spread_betas, spread_returns
 from ..config import FACTOR_ETFS, MARKET_ETF, RATES_ETF, STYLE_ETFS
 from ..warehouse import schema as tables
-from .common import OWNER, ScopeConfig, md_table, range_metadata, run_days, scope_symbols, table_metadata, write_partitions
+from .common import MEMORY_HEAVY_TAG, OWNER, ScopeConfig, md_table, range_metadata, run_days, scope_symbols, table_metadata, write_partitions
 from .market_assets import daily_valuations, prices, symbol_universe
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -462,6 +462,7 @@ def factor_covariance(context: AssetExecutionContext, warehouse: WarehouseResour
     deps=[symbol_universe, _window_dep(prices, METRICS_WINDOW), daily_valuations, symbol_betas, ridge_factors,
           spread_factors],
     group_name=GROUP,
+    op_tags=MEMORY_HEAVY_TAG,
     kinds={"pandas", "sql"},
     owners=[OWNER],
     metadata={**table_metadata(tables.symbol_metrics), "grain": "symbol × day"},

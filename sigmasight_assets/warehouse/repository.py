@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from dataclasses import dataclass
 from datetime import date
 from typing import Iterable, Sequence
 
@@ -25,6 +26,19 @@ from .schema import TABLES, metadata
 
 _IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 INSERT_CHUNK = 250_000
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """One table's partition range (optionally scoped to keys and column values) and its new rows."""
+
+    table: str
+    frame: pd.DataFrame
+    start: date
+    end: date
+    keys: Sequence[str] | None = None
+    key_column: str | None = None
+    extra_filter: dict | None = None
 
 
 class Warehouse:
@@ -65,41 +79,61 @@ class Warehouse:
         run must never touch rows it did not delete. Returns the number of rows inserted. Transient
         connection errors are retried on a fresh transaction.
         """
-        table = self.table(table_name)
-        frame = _conform(table, frame)
-        start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
-        if len(frame):
-            fmin, fmax = frame["date"].min().date(), frame["date"].max().date()
-            if fmin < start or fmax > end:
-                raise ValueError(
-                    f"{table_name}: rows dated {fmin}..{fmax} fall outside the partition range {start}..{end}"
-                )
-        if keys is not None:
-            key_column = key_column or ("symbol" if "symbol" in table.c else "portfolio_id")
-            outside = set(frame[key_column]) - set(keys) if len(frame) else set()
-            if outside:
-                raise ValueError(f"{table_name}: rows for {sorted(outside)[:5]} outside the scoped keys")
+        return self.replace_many([Replacement(table_name, frame, start, end, keys, key_column, extra_filter)],
+                                 retries)[0]
+
+    def replace_many(self, items: Sequence["Replacement"], retries: int = 3) -> list[int]:
+        """Several :meth:`replace_partitions` in one transaction: all of them are stored or none.
+
+        Every frame is checked against its scope before anything is deleted. On SQLite the single
+        write lock is then taken once for all the tables (parallel chunk writers hand it over once
+        per chunk instead of once per table); on PostgreSQL the partition locks are taken in table
+        order, so two writers of overlapping table sets cannot deadlock. Returns rows inserted per
+        item.
+        """
+        prepared = [self._prepare(it) for it in items]
         for attempt in range(retries + 1):
             try:
                 with self.engine.begin() as conn:
-                    self._lock_partitions(conn, table, start, end)
-                    cond = and_(table.c.date >= start, table.c.date <= end)
-                    for col, value in (extra_filter or {}).items():
-                        cond = and_(cond, table.c[col] == value)
-                    if keys is None:
-                        conn.execute(delete(table).where(cond))
-                    else:
-                        keys = list(keys)
-                        for i in range(0, len(keys), _IN_CHUNK):
-                            conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
-                    self._bulk_insert(conn, table, frame)
-                return len(frame)
+                    for table, _frame, start, end, _keys, _key_column in sorted(prepared, key=lambda p: p[0].name):
+                        self._lock_partitions(conn, table, start, end)
+                    for (table, frame, start, end, keys, key_column), item in zip(prepared, items):
+                        cond = and_(table.c.date >= start, table.c.date <= end)
+                        for col, value in (item.extra_filter or {}).items():
+                            cond = and_(cond, table.c[col] == value)
+                        if keys is None:
+                            conn.execute(delete(table).where(cond))
+                        else:
+                            for i in range(0, len(keys), _IN_CHUNK):
+                                conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
+                        self._bulk_insert(conn, table, frame)
+                return [len(p[1]) for p in prepared]
             except OperationalError as exc:
                 # A dropped connection or a lock timeout: the transaction was rolled back, try again.
                 if attempt == retries or not _is_transient(exc):
                     raise
                 time.sleep(0.5 * 2**attempt)
-        return 0  # pragma: no cover
+        return []  # pragma: no cover
+
+    def _prepare(self, item: "Replacement"):
+        """(table, conformed frame, start, end, keys, key column) after the scope checks."""
+        table = self.table(item.table)
+        frame = _conform(table, item.frame)
+        start, end = pd.Timestamp(item.start).date(), pd.Timestamp(item.end).date()
+        if len(frame):
+            fmin, fmax = frame["date"].min().date(), frame["date"].max().date()
+            if fmin < start or fmax > end:
+                raise ValueError(
+                    f"{item.table}: rows dated {fmin}..{fmax} fall outside the partition range {start}..{end}"
+                )
+        keys, key_column = item.keys, item.key_column
+        if keys is not None:
+            keys = list(keys)
+            key_column = key_column or ("symbol" if "symbol" in table.c else "portfolio_id")
+            outside = set(frame[key_column]) - set(keys) if len(frame) else set()
+            if outside:
+                raise ValueError(f"{item.table}: rows for {sorted(outside)[:5]} outside the scoped keys")
+        return table, frame, start, end, keys, key_column
 
     def _lock_partitions(self, conn: Connection, table: Table, start: date, end: date) -> None:
         """PostgreSQL: serialise writers of the same (table, day) until commit.
