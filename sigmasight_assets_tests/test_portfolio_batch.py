@@ -85,3 +85,18 @@ def test_a_process_reuses_its_last_price_window_and_equals_fresh_reads(tmp_path,
         pd.testing.assert_frame_equal(adj, fresh_adj, check_freq=False)
     # full, +3 new, nothing new, +6 new, backwards → full, other symbols → full, other run → full
     assert reads == [21, 3, 6, 25, 25, 25]
+
+
+def test_the_daily_executor_adds_the_memory_limit_to_multiprocess_runs_only():
+    from sigmasight_assets.defs import jobs
+
+    limit = [{"key": "sigmasight/memory", "value": "heavy", "limit": 1}]
+    assert jobs.MEMORY_LIMITS == limit
+    assert jobs._memory_limited(None) == {"multiprocess": {"tag_concurrency_limits": limit}}
+    assert jobs._memory_limited({"multiprocess": {"max_concurrent": 4}}) == {
+        "multiprocess": {"max_concurrent": 4, "tag_concurrency_limits": limit}}
+    assert jobs._memory_limited({"in_process": {}}) == {"in_process": {}}  # the sensors' runs
+    own = [{"key": "x", "value": "y", "limit": 2}]
+    assert jobs._memory_limited({"multiprocess": {"tag_concurrency_limits": own}}) == {
+        "multiprocess": {"tag_concurrency_limits": own}}  # an explicit setting wins
+    assert jobs.daily_graph_job.executor_def is jobs.daily_executor

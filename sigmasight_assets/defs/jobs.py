@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job, materialize
+from dagster import AssetSelection, define_asset_job, materialize, multi_or_in_process_executor
 
 from . import failures
 from .common import MEMORY_HEAVY_TAG
@@ -11,19 +11,32 @@ from .common import MEMORY_HEAVY_TAG
 # Its partitions are those of the selected assets (all share `trading_days`). The freshness check
 # is left out: it judges *today's* lateness and has its own schedule, so it must not run inside
 # backfills of old days.
-# Its default executor config (multiprocess, one step per core) runs at most one memory-heavy step at
-# a time: symbol_metrics and portfolio_analytics (whose chunk workers already use every core) would
-# otherwise overlap at the end of the symbol phase and together pass 4 GB on a year's backfill.
-DAILY_RUN_CONFIG = {
-    "execution": {"config": {"multiprocess": {"tag_concurrency_limits": [
-        {"key": k, "value": v, "limit": 1} for k, v in MEMORY_HEAVY_TAG.items()]}}}
-}
+# The executor of the daily job: Dagster's default (multiprocess, one step per core; `in_process` on
+# request, as the sensors ask), except that a multiprocess run executes at most one memory-heavy step
+# at a time. symbol_metrics and portfolio_analytics (whose chunk workers already use every core)
+# would otherwise overlap at the end of the symbol phase and together pass 4 GB on a year's
+# backfill. An executor, not run config: a job with its own run config refuses backfills that are
+# launched with run config ("partition-scoped and backfill-scoped run config").
+MEMORY_LIMITS = [{"key": k, "value": v, "limit": 1} for k, v in MEMORY_HEAVY_TAG.items()]
+
+
+def _memory_limited(config):
+    config = dict(config or {})
+    if "in_process" in config:
+        return config
+    multiprocess = dict(config.get("multiprocess") or {})
+    multiprocess.setdefault("tag_concurrency_limits", MEMORY_LIMITS)
+    return {"multiprocess": multiprocess}
+
+
+daily_executor = multi_or_in_process_executor.configured(_memory_limited, name="memory_limited_executor")
+
 daily_graph_job = define_asset_job(
     "daily_risk_graph",
     selection=AssetSelection.all()
     - AssetSelection.assets("portfolios")
     - AssetSelection.checks(failures.nightly_partition_materialized),
-    config=DAILY_RUN_CONFIG,
+    executor_def=daily_executor,
     description="Materialise every partitioned asset (market data → symbol analytics → portfolio analytics) for a trading day or range.",
 )
 
