@@ -10,6 +10,8 @@ from dataclasses import replace
 
 from pandera.pandas import Check, Column, DataFrameSchema
 
+from .warehouse import Replacement
+
 _date = Column("datetime64[ns]", nullable=False)
 _key = Column(str, Check.str_length(1, 64), nullable=False)
 _pos = Column(float, Check.gt(0), nullable=False)
@@ -167,11 +169,9 @@ def validate(table_name: str, frame):
 
 def write_validated(wh, table_name: str, frame, start, end, **kwargs) -> int:
     """Validate ``frame`` with the table's schema, then replace the partitions atomically
-    (``Warehouse.replace_partitions``). A frame that fails validation raises before anything is
+    (``Warehouse.replace_many`` of one table). A frame that fails validation raises before anything is
     deleted, so the warehouse keeps the last good data."""
-    if table_name in SCHEMAS:
-        frame = validate(table_name, frame)
-    return wh.replace_partitions(table_name, frame, start, end, **kwargs)
+    return write_validated_many(wh, [Replacement(table_name, frame, start, end, **kwargs)])[0]
 
 
 def write_validated_many(wh, items) -> list[int]:

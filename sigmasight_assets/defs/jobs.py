@@ -7,10 +7,6 @@ from dagster import AssetSelection, define_asset_job, materialize, multi_or_in_p
 from . import failures
 from .common import MEMORY_HEAVY_TAG
 
-# The whole graph for a partition (or a range, as one run): what the nightly schedule launches.
-# Its partitions are those of the selected assets (all share `trading_days`). The freshness check
-# is left out: it judges *today's* lateness and has its own schedule, so it must not run inside
-# backfills of old days.
 # The executor of the daily job: Dagster's default (multiprocess, one step per core; `in_process` on
 # request, as the sensors ask), except that a multiprocess run executes at most one memory-heavy step
 # at a time. symbol_metrics and portfolio_analytics (whose chunk workers already use every core)
@@ -31,6 +27,10 @@ def _memory_limited(config):
 
 daily_executor = multi_or_in_process_executor.configured(_memory_limited, name="memory_limited_executor")
 
+# The whole graph for a partition (or a range, as one run): what the nightly schedule launches.
+# Its partitions are those of the selected assets (all share `trading_days`). The freshness check
+# is left out: it judges *today's* lateness and has its own schedule, so it must not run inside
+# backfills of old days.
 daily_graph_job = define_asset_job(
     "daily_risk_graph",
     selection=AssetSelection.all()
