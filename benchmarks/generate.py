@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sigmasight_assets import calendar
-from sigmasight_assets.config import FACTOR_ETFS
+from sigmasight_assets.calc.factors import FACTOR_ETFS
 from sigmasight_assets.ledger import Ledger
 from sigmasight_assets.market_data.synthetic import SyntheticProvider
 

@@ -234,7 +234,7 @@ def w4_regression(params: dict) -> dict:
 def _io_frames(params: dict, shape: str) -> tuple[str, pd.DataFrame, pd.Timestamp, pd.Timestamp]:
     """A prices-shaped or ridge_factors-shaped frame: (symbols + 8 ETFs) × range sessions (× 6 factors)."""
     from sigmasight_assets import calendar
-    from sigmasight_assets.config import FACTOR_ETFS
+    from sigmasight_assets.calc.factors import FACTOR_ETFS
 
     from .generate import symbol_names
 

@@ -72,3 +72,16 @@ def chunks(days: pd.DatetimeIndex, size: int) -> list[pd.DatetimeIndex]:
     """``days`` cut into consecutive pieces of at most ``size`` sessions (a range processed chunk by
     chunk keeps its working set bounded)."""
     return [days[i : i + size] for i in range(0, len(days), size)]
+
+
+def holiday_name(day) -> str:
+    """The name of the NYSE holiday on ``day`` (``ad hoc closure`` for an unscheduled one, ``market
+    holiday`` when the calendar has no name for it)."""
+    ts = pd.Timestamp(day).normalize()
+    cal = _cal_for(ts)
+    names = cal.regular_holidays.holidays(pd.Timestamp(ts.year, 1, 1), pd.Timestamp(ts.year, 12, 31), return_name=True)
+    if ts in names.index:
+        return str(names[ts])
+    if ts in set(pd.DatetimeIndex(cal.adhoc_holidays)):
+        return "ad hoc closure"
+    return "market holiday"

@@ -1,30 +1,17 @@
 """Runtime settings read from the environment, validated with clear messages.
 
 Every setting has an embedded default so the code location runs offline with no configuration:
-SQLite warehouse under ``$DAGSTER_HOME`` and the deterministic synthetic market.
+SQLite warehouse under ``$DAGSTER_HOME`` and the deterministic synthetic market. Settings only:
+domain constants (the factor ETFs, windows) are in ``calc/factors.py``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 DEFAULT_START_DATE = date(2000, 1, 3)
-
-# The factor ETFs every day's universe carries, whatever the portfolios hold.
-MARKET_ETF = "SPY"
-RATES_ETF = "TLT"
-STYLE_ETFS = {
-    "value": "VTV",
-    "growth": "VUG",
-    "momentum": "MTUM",
-    "quality": "QUAL",
-    "size": "IWM",
-    "low_volatility": "USMV",
-}
-FACTOR_ETFS: tuple[str, ...] = (MARKET_ETF, RATES_ETF, *STYLE_ETFS.values())
 
 
 class ConfigError(ValueError):
@@ -72,18 +59,6 @@ def synthetic_seed() -> int:
         raise ConfigError(f"SIGMASIGHT_SYNTHETIC_SEED={raw!r} is not an integer") from exc
 
 
-@dataclass(frozen=True)
-class Settings:
-    start_date: date
-    database_url: str
-    market_data: str
-    synthetic_seed: int
-
-    @classmethod
-    def from_env(cls) -> "Settings":
-        return cls(start_date(), database_url(), market_data_spec(), synthetic_seed())
-
-
 def scenarios_file() -> str | None:
     """Stress scenario file (``SIGMASIGHT_SCENARIOS_FILE``); default the legacy set shipped in the package."""
     raw = os.environ.get("SIGMASIGHT_SCENARIOS_FILE", "").strip()
@@ -107,18 +82,8 @@ def positive_number(name: str, default, cast=int, noun: str = "an integer"):
     return value
 
 
-def workers() -> int:
-    """Processes for the chunks of a portfolio-analytics range (``SIGMASIGHT_WORKERS``); 1 computes
-    every chunk in the run's own process.
-
-    Default: the cores. One more worker (to use a core while another waits for SQLite's single
-    write lock) was measured at full scale: no faster, and 4.9 GB instead of ~3.8 GB in all.
-    """
-    return positive_number("SIGMASIGHT_WORKERS", os.cpu_count() or 1)
-
-
-def chunk_portfolio_days(default: int) -> int:
-    """Portfolio-days per chunk of a ``portfolio_analytics`` range (``SIGMASIGHT_CHUNK_PORTFOLIO_DAYS``):
-    the memory knob of a backfill — about 0.9 GB of RSS per worker at the default 30,000 (10,000
-    portfolios × 25 positions × 3 sessions)."""
-    return positive_number("SIGMASIGHT_CHUNK_PORTFOLIO_DAYS", default)
+def batch_portfolio_days(default: int) -> int:
+    """Portfolio-days per batch of the portfolio analytics (``SIGMASIGHT_BATCH_PORTFOLIO_DAYS``): the
+    memory knob of a portfolio step — about 1 GB of RSS at the default 30,000 (10,000 portfolios ×
+    25 positions × 3 sessions, or 30,000 portfolios of one session)."""
+    return positive_number("SIGMASIGHT_BATCH_PORTFOLIO_DAYS", default)

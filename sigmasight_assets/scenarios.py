@@ -40,10 +40,6 @@ _REQUIRED = ("id", "name", "category", "severity", "active", "shocks")
 _SETTINGS_KEYS = {"rate_duration"}
 
 
-def _scenario(sid, name, category, severity, shocks, active, description) -> "Scenario":
-    return Scenario(sid, name, category, severity, MappingProxyType(shocks), active, description)
-
-
 class ScenarioConfigError(ValueError):
     """The scenario file is malformed; the message names file, scenario and field."""
 
@@ -61,11 +57,6 @@ class Scenario:
     active: bool = True
     description: str | None = None
 
-    def __reduce__(self):
-        # Scenario sets travel to the portfolio worker processes; a mappingproxy cannot be pickled.
-        return (_scenario, (self.id, self.name, self.category, self.severity, dict(self.shocks), self.active,
-                            self.description))
-
 
 @dataclass(frozen=True)
 class ScenarioSet:
@@ -78,9 +69,6 @@ class ScenarioSet:
 
     def __post_init__(self):
         object.__setattr__(self, "_by_id", MappingProxyType({s.id: s for s in self.scenarios}))
-
-    def __reduce__(self):
-        return (ScenarioSet, (self.scenarios, self.rate_duration, self.source))
 
     @property
     def active(self) -> tuple[Scenario, ...]:

@@ -23,7 +23,7 @@ import pandas as pd
 from dagster import DagsterInstance
 
 from sigmasight_assets import calendar
-from sigmasight_assets.defs.jobs import materialize_range
+from sigmasight_assets.local_runs import materialize_range
 from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 from sigmasight_assets.ledger import parse_ledger
 from sigmasight_assets.warehouse import Warehouse
@@ -207,7 +207,7 @@ def ols_oracle(y: pd.Series, x: pd.Series, min_obs: int = 30) -> dict | None:
     if ok.sum() < min_obs:
         return None
     fit = sm.OLS(y[ok].to_numpy(), sm.add_constant(x[ok].to_numpy())).fit()
-    return {"beta": fit.params[1], "alpha": fit.params[0], "r_squared": fit.rsquared,
+    return {"beta": fit.params[1], "intercept": fit.params[0], "r_squared": fit.rsquared,
             "std_error": fit.bse[1], "p_value": fit.pvalues[1], "observations": int(ok.sum())}
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from sigmasight_assets.defs.jobs import materialize_range
+from sigmasight_assets.local_runs import materialize_range
 from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 
 from . import ui_helpers as ui

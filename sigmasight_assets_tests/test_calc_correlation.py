@@ -12,11 +12,17 @@ import pytest
 from sigmasight_assets.calc.correlation import (
     CORRELATION_COLUMNS,
     decode_matrix,
-    effective_positions,
     pairwise_correlation,
     portfolio_correlations,
-    repair_psd,
 )
+from sigmasight_assets.calc.psd import repair_psd
+
+
+def effective_positions(weights: np.ndarray, corr: np.ndarray) -> float:
+    """Reference: ``(Σ w)² / (wᵀ R w)`` for one portfolio, insufficient pairs (NaN) at 0."""
+    w = np.abs(np.asarray(weights, dtype=float))
+    q = float(w @ np.where(np.isnan(corr), 0.0, corr) @ w)
+    return math.nan if q <= 0 else float(w.sum() ** 2 / q)
 
 
 def test_pairwise_matches_pandas_min_periods():
@@ -137,9 +143,9 @@ def test_rows_and_filters():
     assert json.loads(out.loc["P2", "symbols"]) == ["AAA"]
     p4 = out.loc["P4"]  # empty portfolio
     assert p4.n_symbols == 0 and p4.n_pairs == 0 and p4.matrix == "[]"
-    assert math.isnan(p4.avg_correlation) and math.isnan(p4.effective_positions)
+    assert math.isnan(p4.avg_correlation) and math.isnan(p4.effective_positions_corr)
     p2 = out.loc["P2"]
-    assert p2.n_symbols == 1 and p2.effective_positions == 1.0 and math.isnan(p2.avg_correlation)
+    assert p2.n_symbols == 1 and p2.effective_positions_corr == 1.0 and math.isnan(p2.avg_correlation)
 
 
 def test_matrix_matches_pandas_and_insufficient_pairs_are_null():
@@ -168,14 +174,14 @@ def test_summary_metrics_by_hand():
     full = np.eye(4)
     full[:3, :3] = window[["AAA", "BBB", "CCC"]].corr().to_numpy()  # DDD pairs → 0
     wv = np.array([40_000, 30_000, 15_000, 20_000], dtype=float)
-    assert p1.effective_positions == pytest.approx(wv.sum() ** 2 / (wv @ full @ wv), rel=1e-9)
-    assert p1.effective_positions == pytest.approx(effective_positions(wv, full), rel=1e-12)
+    assert p1.effective_positions_corr == pytest.approx(wv.sum() ** 2 / (wv @ full @ wv), rel=1e-9)
+    assert p1.effective_positions_corr == pytest.approx(effective_positions(wv, full), rel=1e-12)
     assert p1.min_eigenvalue == pytest.approx(np.linalg.eigvalsh(full)[0], rel=1e-9)
     p3 = out.loc["P3"]  # AAA and EEE strongly anti-correlated, equal weights
     rho = window[["AAA", "EEE"]].corr().iloc[0, 1]
     assert rho < -0.9
     assert p3.avg_correlation == pytest.approx(rho, abs=1e-6)
-    assert p3.effective_positions == pytest.approx(4 / (2 + 2 * rho), rel=1e-9)
+    assert p3.effective_positions_corr == pytest.approx(4 / (2 + 2 * rho), rel=1e-9)
 
 
 def test_union_matrix_does_not_depend_on_other_portfolios():

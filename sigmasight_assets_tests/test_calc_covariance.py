@@ -6,11 +6,11 @@ import pytest
 
 from sigmasight_assets.calc.covariance import (
     COVARIANCE_COLUMNS,
-    FACTOR_ETFS,
     covariance_matrix,
     ewma_factor_covariance,
-    repair_correlation,
 )
+from sigmasight_assets.calc.factors import FACTOR_ETFS
+from sigmasight_assets.calc.psd import repair_psd
 
 ETFS = list(FACTOR_ETFS)
 
@@ -163,10 +163,11 @@ def test_psd_symmetry_and_clip_after_repair(seed):
     np.testing.assert_allclose(np.diag(cov), np.diag(cov_ref), rtol=1e-12)  # variances kept
 
 
-def test_repair_correlation_direct():
+def test_repair_with_a_bound_keeps_correlations_clipped():
     bad = np.array([[1.0, 0.95, -0.95], [0.95, 1.0, 0.95], [-0.95, 0.95, 1.0]])
     assert np.linalg.eigvalsh(bad).min() < 0
-    fixed = repair_correlation(bad, 0.95)
+    fixed, min_eig, repaired = repair_psd(bad, psd_tol=1e-12, clip=0.95)
+    assert repaired and min_eig < 0
     assert np.linalg.eigvalsh(fixed).min() >= -1e-12
     assert np.allclose(np.diag(fixed), 1.0)
     assert np.abs(fixed - np.eye(3)).max() <= 0.95 + 1e-15

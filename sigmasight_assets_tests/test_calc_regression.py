@@ -44,7 +44,7 @@ def oracle_ols(y: pd.Series, x: pd.Series, day, window=90, min_obs=30):
     fit = sm.OLS(data.iloc[:, 0].to_numpy(), sm.add_constant(data.iloc[:, 1].to_numpy())).fit()
     return {
         "raw_beta": fit.params[1],
-        "alpha": fit.params[0],
+        "intercept": fit.params[0],
         "r_squared": fit.rsquared,
         "std_error": fit.bse[1],
         "p_value": fit.pvalues[1],
@@ -141,7 +141,7 @@ def test_rolling_ols_matches_statsmodels(data, which):
                 continue
             assert len(got) == 1 and skip.empty, (day, sym)
             row = got.iloc[0]
-            for key in ("raw_beta", "alpha", "r_squared", "std_error", "p_value"):
+            for key in ("raw_beta", "intercept", "r_squared", "std_error", "p_value"):
                 assert row[key] == pytest.approx(expected[key], abs=ATOL, rel=1e-9), (day, sym, key)
             assert row.observations == expected["observations"]
             assert row.beta == pytest.approx(np.clip(expected["raw_beta"], -5, 5), abs=ATOL)
@@ -183,7 +183,7 @@ def test_constant_price_is_a_defined_zero_beta(data):
     assert "FLAT" not in skipped.symbol.tolist()
     row = res[res.symbol == "FLAT"].iloc[0]
     assert row.beta == 0.0 and row.raw_beta == 0.0 and not row.capped
-    assert row.alpha == 0.0 and row.r_squared == 0.0
+    assert row.intercept == 0.0 and row.r_squared == 0.0
     assert row.std_error == 0.0 and row.p_value == 1.0
     assert row.observations == 87  # 90 rows minus the three SPY gaps inside the window
     # statsmodels agrees on the slope and intercept
@@ -295,7 +295,7 @@ def check_ridge(returns, factors, days, skip_syms=("FLAT",)):
             assert (got.capped == (np.abs(exp["raw_beta"]) > 5)).all()
             np.testing.assert_allclose(got.r_squared, exp["r_squared"], rtol=0, atol=ATOL)
             assert (got.observations == exp["observations"]).all()
-            assert (got.alpha == 1.0).all()
+            assert (got.ridge_penalty == 1.0).all()
             checked += 1
     return res, skipped, checked
 
@@ -442,7 +442,7 @@ def test_constant_nonzero_return_is_zero_beta():
     assert skipped.empty
     row = res.iloc[0]
     assert (row.raw_beta, row.r_squared, row.std_error, row.p_value) == (0.0, 0.0, 0.0, 1.0)
-    assert row.alpha == pytest.approx(1e-4 / 3, abs=1e-18)
+    assert row.intercept == pytest.approx(1e-4 / 3, abs=1e-18)
     factors = make_factors(idx)
     res_r, _ = rolling_ridge(returns, factors, idx[-1:], window=50)
     assert (res_r.raw_beta == 0.0).all() and (res_r.r_squared == 0.0).all()

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sigmasight_assets.calc.returns import simple_returns
 from sigmasight_assets.calc.concentration import concentration_metrics, top_k_per_group
 from sigmasight_assets.calc.snapshots import (
     POSITION_VALUE_COLUMNS,
@@ -111,7 +112,7 @@ def test_two_day_cash_equity_pnl_with_flow_short_option_private():
     assert (r2.unpriced_count, r2.stale_count, r2.is_partial, r2.has_stale) == (0, 0, False, False)
     w = np.array([25_000, 5_500, 950, 800]) / 32_250
     assert r2.hhi == pytest.approx((w**2).sum())
-    assert r2.effective_positions == pytest.approx(1 / (w**2).sum())
+    assert r2.effective_positions_hhi == pytest.approx(1 / (w**2).sum())
     assert r2.top3_weight == pytest.approx(w[:3].sum())
     assert r2.top10_weight == pytest.approx(1.0)
     # position values: option ×100, private price = manual value / quantity, no price date
@@ -129,7 +130,7 @@ def test_flow_only_and_empty_portfolios_have_defined_rows():
     assert cash_only.daily_pnl == pytest.approx(0.0)  # the deposit is not P&L
     assert math.isnan(cash_only.daily_return)  # equity(D−1) = 0
     assert cash_only.position_count == 0 and cash_only.gross_exposure == 0
-    for col in ["hhi", "effective_positions", "top3_weight", "top10_weight", "volatility_21d"]:
+    for col in ["hhi", "effective_positions_hhi", "top3_weight", "top10_weight", "volatility_21d"]:
         assert math.isnan(cash_only[col])
     empty = s.loc[(D2, "P3")]
     assert empty.equity == 0 and empty.cash == 0 and empty.position_count == 0
@@ -258,7 +259,8 @@ def test_volatility_matches_reference_with_missing_returns():
     ]
     day = idx[-1]
     s, pv = compute_snapshots(
-        PORTFOLIOS, frame(positions), flows_frame([("P1", idx[0], 1e6)]), adj, [day], adj_close_wide=adj
+        PORTFOLIOS, frame(positions), flows_frame([("P1", idx[0], 1e6)]), adj, [day],
+        returns_wide=simple_returns(adj),
     )
     mv = pv.set_index("symbol")["market_value"]
     w = {k: mv[k] for k in ["AAA", "BBB", "CCC"]}
@@ -275,7 +277,8 @@ def test_volatility_needs_80_percent_of_days():
     adj.iloc[20:25] = np.nan  # 6 of the last 21 returns missing → 15 < 17 days
     positions = [pos("P1", "A", "AAA", "PUBLIC", 10, 100, idx[0])]
     close = adj.ffill()
-    s, _ = compute_snapshots(PORTFOLIOS, frame(positions), FLOWS.iloc[:0], close, [idx[-1]], adj_close_wide=adj)
+    s, _ = compute_snapshots(PORTFOLIOS, frame(positions), FLOWS.iloc[:0], close, [idx[-1]],
+                             returns_wide=simple_returns(adj))
     row = s.set_index("portfolio_id").loc["P1"]
     assert math.isnan(row.volatility_21d)  # not a number made of a truncated window
     assert math.isnan(row.volatility_63d)  # the frame has only 29 returns
@@ -290,7 +293,7 @@ def test_concentration_metrics_by_hand():
     v = np.array([1.0, 1.0, 2.0, 5.0, 0.0, 0.0])
     m = concentration_metrics(g, v, 4)
     assert m["hhi"][0] == pytest.approx(0.25**2 * 2 + 0.5**2)
-    assert m["effective_positions"][0] == pytest.approx(1 / 0.375)
+    assert m["effective_positions_hhi"][0] == pytest.approx(1 / 0.375)
     assert m["top3_weight"][0] == pytest.approx(1.0)
     assert m["hhi"][1] == pytest.approx(1.0)
     assert np.isnan(m["hhi"][2]) and np.isnan(m["hhi"][3])  # zero gross / no positions
@@ -335,3 +338,17 @@ def test_top_k_per_group_of_nothing_and_of_small_groups():
     groups, idx = top_k_per_group(np.array([4, 4, 9]), np.array([[1.0], [2.0], [0.5]]), 3)
     assert groups.tolist() == [4, 9] and idx.shape == (2, 1, 2)  # kk = the largest group
     assert idx[:, 0].tolist() == [[1, 0], [2, -1]]
+
+
+def test_a_book_without_flows_or_positions_still_has_float_money_columns():
+    """A scoped run may compute one book that has no capital flow (and no position yet): its money
+    columns are 0.0 floats, not integers (np.bincount of no weights returns int64)."""
+    idx = pd.bdate_range("2024-01-02", periods=5)
+    close = pd.DataFrame({"AAA": np.linspace(10, 11, 5)}, index=idx)
+    books = pd.DataFrame({"portfolio_id": ["P-EMPTY"], "name": ["empty"]})
+    empty_pos = frame([])
+    s, pv = compute_snapshots(books, empty_pos, FLOWS.iloc[:0], close, [idx[-1]])
+    for col in ("equity", "cash", "cumulative_flows", "gross_exposure", "net_exposure"):
+        assert s[col].dtype == np.float64, col
+        assert s[col].iloc[0] == 0.0
+    assert pv.empty

@@ -80,7 +80,7 @@ def test_rolling_spread_betas_match_statsmodels(data):
                     assert reason.iloc[0].startswith("insufficient_history")
                     continue
                 row = got.iloc[0]
-                for key in ("raw_beta", "alpha", "r_squared"):
+                for key in ("raw_beta", "intercept", "r_squared"):
                     assert row[key] == pytest.approx(exp[key], abs=ATOL, rel=1e-9), (day, sym, factor, key)
                 assert row.observations == exp["observations"]
                 assert row.beta == pytest.approx(np.clip(exp["raw_beta"], -5, 5), abs=ATOL)

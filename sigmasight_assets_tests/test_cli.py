@@ -20,7 +20,7 @@ from dagster import DagsterInstance
 
 from sigmasight_assets import calendar
 from sigmasight_assets.cli import main
-from sigmasight_assets.defs.jobs import materialize_range
+from sigmasight_assets.local_runs import materialize_range
 from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 from sigmasight_assets.ledger import parse_ledger
 from sigmasight_assets.warehouse import Warehouse

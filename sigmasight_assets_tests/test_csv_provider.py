@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from sigmasight_assets import calendar
-from sigmasight_assets.config import FACTOR_ETFS
+from sigmasight_assets.calc.factors import FACTOR_ETFS
 from sigmasight_assets.market_data.base import PRICE_COLUMNS, VALUATION_COLUMNS, MarketDataProvider
 from sigmasight_assets.market_data.csv_provider import CSVDirectoryProvider, CSVValidationError
 from sigmasight_assets_tests.fixtures import make_csv_fixture

@@ -26,15 +26,10 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 from sqlalchemy.exc import OperationalError
 
-from sigmasight_assets.defs import failures
-from sigmasight_assets.defs.failures import (
-    NIGHTLY_ASSETS,
-    NIGHTLY_FRESHNESS_POLICY,
-    expected_nightly_partition,
-    long_run_sensor,
-    run_failure_sensor,
-)
-from sigmasight_assets.defs.jobs import materialize_range
+from sigmasight_assets.defs import failures, freshness
+from sigmasight_assets.defs.failures import long_run_sensor, run_failure_sensor
+from sigmasight_assets.defs.freshness import NIGHTLY_ASSETS, NIGHTLY_FRESHNESS_POLICY, expected_nightly_partition
+from sigmasight_assets.local_runs import materialize_range
 from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 from sigmasight_assets.warehouse import repository
 
@@ -240,14 +235,14 @@ def test_freshness_checks_pass_only_for_assets_with_the_expected_partition(wareh
 
     instance = DagsterInstance.ephemeral()
     assert materialize_range(DAY, DAY, instance=instance, selection=["symbol_universe"], resources=res(warehouse.url)).success
-    monkeypatch.setattr(failures, "_now", lambda: datetime(2025, 3, 5, 23, 30, tzinfo=NY))
+    monkeypatch.setattr(freshness, "_now", lambda: datetime(2025, 3, 5, 23, 30, tzinfo=NY))
     result = defs.get_job_def("nightly_freshness_checks").execute_in_process(instance=instance, resources=res(warehouse.url))
     outcomes = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
     assert set(outcomes) == {k.to_user_string() for k in NIGHTLY_ASSETS}
     assert outcomes["symbol_universe"].passed
     assert not outcomes["prices"].passed and "2025-03-05 is overdue" in outcomes["prices"].description
     # Next morning before the deadline nothing new is expected; Thursday 23:30 it is again overdue.
-    monkeypatch.setattr(failures, "_now", lambda: datetime(2025, 3, 6, 23, 30, tzinfo=NY))
+    monkeypatch.setattr(freshness, "_now", lambda: datetime(2025, 3, 6, 23, 30, tzinfo=NY))
     result = defs.get_job_def("nightly_freshness_checks").execute_in_process(instance=instance, resources=res(warehouse.url))
     assert not {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}["symbol_universe"].passed
 

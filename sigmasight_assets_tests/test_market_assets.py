@@ -21,8 +21,9 @@ from dagster import (
 )
 
 from sigmasight_assets import calendar
+from sigmasight_assets.calc import week52
 from sigmasight_assets.defs import market_assets
-from sigmasight_assets.defs.jobs import materialize_range
+from sigmasight_assets.local_runs import materialize_range
 from sigmasight_assets.defs.partitions import trading_days
 from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 from sigmasight_assets.ledger import parse_ledger
@@ -372,8 +373,13 @@ def test_definitions_load():
     assert defs.get_job_def("daily_risk_graph").partitions_def == trading_days
 
 
-def test_every_partitioned_asset_uses_trading_days_and_single_run():
+def test_every_partitioned_asset_uses_trading_days_and_the_same_multi_run_policy():
+    """One policy for every asset (runs of a backfill group assets only when their policies are
+    equal): at most PARTITIONS_PER_RUN partitions per run."""
+    from sigmasight_assets.defs.common import PARTITIONS_PER_RUN
     from sigmasight_assets.definitions import defs
+
+    policy = BackfillPolicy.multi_run(PARTITIONS_PER_RUN)
 
     graph = defs.get_repository_def().asset_graph
     materializable = [graph.get(k) for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
@@ -381,13 +387,13 @@ def test_every_partitioned_asset_uses_trading_days_and_single_run():
     for node in materializable:
         name = node.key.to_user_string()
         assert node.partitions_def == trading_days, name
-        assert node.backfill_policy == BackfillPolicy.single_run(), name
+        assert node.backfill_policy == policy, name
     # Everything except the ledger source is materialisable and partitioned.
     others = [k for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable]
     assert [k.to_user_string() for k in others] == ["portfolios"]
     for a in defs.assets:
         if isinstance(a, AssetsDefinition) and a.is_executable and not a.is_observable:
-            assert a.backfill_policy == BackfillPolicy.single_run()
+            assert a.backfill_policy == policy
 
 
 def test_valuations_declare_the_52_week_window_as_lineage():
@@ -396,7 +402,7 @@ def test_valuations_declare_the_52_week_window_as_lineage():
     graph = defs.get_repository_def().asset_graph
     mapping = graph.get_partition_mapping(AssetKey("daily_valuations"), AssetKey("prices"))
     assert isinstance(mapping, TimeWindowPartitionMapping)
-    assert mapping.start_offset == -(market_assets.WEEK52_SESSIONS - 1) == -251
+    assert mapping.start_offset == -(week52.WEEK52_SESSIONS - 1) == -251
     assert mapping.end_offset == 0
 
 
@@ -426,11 +432,11 @@ def week52_prices(day) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
 def assert_week52_sql_equals_pandas(wh: Warehouse, day) -> None:
     frame, sess = week52_prices(day)
     wh.replace_partitions("prices", frame, sess[0], sess[-1])
-    window = calendar.sessions(calendar.sessions_back(day, market_assets.WEEK52_SESSIONS)[0], day)
+    window = calendar.sessions(calendar.sessions_back(day, week52.WEEK52_SESSIONS)[0], day)
     symbols = ["FULL", "HOLES", "S150", "S199", "S200", "NOPRICES"]
     stored = wh.read("prices", window[0], window[-1], keys=symbols, columns=["date", "symbol", "high", "low", "close"])
-    expected = market_assets.week52_range(stored, pd.DatetimeIndex([pd.Timestamp(day)]), window)
-    got = market_assets.week52_from_extremes(wh.price_extremes(window[0], window[-1]), day, symbols)
+    expected = week52.week52_range(stored, pd.DatetimeIndex([pd.Timestamp(day)]), window)
+    got = week52.week52_from_extremes(wh.price_extremes(window[0], window[-1]), day, symbols)
     key = ["symbol"]
     g = got.set_index(key).sort_index()[["week52_high", "week52_low"]]
     # The rolling version drops the NaN cells; the daily_valuations merge makes them NaN anyway.
@@ -446,39 +452,46 @@ def test_nightly_52_week_range_from_sql_equals_the_rolling_window(warehouse):
     assert_week52_sql_equals_pandas(warehouse, pd.Timestamp("2026-06-30"))
 
 
-def test_one_price_read_per_run_serves_every_symbol_asset_window(market_run, monkeypatch):
-    """The symbol assets of one run share one read of the price window; each slice equals a fresh
-    read, and a request the cached window cannot serve (other symbols, another run) reads again."""
-    from sigmasight_assets.defs import symbol_assets
+def test_one_window_reader_per_run_serves_every_window_and_equals_fresh_reads(market_run, monkeypatch):
+    """The steps of one run share one reader: overlapping windows of prices and returns are served
+    from what it read (one warehouse read here), new symbols or earlier sessions are read again, and
+    every window equals a fresh read of the warehouse."""
+    from sigmasight_assets.calc.returns import simple_returns
+    from sigmasight_assets.pipelines.windows import release_windows, window_reader
 
     wh = market_run["wh"]
     real = wh.read
     calls = []
     monkeypatch.setattr(wh, "read", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
-    days = pd.DatetimeIndex(SESS[-3:])
+    last = SESS[-1]
     syms = ["AAPL", "MSFT", "SPY"]
 
-    def fresh(start, cols, symbols=syms):
-        return real("prices", start, days[-1], keys=symbols, columns=["date", "symbol", *cols])
+    def fresh(column, start, symbols=syms):
+        px = real("prices", start, last, keys=symbols, columns=["date", "symbol", column])
+        sess = calendar.sessions(start, last)
+        return px.pivot(index="date", columns="symbol", values=column).reindex(index=sess, columns=symbols)
 
-    def same(a, b):
-        key = ["date", "symbol"]
-        pd.testing.assert_frame_equal(a.sort_values(key, ignore_index=True), b.sort_values(key, ignore_index=True))
-
-    for start, cols in ((SESS[5], ["adj_close"]), (SESS[0], ["close", "adj_close"]), (SESS[20], ["adj_close"])):
-        same(symbol_assets.read_prices(wh, "run-1", days, start, syms, cols), fresh(start, cols))
+    reader = window_reader(wh, "run-1")
+    assert window_reader(wh, "run-1") is reader
+    for start, column in ((SESS[0], "adj_close"), (SESS[5], "close"), (SESS[20], "adj_close")):
+        got = reader.prices(syms, start, last, column)
+        pd.testing.assert_frame_equal(got, fresh(column, start), check_names=False, check_freq=False)
+    got = reader.returns(syms, SESS[6], last)
+    want = simple_returns(fresh("adj_close", SESS[5])).iloc[1:]
+    pd.testing.assert_frame_equal(got, want, check_names=False, check_freq=False)
     assert calls.count("prices") == 1
-    same(symbol_assets.read_prices(wh, "run-1", days, SESS[5], ["NVDA"], ["close"]), fresh(SESS[5], ["close"], ["NVDA"]))
-    symbol_assets.read_prices(wh, "run-2", days, SESS[5], syms, ["close"])
-    assert calls.count("prices") == 3
-    symbol_assets.release_price_window()
-    assert not symbol_assets._PRICE_WINDOW
+    got = reader.prices(["NVDA"], SESS[5], last, "close")  # a new symbol: read again
+    pd.testing.assert_frame_equal(got, fresh("close", SESS[5], ["NVDA"]), check_names=False, check_freq=False)
+    assert calls.count("prices") == 2
+    assert window_reader(wh, "run-2") is not reader  # another run starts empty
+    release_windows()
 
 
 def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypatch):
-    """A chunked range (regressions, metrics) asks for windows ending later and later: the cached
-    window is extended by the sessions after it, and every slice equals a fresh read."""
-    from sigmasight_assets.defs import symbol_assets
+    """A chunked range (regressions, metrics, portfolio chunks) asks for windows ending later and
+    later: the cached window is extended by the sessions after it, and every window equals a fresh
+    read."""
+    from sigmasight_assets.pipelines.windows import WindowReader
 
     wh = market_run["wh"]
     real = wh.read
@@ -486,13 +499,13 @@ def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypa
     monkeypatch.setattr(wh, "read", lambda *a, **k: reads.append((a[1], a[2])) or real(*a, **k))
     syms = ["AAPL", "MSFT", "SPY"]
     days = pd.DatetimeIndex(SESS[-9:])
+    reader = WindowReader(wh)
     for chunk in calendar.chunks(days, 3):
         start = calendar.window_start(chunk[0], 5)
-        got = symbol_assets.read_prices(wh, "run-c", chunk, start, syms, ["adj_close"])
-        fresh = real("prices", start, chunk[-1], keys=syms, columns=["date", "symbol", "adj_close"])
-        key = ["date", "symbol"]
-        pd.testing.assert_frame_equal(got.sort_values(key, ignore_index=True), fresh.sort_values(key, ignore_index=True))
+        got = reader.prices(syms, start, chunk[-1], "adj_close")
+        px = real("prices", start, chunk[-1], keys=syms, columns=["date", "symbol", "adj_close"])
+        want = px.pivot(index="date", columns="symbol", values="adj_close").reindex(
+            index=calendar.sessions(start, chunk[-1]), columns=syms)
+        pd.testing.assert_frame_equal(got, want, check_names=False, check_freq=False)
     assert len(reads) == 3  # the first window, then each later chunk's three new sessions
-    assert [pd.Timestamp(a).normalize() for a, _ in reads[1:]] == [days[2] + pd.Timedelta(days=1),
-                                                                   days[5] + pd.Timedelta(days=1)]
-    symbol_assets.release_price_window()
+    assert [pd.Timestamp(a).normalize() for a, _ in reads[1:]] == [days[3], days[6]]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from .helpers_graph import (
     iso,
     load_ledger,
     materializations,
+    metadata,
     module_env,
     new_warehouse,
     run_each_day,
@@ -345,7 +346,7 @@ def test_private_only_book_has_a_snapshot_and_documented_nan_exposure_and_stress
         assert (st["positions_covered"] == 0).all() and (st["positions_missing_beta"] == 0).all()
         c = row(wh.read("correlations", day, day), portfolio_id="P-PRIV")
         assert (c["n_symbols"], c["symbols"], c["matrix"]) == (0, "[]", "[]")
-        assert math.isnan(c["avg_correlation"]) and math.isnan(c["effective_positions"])
+        assert math.isnan(c["avg_correlation"]) and math.isnan(c["effective_positions_corr"])
 
 
 def test_book_whose_symbols_lack_betas_reports_zero_coverage_not_zero_exposure(graph):
@@ -378,7 +379,7 @@ def test_cash_only_book_after_an_exit_and_a_deleted_row(graph):
         assert (s["equity"], s["cash"], s["gross_exposure"], s["net_exposure"]) == (9_950, 9_950, 0, 0)
         assert (s["position_count"], s["long_count"], s["short_count"]) == (0, 0, 0)
         assert s["daily_pnl"] == 0 and s["daily_return"] == 0
-        assert math.isnan(s["hhi"]) and math.isnan(s["effective_positions"])
+        assert math.isnan(s["hhi"]) and math.isnan(s["effective_positions_hhi"])
         expo = wh.read("aggregated_exposures", day, day).query("portfolio_id == 'P-CASH'")
         assert len(expo) == 13 and expo["exposure_dollar"].isna().all() and expo["coverage"].isna().all()
         st = wh.read("stress_results", day, day).query("portfolio_id == 'P-CASH'")
@@ -455,10 +456,10 @@ def test_correlations_are_one_row_per_portfolio_day_with_the_stored_pearson(grap
     # w = |MV|: Neff = (w1 + w2)² / (w1² + w2² + 2 w1 w2 ρ).
     w = np.abs([200 * closes(wh, ["AAPL"]).at[day, "AAPL"], 100 * closes(wh, ["MSFT"]).at[day, "MSFT"]])
     rho = json.loads(hand["matrix"])[0]
-    assert hand["effective_positions"] == pytest.approx(w.sum() ** 2 / (w @ w + 2 * w[0] * w[1] * rho), rel=1e-5)
+    assert hand["effective_positions_corr"] == pytest.approx(w.sum() ** 2 / (w @ w + 2 * w[0] * w[1] * rho), rel=1e-5)
     assert hand["avg_correlation"] == pytest.approx(rho, abs=1e-6)
     single = row(corr, portfolio_id="P-TLT", date=day)
-    assert (single["n_symbols"], single["n_pairs"], single["effective_positions"]) == (1, 0, 1.0)
+    assert (single["n_symbols"], single["n_pairs"], single["effective_positions_corr"]) == (1, 0, 1.0)
 
 
 # -- nightly vs backfill -------------------------------------------------------------------------------
@@ -472,7 +473,7 @@ def test_portfolio_days_in_reverse_order_equal_the_single_run_backfill(graph):
     assert_tables_equal(graph["wh"], graph["reverse_wh"], PORTFOLIO_ASSETS)
 
 
-# -- chunks in worker processes ---------------------------------------------------------------------
+# -- bounded batches --------------------------------------------------------------------------------
 def _emptied_copy(graph, name: str):
     url, wh = copy_warehouse(graph["wh"], graph["base"], name)
     with wh.engine.begin() as conn:
@@ -481,88 +482,60 @@ def _emptied_copy(graph, name: str):
     return url, wh
 
 
-def test_chunks_in_two_worker_processes_equal_the_inline_run(graph, monkeypatch):
-    """One-day chunks (4 for the range) computed by two spawned worker processes store exactly the
-    rows of the single inline run, and the run's metadata still covers the whole range."""
-    from sigmasight_assets import portfolio_batch
+def test_batches_of_portfolios_staged_on_disk_equal_the_single_batch_run(graph, monkeypatch, tmp_path):
+    """A book cut into batches of two portfolios (one-day chunks, each batch validated, staged on
+    disk and inserted inside the chunk's transaction, correlations sliced from one matrix of every
+    held symbol) stores the rows of the one-batch run, and the metadata covers the whole range."""
+    from sigmasight_assets.defs import portfolio_assets
 
-    monkeypatch.setattr(portfolio_batch, "MAX_CHUNK_DAYS", 1)
-    monkeypatch.setenv("SIGMASIGHT_WORKERS", "2")
-    url, wh = _emptied_copy(graph, "workers")
+    monkeypatch.setattr(portfolio_assets, "BATCH_PORTFOLIO_DAYS", 2)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    url, wh = _emptied_copy(graph, "batches")
     with DagsterInstance.ephemeral() as instance:
         result = run_range(url, RANGE[0], RANGE[-1], PORTFOLIO_ASSETS, instance=instance)
         logs = [e.user_message for e in instance.all_logs(result.run_id)]
     assert result.success
-    assert any("4 day(s) in 4 chunk(s) of ≤ 1 on 2 process(es)" in m for m in logs)
-    stored_by = {m.split("stored by pid ")[1].split(" ")[0] for m in logs if "stored by pid" in m}
-    assert len([m for m in logs if "stored by pid" in m]) == 4
-    assert stored_by and str(os.getpid()) not in stored_by  # computed and written by the workers
-    assert_tables_equal(graph["wh"], wh, PORTFOLIO_ASSETS)
-    wal = url.split("///", 1)[1] + "-wal"
-    assert not os.path.exists(wal) or os.path.getsize(wal) == 0  # the coordinator emptied the WAL
+    stored = [m for m in logs if "stored in" in m and "batch(es)" in m]
+    assert len(stored) == len(RANGE) and all(f"stored in {-(-len(PORTFOLIOS) // 2)} batch(es)" in m for m in stored)
+    assert not list(tmp_path.glob("sigmasight-portfolio-*"))  # staging removed
+    assert_tables_equal(graph["wh"], wh, PORTFOLIO_ASSETS, check_exact=False)
     assert len(materializations(result, "stress_results", node="portfolio_analytics")) == len(RANGE)
     single = {k: v for k, v in check_outcomes(graph["single"]).items() if k[0] in PORTFOLIO_ASSETS}
     assert check_outcomes(result) == single
+    for asset in PORTFOLIO_ASSETS:
+        assert (metadata(result, asset, node="portfolio_analytics")["rows"]
+                == metadata(graph["single"], asset, node="portfolio_analytics")["rows"]), asset
 
 
-def test_a_failing_chunk_fails_the_run_and_keeps_the_days_it_did_not_store(graph, monkeypatch):
-    """A chunk whose write fails inside its worker fails the step with that error; the chunk's days
-    keep their previous rows (its delete-then-insert rolled back), the other chunk is stored."""
-    from sigmasight_assets import portfolio_batch
+def test_a_failing_write_keeps_every_day_of_its_chunk_as_it_was(graph, monkeypatch):
+    """A batch whose rows cannot be inserted fails the step with that error; its chunk's days keep
+    their previous rows in every table (the chunk's single transaction rolled back), also when the
+    chunk's earlier batches were already staged and inserted."""
+    from sigmasight_assets.defs import portfolio_assets
 
-    monkeypatch.setattr(portfolio_batch, "MAX_CHUNK_DAYS", 2)
-    monkeypatch.setenv("SIGMASIGHT_WORKERS", "2")
+    monkeypatch.setattr(portfolio_assets, "BATCH_PORTFOLIO_DAYS", 2)
     url, wh = copy_warehouse(graph["wh"], graph["base"], "failing")
-    before = table(wh, "stress_results")
+    before = {t: table(wh, t) for t in PORTFOLIO_ASSETS}
     last = iso(RANGE[-1])
     with wh.engine.begin() as conn:
         conn.exec_driver_sql(f"CREATE TRIGGER boom BEFORE INSERT ON stress_results WHEN NEW.date = '{last}' "
-                             "BEGIN SELECT RAISE(ABORT, 'injected stress write failure'); END")
+                             "AND NEW.portfolio_id = 'P-TLT' BEGIN SELECT RAISE(ABORT, 'injected stress write failure'); END")
     result = run_range(url, RANGE[0], RANGE[-1], PORTFOLIO_ASSETS, raise_on_error=False)
     assert not result.success
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failure and "injected stress write failure" in failure[0].event_specific_data.error.to_string()
-    after = table(wh, "stress_results")
-    assert set(after["date"]) == set(before["date"])  # the failed chunk's days were not emptied
-    pd.testing.assert_frame_equal(after, before)
+    for t in PORTFOLIO_ASSETS:
+        pd.testing.assert_frame_equal(table(wh, t), before[t], obj=t)  # nothing changed on any day
 
 
-def _daily_risk_graph():
+def test_the_job_runs_its_steps_in_one_process_by_default():
+    """Runs are the unit of parallelism: the daily job (and runs outside a job) execute their steps
+    one after another in the run's process unless the run asks for the multiprocess executor."""
+    from sigmasight_assets.defs import jobs
     from sigmasight_assets.definitions import defs
 
-    return defs.get_job_def("daily_risk_graph")
-
-
-def test_worker_processes_inside_a_multiprocess_executor_step(graph, tmp_path, monkeypatch):
-    """How the daemon runs it: the job's default executor puts `portfolio_analytics` in its own
-    step process, which starts the chunk workers itself (settings through the environment)."""
-    from dagster import AssetKey, execute_job, reconstructable
-
-    from sigmasight_assets.defs.jobs import range_tags
-
-    url, wh = _emptied_copy(graph, "multiprocess")
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", url)
-    monkeypatch.setenv("SIGMASIGHT_WORKERS", "2")
-    monkeypatch.setenv("SIGMASIGHT_CHUNK_PORTFOLIO_DAYS", str(len(PORTFOLIOS)))  # one day per chunk
-    with DagsterInstance.get() as instance:
-        # The run config a backfill of the job gets (job_backfill: the first partition's).
-        run_config = _daily_risk_graph().partitioned_config.get_run_config_for_partition_key(iso(RANGE[0]))
-        result = execute_job(reconstructable(_daily_risk_graph), instance=instance, run_config=run_config,
-                             asset_selection=[AssetKey(a) for a in [*PORTFOLIO_ASSETS, "symbol_metrics"]],
-                             tags=range_tags(iso(RANGE[0]), iso(RANGE[-1])))
-        records = instance.all_logs(result.run_id)
-    logs = [e.user_message for e in records]
-    assert result.success
-    assert any(f"{len(RANGE)} day(s) in {len(RANGE)} chunk(s) of ≤ 1 on 2 process(es)" in m for m in logs)
-    assert_tables_equal(graph["wh"], wh, [*PORTFOLIO_ASSETS, "symbol_metrics"])
-    # The job's default config keeps its two memory-heavy steps apart: both were ready at once
-    # (neither depends on the other), yet one started only after the other had finished.
-    span = {}
-    for e in records:
-        if e.is_dagster_event and e.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS"):
-            span.setdefault(e.step_key, []).append(e.timestamp)
-    (a0, a1), (b0, b1) = sorted(span["portfolio_analytics"]), sorted(span["symbol_metrics"])
-    assert a1 <= b0 or b1 <= a0, span
+    assert jobs._in_process_unless_asked(None) == {"in_process": {}}
+    assert jobs._in_process_unless_asked({"multiprocess": {"max_concurrent": 2}}) == {"multiprocess": {"max_concurrent": 2}}
+    job = defs.resolve_job_def("daily_risk_graph")
+    assert job.executor_def.name == "in_process_or_multiprocess"
+    assert job.run_tags == jobs.SERIAL_TAG or jobs.SERIAL_TAG.items() <= dict(job.run_tags or {}).items()

@@ -177,7 +177,7 @@ def test_dagster_on_postgres_runs_a_partition_into_a_postgres_warehouse(pg_url, 
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-    from sigmasight_assets.defs.jobs import materialize_range
+    from sigmasight_assets.local_runs import materialize_range
     from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
     from sigmasight_assets.ledger import parse_ledger
     from sigmasight_assets.warehouse.ledger import store_ledger

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_context
 
-from sigmasight_assets.defs.automation import nightly_risk_schedule
+from sigmasight_assets.defs.schedules import nightly_risk_schedule
 from sigmasight_assets.defs.partitions import trading_days
 
 NY = ZoneInfo("America/New_York")

@@ -34,18 +34,19 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
 from sigmasight_assets import calendar
-from sigmasight_assets.defs import automation
-from sigmasight_assets.defs.automation import (
+from sigmasight_assets.defs.common import PARTITIONS_PER_RUN
+from sigmasight_assets.defs import sensors as automation
+from sigmasight_assets.defs.sensors import (
     PORTFOLIO_ASSETS,
     SYMBOL_ASSET_NAMES,
     SYMBOL_ASSETS,
-    ledger_fingerprints,
     new_symbol_sensor,
     portfolio_ledger_sensor,
 )
 from sigmasight_assets.defs.common import ScopeConfig
 from sigmasight_assets.defs.market_assets import daily_valuations, prices, symbol_universe
 from sigmasight_assets.defs.resources import WarehouseResource
+from sigmasight_assets.pipelines.portfolio import ledger_fingerprints
 from sigmasight_assets.warehouse.ledger import read_ledger, store_ledger
 
 from .conftest import SAMPLE_FLOWS, SAMPLE_POSITIONS
@@ -210,7 +211,7 @@ def test_new_symbol_gets_a_year_of_history_and_factors(year_base, tmp_path, inst
     assert symbols_of(request) == ["ZNEWCO"]
     assert {n: c["config"]["symbols"] for n, c in request.run_config["ops"].items()} == \
         {n: ["ZNEWCO"] for n in SYMBOL_ASSET_NAMES}
-    assert request.run_config["execution"] == {"config": {"in_process": {}}}
+    assert "execution" not in request.run_config  # runs execute in one process by default
     assert request.tags[RANGE_START] == sessions_before(D, 252)
     assert request.tags[RANGE_END] == D
     assert len(calendar.sessions(request.tags[RANGE_START], D)) == 253
@@ -324,9 +325,16 @@ def test_changed_ledger_is_recomputed_from_its_first_entry_and_reload_is_no_chan
     path.write_text("\n".join(changed) + "\n")
     store_ledger(wh, parse_ledger(path, None, already_loaded={"P-LS", "P-OPT", "P-PRIV"}))
     res = tick(portfolio_ledger_sensor, wh, instance, res.cursor)
-    [request] = res.run_requests
+    # P-LONG alone, from the first stored partition to D, in runs of at most PARTITIONS_PER_RUN days.
     first_stored = iso(calendar.sessions_back(D, 40)[0])
-    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (max("2025-01-02", first_stored), D)
+    covered = []
+    for request in res.run_requests:
+        assert request.run_config["ops"]["portfolio_analytics"]["config"]["portfolio_ids"] == ["P-LONG"]
+        days = calendar.sessions(request.tags[RANGE_START], request.tags[RANGE_END])
+        assert len(days) <= PARTITIONS_PER_RUN
+        covered += [iso(d) for d in days]
+    assert covered == [iso(d) for d in calendar.sessions(max("2025-01-02", first_stored), D)]
+    assert len(res.run_requests) == 2  # 40 sessions
     before = json.loads(cursor)["fingerprints"]
     after = json.loads(res.cursor)["fingerprints"]
     assert {p for p in after if after[p] != before[p]} == {"P-LONG"}

@@ -21,6 +21,7 @@ import pytest
 from dagster import AssetKey, BackfillPolicy, DagsterInstance, TimeWindowPartitionMapping
 
 from sigmasight_assets import calendar
+from sigmasight_assets.defs.common import PARTITIONS_PER_RUN
 from sigmasight_assets.ledger import parse_ledger
 from sigmasight_assets.warehouse.ledger import store_ledger
 
@@ -117,7 +118,7 @@ def test_market_and_ir_betas_equal_statsmodels_on_stored_prices(graph):
                 assert got["raw_beta"] == pytest.approx(want["beta"], abs=TOL), key
                 assert got["beta"] == pytest.approx(np.clip(want["beta"], -5, 5), abs=TOL), key
                 assert bool(got["capped"]) == (abs(want["beta"]) > 5), key
-                for col in ("alpha", "r_squared", "std_error", "p_value"):
+                for col in ("intercept", "r_squared", "std_error", "p_value"):
                     assert got[col] == pytest.approx(want[col], abs=TOL), (key, col)
                 compared += 1
     # ~24 symbols × 5 days × 2 factors, less NEWCO's short history.
@@ -143,7 +144,7 @@ def test_ridge_factors_equal_sklearn_standardscaler_ridge_mapped_back(graph):
                 assert got["beta"] == pytest.approx(np.clip(beta, -5, 5), abs=TOL)
                 assert got["r_squared"] == pytest.approx(want["r_squared"], abs=TOL), (day, sym)
                 assert got["observations"] == want["observations"]
-                assert got["alpha"] == 1.0  # the stored penalty
+                assert got["ridge_penalty"] == 1.0  # the penalty the fit used
                 compared += 1
     assert compared >= 6 * 110
 
@@ -184,7 +185,7 @@ def test_window_lineage_is_declared_on_the_asset_graph(asset, window):
     assert mapping == TimeWindowPartitionMapping(start_offset=-window, end_offset=0)
     node = graph.get(AssetKey(asset))
     assert AssetKey("prices") in node.parent_keys
-    assert node.backfill_policy == BackfillPolicy.single_run()
+    assert node.backfill_policy == BackfillPolicy.multi_run(PARTITIONS_PER_RUN)
     # The offset counts trading partitions: day D reads prices of the window+1 NYSE sessions ending at D
     # (Good Friday 2026-04-03 and the winter holidays are skipped).
     day = "2026-04-14"
@@ -342,10 +343,10 @@ def test_symbol_assets_in_two_day_chunks_equal_the_single_pass_and_report_the_wh
     """A range's regression assets are computed and stored chunk by chunk (bounded memory for a
     year): 2-session chunks store exactly the single pass's rows, and the metadata and checks still
     describe the whole range."""
-    from sigmasight_assets.defs import symbol_assets
+    from sigmasight_assets.pipelines import symbols
 
-    monkeypatch.setattr(symbol_assets, "SYMBOL_CHUNK_DAYS", 2)
-    monkeypatch.setattr(symbol_assets, "METRICS_CHUNK_DAYS", 2)
+    monkeypatch.setattr(symbols, "SYMBOL_CHUNK_DAYS", 2)
+    monkeypatch.setattr(symbols, "METRICS_CHUNK_DAYS", 2)
     url, wh = copy_warehouse(graph["wh"], graph["base"], "chunked")
     regressions = ["symbol_betas", "ridge_factors", "spread_factors"]
     with wh.engine.begin() as conn:

@@ -17,7 +17,7 @@ import pytest
 from scipy.stats import norm
 
 from sigmasight_assets import calendar
-from sigmasight_assets.config import FACTOR_ETFS
+from sigmasight_assets.calc.factors import FACTOR_ETFS
 from sigmasight_assets.market_data.base import PRICE_COLUMNS, VALUATION_COLUMNS
 from sigmasight_assets.market_data.symbols import parse_occ
 from sigmasight_assets.market_data.synthetic import (

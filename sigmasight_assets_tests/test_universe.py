@@ -5,10 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sigmasight_assets import calendar, schemas
+from sigmasight_assets import calendar
+from sigmasight_assets.warehouse import schemas
 from sigmasight_assets.calc.universe import UNIVERSE_COLUMNS, build_universe
-from sigmasight_assets.config import FACTOR_ETFS
-from sigmasight_assets.defs.market_assets import LOOKAHEAD_SESSIONS, _horizon
+from sigmasight_assets.calc.factors import FACTOR_ETFS
+from sigmasight_assets.calc.universe import LOOKAHEAD_SESSIONS
+from sigmasight_assets.pipelines.market import lookahead_horizon
 
 DAYS = calendar.sessions("2025-03-03", "2025-03-14")  # Mon 3 .. Fri 14: 10 sessions
 AHEAD = 2  # test horizon: each day looks 2 sessions ahead
@@ -167,7 +169,7 @@ def test_production_horizon_gives_252_returns_before_entry():
     entry = pd.Timestamp("2026-03-02")
     first_needed = calendar.sessions_back(entry, LOOKAHEAD_SESSIONS)[0]
     days = calendar.sessions(first_needed - pd.Timedelta(days=10), entry)
-    u = build_universe(pd.DataFrame([pos("NEWCO", entry)]), days, _horizon(days, LOOKAHEAD_SESSIONS), FACTOR_ETFS)
+    u = build_universe(pd.DataFrame([pos("NEWCO", entry)]), days, lookahead_horizon(days, LOOKAHEAD_SESSIONS), FACTOR_ETFS)
     n = rows_of(u, "NEWCO")
     assert n.index[0] == first_needed
     assert len(calendar.sessions(n.index[0], entry)) == 253

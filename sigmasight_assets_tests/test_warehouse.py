@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pandas as pd
@@ -349,54 +348,6 @@ def test_engine_is_shared_per_url_and_sqlite_uses_wal(tmp_warehouse_url, warehou
     with warehouse.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one().lower() == "wal"
         assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()) >= 10_000
-
-
-def test_deferred_checkpoints_leave_commits_in_the_wal_until_checkpoint(tmp_path):
-    """Parallel chunk writers defer the WAL copy to their coordinator: their commits grow the WAL past
-    SQLite's 1,000-page auto-checkpoint, and ``checkpoint`` (from another connection) copies it
-    into the database file, which then holds every row."""
-    import sqlite3
-
-    url = f"sqlite:///{tmp_path / 'deferred.sqlite'}"
-    with sqlite3.connect(tmp_path / "deferred.sqlite") as raw:  # 4 KiB pages: 1,000 pages is 4 MB of writes
-        raw.execute("PRAGMA page_size=4096")
-        raw.execute("VACUUM")
-    writer = Warehouse(url)
-    writer.create_all()
-    writer.defer_checkpoints()
-    writer.defer_checkpoints()  # idempotent
-    with writer.engine.connect() as conn:
-        assert int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()) == 0
-    symbols = [f"S{i:04d}" for i in range(3000)]
-    frame = price_rows(symbols=symbols)
-    for _ in range(3):
-        writer.replace_partitions("prices", frame, DAYS[0], DAYS[-1])
-    path = url.split("///", 1)[1]
-    wal_before, db_before = os.path.getsize(path + "-wal"), os.path.getsize(path)
-    assert wal_before > 1000 * 4096 > db_before  # far past the auto-checkpoint, all still in the WAL
-    # A reader that finishes while the checkpoint waits for it (as the workers' short reads do).
-    import threading
-
-    reader = sqlite3.connect(path, check_same_thread=False)
-    reader.execute("BEGIN")
-    assert reader.execute("SELECT count(*) FROM prices").fetchone()[0] == len(frame)
-    threading.Timer(0.5, reader.commit).start()
-    Warehouse.checkpoint(Warehouse(url))  # the coordinator's connection (same engine: same process)
-    reader.close()
-    assert os.path.getsize(path) > db_before + 1_000_000  # the pages now live in the database file
-    assert os.path.getsize(path + "-wal") == 0  # and the WAL is emptied, not left to grow
-    writer.engine.dispose()
-    with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT count(*) FROM prices").fetchone()[0] == len(frame)
-
-
-def test_checkpoint_and_defer_are_no_ops_off_sqlite(monkeypatch, warehouse):
-    monkeypatch.setattr(Warehouse, "dialect", property(lambda self: "postgresql"))
-    warehouse.defer_checkpoints()
-    warehouse.checkpoint()
-    monkeypatch.undo()
-    with warehouse.engine.connect() as conn:
-        assert int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()) == 1000
 
 
 def test_create_all_makes_the_asset_tables_with_indexes(warehouse):

@@ -48,7 +48,7 @@ def concentration_metrics(
     within a group). Then
 
     * ``hhi = Σ_i w_i²`` (1 for a single position, 1/N for N equal positions),
-    * ``effective_positions = 1 / hhi``,
+    * ``effective_positions_hhi = 1 / hhi`` (the effective number of positions by weight),
     * ``top{k}_weight`` = sum of the k largest weights (all of them when the group has fewer).
 
     Parameters
@@ -66,7 +66,7 @@ def concentration_metrics(
     Returns
     -------
     dict of ndarray, shape (n_groups,)
-        Keys ``hhi``, ``effective_positions`` and ``top{k}_weight``. NaN for a group with no
+        Keys ``hhi``, ``effective_positions_hhi`` and ``top{k}_weight``. NaN for a group with no
         positions or zero gross value (weights are undefined, not zero).
     """
     group = np.asarray(group, dtype=np.int64)
@@ -79,7 +79,7 @@ def concentration_metrics(
     out: dict[str, np.ndarray] = {}
     out["hhi"] = np.where(defined, hhi, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["effective_positions"] = np.where(defined, 1.0 / out["hhi"], np.nan)
+        out["effective_positions_hhi"] = np.where(defined, 1.0 / out["hhi"], np.nan)
     order, rank = group_rank_desc(group, w, n_groups)
     g_sorted, w_sorted = group[order], w[order]
     for k in top:

@@ -30,7 +30,7 @@ move, not whether the book is hedged) and ``R`` the (repaired) matrix:
 
 * ``avg_correlation = Σ_{i<j} w_i w_j ρ_ij / Σ_{i<j} w_i w_j`` over sufficient pairs only; NaN
   when there is none.
-* ``effective_positions = (Σ_i w_i)² / (wᵀ R w)`` with insufficient pairs at 0 — the number of
+* ``effective_positions_corr = (Σ_i w_i)² / (wᵀ R w)`` with insufficient pairs at 0 — the number of
   independent equal bets with the same diversification (= 1/HHI when R = I, = 1 when all ρ = 1).
   It is an upper bound when some pairs are insufficient, NaN when every pair is insufficient,
   1 for a single symbol, NaN for none.
@@ -44,16 +44,21 @@ import math
 import numpy as np
 import pandas as pd
 
-from .snapshots import upper_values
+from .frames import upper_values
+from .psd import repair_psd
 
 CORRELATION_COLUMNS = [
     "date", "portfolio_id", "symbols", "matrix", "n_symbols", "n_pairs", "n_pairs_insufficient",
-    "avg_correlation", "effective_positions", "psd_repaired", "min_eigenvalue",
+    "avg_correlation", "effective_positions_corr", "psd_repaired", "min_eigenvalue",
 ]
+CORR_WINDOW = 90  # log returns ending at and including the day
+CORR_MIN_OVERLAP = 30  # pairwise complete days a pair needs
+CORR_MIN_VALUE = 10_000.0  # USD: smallest |MV| of a holding in the matrix
+CORR_MIN_WEIGHT = 0.01  # smallest |MV| / gross of a holding in the matrix
 _BLOCK_CELLS = 1_000_000  # block × K cells per temporary in pairwise_correlation (~8 MB each)
 
 
-def pairwise_correlation(x: np.ndarray, min_overlap: int = 30) -> np.ndarray:
+def pairwise_correlation(x: np.ndarray, min_overlap: int = CORR_MIN_OVERLAP) -> np.ndarray:
     """Pearson correlation of every column pair on pairwise complete rows.
 
     For columns ``i, j`` and ``T_ij`` = rows where both are finite, with ``n = |T_ij|``::
@@ -142,47 +147,6 @@ def pairwise_correlation(x: np.ndarray, min_overlap: int = 30) -> np.ndarray:
     return out
 
 
-def repair_psd(corr: np.ndarray, psd_tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest-by-eigenvalue-clipping correlation matrix for one or a stack of matrices.
-
-    Parameters
-    ----------
-    corr : ndarray, shape (..., n, n)
-        Symmetric matrices with unit diagonal; NaN entries are treated as 0 (uncorrelated).
-    psd_tol : float
-        Repair only when the smallest eigenvalue is below ``−psd_tol`` (rounding noise of a valid
-        matrix is not a defect).
-
-    Returns
-    -------
-    repaired : ndarray, shape (..., n, n)
-        Input (NaN → 0) when PSD, else ``V diag(max(λ, 0)) Vᵀ`` rescaled to unit diagonal.
-    min_eigenvalue : ndarray, shape (...)
-        Smallest eigenvalue before repair.
-    was_repaired : ndarray of bool, shape (...)
-    """
-    a = np.where(np.isnan(corr), 0.0, np.asarray(corr, dtype=float))
-    n = a.shape[-1]
-    a = 0.5 * (a + np.swapaxes(a, -1, -2))
-    idx = np.arange(n)
-    a[..., idx, idx] = 1.0
-    # Eigenvalues alone for every matrix (the usual case needs no repair), vectors only for those
-    # that do: ~2.5× less work than a full decomposition of the whole stack.
-    lam = np.linalg.eigvalsh(a)
-    min_eig = lam[..., 0]
-    need = min_eig < -psd_tol
-    out = a.copy()
-    if need.any():
-        lam_n, v = np.linalg.eigh(a[need])
-        lam_c = np.clip(lam_n, 0.0, None)
-        rec = (v * lam_c[..., None, :]) @ np.swapaxes(v, -1, -2)
-        d = np.sqrt(np.clip(np.diagonal(rec, axis1=-2, axis2=-1), np.finfo(float).tiny, None))
-        rec = rec / d[..., :, None] / d[..., None, :]
-        rec[..., idx, idx] = 1.0
-        out[need] = rec
-    return out, min_eig, need
-
-
 def decode_matrix(symbols_json: str, matrix_json: str) -> pd.DataFrame:
     """Square correlation DataFrame (unit diagonal, NaN for insufficient pairs) from stored JSON."""
     symbols = json.loads(symbols_json)
@@ -224,16 +188,41 @@ def _fmt_rows(vals: np.ndarray) -> list[str]:
     return ["[" + row + "]" for row in text[2:-2].split("],[")]
 
 
+def union_correlation(log_returns_wide: pd.DataFrame, day, symbols, window: int = CORR_WINDOW,
+                      min_overlap: int = CORR_MIN_OVERLAP) -> tuple[pd.Index, np.ndarray]:
+    """Pairwise correlation matrix of ``symbols`` (sorted) on the ``window`` rows ending at ``day``.
+
+    One matrix per day for every holding of many portfolios: a pair's correlation depends only on
+    the two return series (pairwise complete cases), so slicing this matrix per portfolio gives the
+    same numbers as computing each portfolio's matrix alone. A symbol without a return column is
+    all-NaN (every pair insufficient).
+
+    Returns
+    -------
+    (index, matrix) : sorted symbols and their ``(K, K)`` matrix (:func:`pairwise_correlation`).
+    """
+    sessions = pd.DatetimeIndex(log_returns_wide.index).normalize()
+    row = sessions.get_loc(pd.Timestamp(day).normalize())
+    union = pd.Index(pd.unique(pd.Index(list(symbols), dtype=object))).sort_values()
+    lo = max(0, row - window + 1)
+    cols = log_returns_wide.columns.get_indexer(union)
+    values = log_returns_wide.to_numpy(dtype=float)
+    x = np.full((row + 1 - lo, len(union)), np.nan)
+    x[:, cols >= 0] = values[lo: row + 1][:, cols[cols >= 0]]
+    return union, pairwise_correlation(x, min_overlap)
+
+
 def portfolio_correlations(
     position_values: pd.DataFrame,
     log_returns_wide: pd.DataFrame,
     days,
-    window: int = 90,
-    min_overlap: int = 30,
-    min_value: float = 10_000,
-    min_weight: float = 0.01,
+    window: int = CORR_WINDOW,
+    min_overlap: int = CORR_MIN_OVERLAP,
+    min_value: float = CORR_MIN_VALUE,
+    min_weight: float = CORR_MIN_WEIGHT,
     portfolio_ids=None,
     psd_tol: float = 1e-10,
+    union: dict | None = None,
 ) -> pd.DataFrame:
     """One correlation row per (date, portfolio): matrix, PSD repair and summary metrics.
 
@@ -254,14 +243,19 @@ def portfolio_correlations(
         a row with ``n_symbols = 0``). Default: portfolios with a position that day.
     psd_tol : float
         Eigenvalue tolerance for the repair.
+    union : dict, optional
+        ``day → (symbols, matrix)`` from :func:`union_correlation` over a superset of the day's
+        holdings (computed once for a book processed in several batches of portfolios, with the
+        same ``window`` and ``min_overlap``). Days absent from it, or whose holdings it lacks, get
+        the matrix of their own holdings.
 
     Returns
     -------
     DataFrame
         ``CORRELATION_COLUMNS``: ``symbols`` (JSON list), ``matrix`` (JSON upper triangle),
         ``n_symbols``, ``n_pairs = n(n−1)/2``, ``n_pairs_insufficient``, ``avg_correlation``,
-        ``effective_positions``, ``psd_repaired``, ``min_eigenvalue`` (NaN for no symbol, 1 for
-        one symbol).
+        ``effective_positions_corr``, ``psd_repaired``, ``min_eigenvalue`` (NaN for no symbol, 1
+        for one symbol).
     """
     days = pd.DatetimeIndex(pd.to_datetime(pd.Index(days))).normalize().unique().sort_values()
     sessions = pd.DatetimeIndex(log_returns_wide.index).normalize()
@@ -272,10 +266,8 @@ def portfolio_correlations(
         missing = [d.date().isoformat() for d in days[rows < 0]]
         raise ValueError(f"days not in the log_returns_wide index: {missing[:5]}")
     pv_dates = pd.to_datetime(position_values["date"]).dt.normalize()
-    ret_cols = log_returns_wide.columns
-    ret_values = log_returns_wide.to_numpy(dtype=float)
     out = []
-    for day, row in zip(days, rows):
+    for day in days:
         pv_day = position_values.loc[(pv_dates == day).to_numpy()]
         h = _holdings(pv_day, min_value, min_weight)
         if portfolio_ids is not None:
@@ -283,13 +275,12 @@ def portfolio_correlations(
         else:
             ports = pd.Index(pv_day["portfolio_id"].astype(str).unique()).sort_values()
         h = h.loc[h["portfolio_id"].isin(ports)]
-        union = pd.Index(pd.unique(h["symbol"])).sort_values()
-        lo = max(0, row - window + 1)
-        cols = ret_cols.get_indexer(union)
-        x = np.full((row + 1 - lo, len(union)), np.nan)
-        x[:, cols >= 0] = ret_values[lo : row + 1][:, cols[cols >= 0]]
-        corr_u = pairwise_correlation(x, min_overlap)
-        out.append(_per_portfolio(day, ports, h, union, corr_u, psd_tol))
+        given = (union or {}).get(day)
+        if given is not None and given[0].get_indexer(pd.unique(h["symbol"])).min(initial=0) >= 0:
+            symbols, corr_u = given
+        else:
+            symbols, corr_u = union_correlation(log_returns_wide, day, h["symbol"], window, min_overlap)
+        out.append(_per_portfolio(day, ports, h, symbols, corr_u, psd_tol))
         del corr_u  # K × K (200 MB at 5,000 symbols): free it before the next day's is built
     if not out:
         return pd.DataFrame(columns=CORRELATION_COLUMNS)
@@ -313,7 +304,7 @@ def _per_portfolio(day, ports: pd.Index, h: pd.DataFrame, union: pd.Index, corr_
         "n_pairs": (sizes * (sizes - 1) // 2).astype(np.int64),
         "n_pairs_insufficient": np.zeros(n_p, dtype=np.int64),
         "avg_correlation": np.full(n_p, np.nan),
-        "effective_positions": np.where(sizes == 1, 1.0, np.nan),
+        "effective_positions_corr": np.where(sizes == 1, 1.0, np.nan),
         "psd_repaired": np.zeros(n_p, dtype=bool),
         "min_eigenvalue": np.where(sizes == 1, 1.0, np.nan),
     }
@@ -331,7 +322,7 @@ def _per_portfolio(day, ports: pd.Index, h: pd.DataFrame, union: pd.Index, corr_
         final_u = np.where(insuff, np.nan, repaired[:, iu[0], iu[1]])
         ww = w[:, iu[0]] * w[:, iu[1]]
         den = np.where(insuff, 0.0, ww).sum(axis=1)
-        num = np.where(insuff, 0.0, ww * np.nan_to_num(final_u)).sum(axis=1)
+        num = np.where(insuff, 0.0, ww * final_u).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             avg = np.where(den > 0, num / den, np.nan)
             quad = np.einsum("pi,pij,pj->p", w, repaired, w)
@@ -339,16 +330,9 @@ def _per_portfolio(day, ports: pd.Index, h: pd.DataFrame, union: pd.Index, corr_
         all_insuff = insuff.all(axis=1)
         res["n_pairs_insufficient"][pidx] = insuff.sum(axis=1)
         res["avg_correlation"][pidx] = avg
-        res["effective_positions"][pidx] = np.where(all_insuff | ~(quad > 0), np.nan, neff)
+        res["effective_positions_corr"][pidx] = np.where(all_insuff | ~(quad > 0), np.nan, neff)
         res["psd_repaired"][pidx] = need
         res["min_eigenvalue"][pidx] = min_eig
         res["matrix"][pidx] = np.array(_fmt_rows(final_u), dtype=object)
     frame = pd.DataFrame({"date": day, "portfolio_id": ports.to_numpy(dtype=object), **res})
     return frame
-
-
-def effective_positions(weights: np.ndarray, corr: np.ndarray) -> float:
-    """``(Σ w)² / (wᵀ R w)`` for one portfolio (reference helper for tests and notebooks)."""
-    w = np.abs(np.asarray(weights, dtype=float))
-    q = float(w @ np.where(np.isnan(corr), 0.0, corr) @ w)
-    return math.nan if q <= 0 else float(w.sum() ** 2 / q)

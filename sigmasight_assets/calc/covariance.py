@@ -5,57 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sigmasight_assets.calc.regression import _concat
-from sigmasight_assets.calc.returns import check_wide_frame, day_positions
+from .factors import COV_CLIP, COV_LAMBDA, COV_MIN_OBS, COV_WINDOW, FACTOR_ETFS
+from .frames import concat_columns
+from .psd import repair_psd
+from .returns import check_wide_frame, day_positions
 
 __all__ = [
-    "FACTOR_ETFS",
     "COVARIANCE_COLUMNS",
     "ewma_factor_covariance",
     "covariance_matrix",
-    "repair_correlation",
 ]
 
-#: Factor ETFs in the order used for the matrix (market, rates, then the style ETFs).
-FACTOR_ETFS = ("SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV")
 COVARIANCE_COLUMNS = ["date", "factor_1", "factor_2", "covariance", "correlation", "observations"]
 
 # Tolerance below which a negative eigenvalue is float noise rather than a broken matrix.
 _PSD_TOL = 1e-12
-
-
-def repair_correlation(corr: np.ndarray, clip: float) -> np.ndarray:
-    """Nearest-style repair of a correlation matrix to PSD while keeping ``|rho_ij| <= clip``.
-
-    Steps: (1) clip negative eigenvalues to 0 and rebuild; (2) rescale to a unit diagonal
-    (``D^-1/2 C D^-1/2`` keeps PSD); (3) if that pushed an off-diagonal above ``clip``, shrink
-    towards the identity, ``(1 - s) C + s I`` with the smallest ``s`` that restores the bound
-    (a convex combination of PSD unit-diagonal matrices stays PSD with unit diagonal).
-
-    Parameters
-    ----------
-    corr : numpy.ndarray
-        Symmetric ``(k, k)`` matrix with unit diagonal (possibly indefinite).
-    clip : float
-        Bound on the absolute off-diagonal correlation, in ``(0, 1]``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Symmetric PSD matrix with unit diagonal and off-diagonals within ``[-clip, clip]``.
-    """
-    vals, vecs = np.linalg.eigh((corr + corr.T) / 2.0)
-    fixed = (vecs * np.clip(vals, 0.0, None)) @ vecs.T
-    d = np.sqrt(np.clip(np.diag(fixed), 1e-300, None))
-    fixed = fixed / np.outer(d, d)
-    fixed = (fixed + fixed.T) / 2.0
-    np.fill_diagonal(fixed, 1.0)
-    off = np.abs(fixed - np.eye(len(fixed))).max(initial=0.0)
-    if off > clip:
-        s = 1.0 - clip / off
-        fixed = (1.0 - s) * fixed + s * np.eye(len(fixed))
-        np.fill_diagonal(fixed, 1.0)
-    return fixed
 
 
 def _ewma_day(block: np.ndarray, ages: np.ndarray, lam: float, clip: float):
@@ -76,17 +40,17 @@ def _ewma_day(block: np.ndarray, ages: np.ndarray, lam: float, clip: float):
     eye = np.eye(k, dtype=bool)
     clipped = np.where(eye, 1.0, np.clip(corr, -clip, clip))
     if np.any(clipped != corr) and np.linalg.eigvalsh(clipped).min() < -_PSD_TOL:
-        clipped = repair_correlation(clipped, clip)
+        clipped = repair_psd(clipped, psd_tol=_PSD_TOL, clip=clip)[0]
     return clipped * outer, clipped
 
 
 def ewma_factor_covariance(
     etf_returns_wide: pd.DataFrame,
     days,
-    window: int = 252,
-    lam: float = 0.94,
-    min_obs: int = 30,
-    clip: float = 0.95,
+    window: int = COV_WINDOW,
+    lam: float = COV_LAMBDA,
+    min_obs: int = COV_MIN_OBS,
+    clip: float = COV_CLIP,
 ) -> pd.DataFrame:
     """EWMA covariance and correlation of the eight factor ETFs as of each day.
 
@@ -102,7 +66,9 @@ def ewma_factor_covariance(
     * ``Sigma = sum_t w_t (r_t - mu)(r_t - mu)'`` (no small-sample bias correction);
     * ``rho_ij = Sigma_ij / (sigma_i sigma_j)``, off-diagonals clipped to ``[-clip, clip]``; the
       covariance is rebuilt as ``rho_ij sigma_i sigma_j`` so both agree, and if clipping broke
-      positive semi-definiteness the correlation is repaired with :func:`repair_correlation`.
+      positive semi-definiteness the correlation is repaired with :func:`.psd.repair_psd`
+      (eigenvalue clipping, then a shrink towards the identity if that pushed a correlation past
+      ``clip``).
       Variances (the diagonal) are never altered. A zero-variance ETF gets correlation 0 with
       the others.
 
@@ -163,7 +129,7 @@ def ewma_factor_covariance(
             "correlation": corr.ravel(),
             "observations": np.full(k * k, n, dtype=np.int64),
         })
-    return _concat(parts, COVARIANCE_COLUMNS)
+    return concat_columns(parts, COVARIANCE_COLUMNS)
 
 
 def covariance_matrix(long_frame: pd.DataFrame, day, value: str = "covariance") -> pd.DataFrame:

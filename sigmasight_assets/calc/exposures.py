@@ -34,12 +34,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .snapshots import upper_values
+from .factors import SPREAD_DEFINITIONS, STYLE_ETFS
+from .frames import portfolio_day_codes, portfolio_day_keys, upper_values
 
-FACTORS: tuple[str, ...] = (
-    "market", "ir", "provider", "value", "growth", "momentum", "quality", "size", "low_volatility",
-    "growth_value", "momentum_spread", "size_spread", "quality_spread",
-)
+#: exposure factors: market and rates betas, the provider's beta, the ridge styles, the spreads
+FACTORS: tuple[str, ...] = ("market", "ir", "provider", *STYLE_ETFS, *SPREAD_DEFINITIONS)
 EXPOSURE_COLUMNS = [
     "date", "portfolio_id", "factor", "exposure_dollar", "exposure_value", "coverage",
     "positions_with_beta", "positions_missing_beta",
@@ -78,24 +77,6 @@ def attach_betas(pv: pd.DataFrame, betas: pd.DataFrame, factors) -> np.ndarray:
     return vals[np.where(loc >= 0, loc, len(wide))]
 
 
-def _keys(snapshots: pd.DataFrame) -> pd.DataFrame:
-    k = snapshots[["date", "portfolio_id", "equity"]].copy()
-    k["date"] = pd.to_datetime(k["date"]).dt.normalize()
-    k["portfolio_id"] = k["portfolio_id"].astype(str)
-    if k.duplicated(["date", "portfolio_id"]).any():
-        raise ValueError("snapshots: duplicate (date, portfolio_id) rows")
-    return k.reset_index(drop=True)
-
-
-def _group_codes(keys: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
-    """Row of ``keys`` for each row of ``frame`` by (date, portfolio_id); −1 when absent."""
-    idx = pd.MultiIndex.from_frame(keys[["date", "portfolio_id"]])
-    probe = pd.MultiIndex.from_arrays(
-        [pd.to_datetime(frame["date"]).dt.normalize(), frame["portfolio_id"].astype(str)]
-    )
-    return idx.get_indexer(probe)
-
-
 def aggregate_exposures(
     position_values: pd.DataFrame,
     symbol_betas: pd.DataFrame,
@@ -125,7 +106,7 @@ def aggregate_exposures(
         ``EXPOSURE_COLUMNS``; one row per (date, portfolio_id in ``snapshots``, factor).
     """
     factors = tuple(factors or FACTORS)
-    keys = _keys(snapshots)
+    keys = portfolio_day_keys(snapshots)
     n_g, n_f = len(keys), len(factors)
 
     pv = position_values
@@ -135,7 +116,7 @@ def aggregate_exposures(
         & np.isfinite(pv["market_value"].to_numpy(dtype=float))
     )
     pv = pv.loc[scope]
-    g = _group_codes(keys, pv)
+    g = portfolio_day_codes(keys, pv)
     pv, g = pv.loc[g >= 0], g[g >= 0]
     mv = pv["market_value"].to_numpy(dtype=float)
     absmv = np.abs(mv)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from sigmasight_assets.calc.regression import _concat
-from sigmasight_assets.calc.returns import check_wide_frame, clean_prices, day_positions
+from .frames import concat_columns
+from .returns import check_wide_frame, clean_prices, day_positions
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -25,6 +25,8 @@ METRIC_COLUMNS = [
 ]
 #: column -> number of sessions back
 LOOKBACKS = {"return_1d": 1, "return_1m": 21, "return_3m": 63, "return_1y": 252}
+#: returns the longest metric reads (one year; MTD and YTD fit inside it): METRICS_WINDOW + 1 prices
+METRICS_WINDOW = max(LOOKBACKS.values())
 VOL_WINDOWS = {"volatility_21d": 21, "volatility_63d": 63}
 #: a realised volatility needs at least this share of its window's returns present
 VOL_MIN_FRACTION = 0.8
@@ -123,4 +125,4 @@ def symbol_returns_metrics(prices_wide: pd.DataFrame, days) -> pd.DataFrame:
         "symbol": np.tile(np.asarray(prices_wide.columns, dtype=object), n_days),
         **{col: out[col].ravel() for col in METRIC_COLUMNS[2:]},
     }]
-    return _concat(parts, METRIC_COLUMNS)
+    return concat_columns(parts, METRIC_COLUMNS)

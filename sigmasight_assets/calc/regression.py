@@ -26,15 +26,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sigmasight_assets.calc.returns import check_wide_frame, day_positions
+from .factors import BETA_CAP, BETA_MIN_OBS, BETA_WINDOW, RIDGE_ALPHA, STYLE_ETFS
+from .frames import (
+    aligned_regressors,
+    aligned_returns,
+    cap_values,
+    concat_columns,
+    trailing_rows,
+    validate_window_params,
+)
+from .returns import day_positions
 
 __all__ = [
-    "MARKET_WINDOW",
-    "MIN_OBSERVATIONS",
-    "BETA_CAP",
-    "RIDGE_ALPHA",
     "RIDGE_FACTORS",
-    "RIDGE_FACTOR_ETFS",
     "OLS_RESULT_COLUMNS",
     "RIDGE_RESULT_COLUMNS",
     "SKIPPED_COLUMNS",
@@ -46,27 +50,15 @@ __all__ = [
     "rolling_ridge",
 ]
 
-MARKET_WINDOW = 90
-MIN_OBSERVATIONS = 30
-BETA_CAP = 5.0
-RIDGE_ALPHA = 1.0
-RIDGE_FACTORS = ("value", "growth", "momentum", "quality", "size", "low_volatility")
-#: ETF whose daily return stands for each ridge style factor (rename the ETF columns with it).
-RIDGE_FACTOR_ETFS = {
-    "value": "VTV",
-    "growth": "VUG",
-    "momentum": "MTUM",
-    "quality": "QUAL",
-    "size": "IWM",
-    "low_volatility": "USMV",
-}
+#: the ridge style factors, in the order of ``factors.STYLE_ETFS`` (name the ETF columns with them)
+RIDGE_FACTORS = tuple(STYLE_ETFS)
 
 OLS_RESULT_COLUMNS = [
-    "date", "symbol", "beta", "raw_beta", "capped", "alpha",
+    "date", "symbol", "beta", "raw_beta", "capped", "intercept",
     "r_squared", "std_error", "p_value", "observations",
 ]
 RIDGE_RESULT_COLUMNS = [
-    "date", "symbol", "factor", "beta", "raw_beta", "capped", "r_squared", "observations", "alpha",
+    "date", "symbol", "factor", "beta", "raw_beta", "capped", "r_squared", "observations", "ridge_penalty",
 ]
 SKIPPED_COLUMNS = ["date", "symbol", "reason"]
 
@@ -84,21 +76,6 @@ _CONSTANT_RTOL = 1e-10
 def _is_constant(ss: np.ndarray, n: np.ndarray, maxabs: np.ndarray) -> np.ndarray:
     # ss is a centred sum of squares; compare the population variance with (rtol * scale)^2.
     return ss <= n * (_CONSTANT_RTOL * maxabs) ** 2
-
-
-def _validate_params(window: int, min_obs: int, cap: float, least: int) -> None:
-    if int(window) != window or window < 1:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
-    if int(min_obs) != min_obs or min_obs < least:
-        raise ValueError(f"min_obs must be an integer >= {least}, got {min_obs!r}")
-    if min_obs > window:
-        raise ValueError(f"min_obs ({min_obs}) cannot exceed window ({window})")
-    if not (cap > 0):
-        raise ValueError(f"cap must be positive, got {cap!r}")
-
-
-def _cap(raw: np.ndarray, cap: float) -> tuple[np.ndarray, np.ndarray]:
-    return np.clip(raw, -cap, cap), np.abs(raw) > cap
 
 
 def _insufficient_reason(n: int, min_obs: int) -> str:
@@ -128,7 +105,7 @@ class OLSBlock:
     status: np.ndarray
 
 
-def ols_block(y: np.ndarray, x: np.ndarray, min_obs: int = MIN_OBSERVATIONS,
+def ols_block(y: np.ndarray, x: np.ndarray, min_obs: int = BETA_MIN_OBS,
               inference: bool = True) -> OLSBlock:
     """Univariate OLS with intercept of every column of ``y`` on ``x`` over complete cases.
 
@@ -300,11 +277,7 @@ def _candidates(flags: np.ndarray):
         yield g, np.flatnonzero(flags[g])
 
 
-def _window(values: np.ndarray, pos: int, window: int) -> np.ndarray:
-    return values[max(0, pos - window + 1): pos + 1]
-
-
-def _ols_reasons(status: np.ndarray, observations: np.ndarray, idx: np.ndarray, min_obs: int) -> np.ndarray:
+def ols_skip_reasons(status: np.ndarray, observations: np.ndarray, idx: np.ndarray, min_obs: int) -> np.ndarray:
     """Reason strings for the skipped entries ``idx`` of flat status/observation arrays."""
     reasons = [
         _insufficient_reason(int(observations[i]), min_obs)
@@ -315,30 +288,12 @@ def _ols_reasons(status: np.ndarray, observations: np.ndarray, idx: np.ndarray, 
     return np.asarray(reasons, dtype=object)
 
 
-def _aligned_returns(returns_wide: pd.DataFrame) -> np.ndarray:
-    check_wide_frame(returns_wide, "returns_wide")
-    return np.ascontiguousarray(returns_wide.to_numpy(dtype=float, na_value=np.nan))
-
-
-def _aligned_regressors(frame: pd.Series | pd.DataFrame, index: pd.DatetimeIndex, name: str) -> np.ndarray:
-    # Regressors are aligned on the returns index; a session the regressor lacks is a NaN
-    # (missing), never a zero.
-    if isinstance(frame, pd.DataFrame):
-        check_wide_frame(frame, name)
-    elif isinstance(frame, pd.Series):
-        if not isinstance(frame.index, pd.DatetimeIndex) or not frame.index.is_unique:
-            raise ValueError(f"{name} must be indexed by unique session dates")
-    else:
-        raise TypeError(f"{name} must be a pandas Series or DataFrame")
-    return np.ascontiguousarray(frame.reindex(index).to_numpy(dtype=float, na_value=np.nan))
-
-
 def rolling_ols(
     returns_wide: pd.DataFrame,
     regressor: pd.Series,
     days,
-    window: int = MARKET_WINDOW,
-    min_obs: int = MIN_OBSERVATIONS,
+    window: int = BETA_WINDOW,
+    min_obs: int = BETA_MIN_OBS,
     cap: float = BETA_CAP,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rolling univariate OLS beta of every symbol on one regressor (market or IR beta).
@@ -361,23 +316,23 @@ def rolling_ols(
     min_obs : int, default 30
         Minimum complete cases; fewer is skipped as ``insufficient_history``.
     cap : float, default 5.0
-        ``beta`` is ``raw_beta`` clipped to ``[-cap, cap]``; ``capped`` flags clipping. alpha,
+        ``beta`` is ``raw_beta`` clipped to ``[-cap, cap]``; ``capped`` flags clipping. intercept,
         r_squared, std_error and p_value describe the unconstrained fit.
 
     Returns
     -------
     results : pandas.DataFrame
-        Columns ``[date, symbol, beta, raw_beta, capped, alpha, r_squared, std_error, p_value,
+        Columns ``[date, symbol, beta, raw_beta, capped, intercept, r_squared, std_error, p_value,
         observations]``; one row per computed (day, symbol), ordered by date then column order.
-        ``alpha`` is the daily intercept (decimal return per day).
+        ``intercept`` is the fitted daily intercept α of ``r = α + β x`` (decimal return per day).
     skipped : pandas.DataFrame
         Columns ``[date, symbol, reason]``; reasons ``"insufficient_history: n < min
         observations"`` and ``"constant_regressor: ..."``. A constant symbol return is a defined
         result (beta 0), see :func:`ols_block`.
     """
-    _validate_params(window, min_obs, cap, least=3)
-    values = _aligned_returns(returns_wide)
-    x = _aligned_regressors(regressor, returns_wide.index, "regressor")
+    validate_window_params(window, min_obs, cap, least=3)
+    values = aligned_returns(returns_wide)
+    x = aligned_regressors(regressor, returns_wide.index, "regressor")
     if x.ndim != 1:
         raise ValueError("regressor must be a single series")
     days, positions = day_positions(returns_wide.index, days)
@@ -386,16 +341,16 @@ def rolling_ols(
     res_parts: list[dict[str, np.ndarray]] = []
     skip_parts: list[dict] = []
     for day, pos in zip(days, positions):
-        block = ols_block(_window(values, pos, window), _window(x, pos, window), min_obs)
+        block = ols_block(trailing_rows(values, pos, window), trailing_rows(x, pos, window), min_obs)
         ok = block.status == OK
-        beta, capped = _cap(block.raw_beta[ok], cap)
+        beta, capped = cap_values(block.raw_beta[ok], cap)
         res_parts.append({
             "date": np.full(ok.sum(), day.to_datetime64()),
             "symbol": symbols[ok],
             "beta": beta,
             "raw_beta": block.raw_beta[ok],
             "capped": capped,
-            "alpha": block.alpha[ok],
+            "intercept": block.alpha[ok],
             "r_squared": block.r_squared[ok],
             "std_error": block.std_error[ok],
             "p_value": block.p_value[ok],
@@ -406,9 +361,9 @@ def rolling_ols(
             skip_parts.append({
                 "date": np.full(bad.size, day.to_datetime64()),
                 "symbol": symbols[bad],
-                "reason": _ols_reasons(block.status, block.observations, bad, min_obs),
+                "reason": ols_skip_reasons(block.status, block.observations, bad, min_obs),
             })
-    return _concat(res_parts, OLS_RESULT_COLUMNS), _concat(skip_parts, SKIPPED_COLUMNS)
+    return concat_columns(res_parts, OLS_RESULT_COLUMNS), concat_columns(skip_parts, SKIPPED_COLUMNS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -433,7 +388,7 @@ class RidgeBlock:
 
 
 def ridge_block(y: np.ndarray, x: np.ndarray, alpha: float = RIDGE_ALPHA,
-                min_obs: int = MIN_OBSERVATIONS) -> RidgeBlock:
+                min_obs: int = BETA_MIN_OBS) -> RidgeBlock:
     """Ridge regression of every column of ``y`` on the columns of ``x``, standardised scale.
 
     Per symbol, on its complete cases (rows where its return and *all* regressors are finite):
@@ -569,8 +524,8 @@ def rolling_ridge(
     returns_wide: pd.DataFrame,
     regressors_wide: pd.DataFrame,
     days,
-    window: int = MARKET_WINDOW,
-    min_obs: int = MIN_OBSERVATIONS,
+    window: int = BETA_WINDOW,
+    min_obs: int = BETA_MIN_OBS,
     alpha: float = RIDGE_ALPHA,
     cap: float = BETA_CAP,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -585,13 +540,13 @@ def rolling_ridge(
         Wide simple daily returns (sessions x symbols).
     regressors_wide : pandas.DataFrame
         Factor returns, one column per factor, named by factor (``value, growth, momentum,
-        quality, size, low_volatility`` -- see ``RIDGE_FACTOR_ETFS``); aligned by date.
+        quality, size, low_volatility`` -- see ``factors.STYLE_ETFS``); aligned by date.
     days : DatetimeIndex or iterable of dates
         Partition days; each must be a row of ``returns_wide``.
     window : int, default 90
     min_obs : int, default 30
     alpha : float, default 1.0
-        Ridge penalty on the standardised scale; reported in the ``alpha`` column.
+        Ridge penalty on the standardised scale; reported in the ``ridge_penalty`` column.
     cap : float, default 5.0
         ``beta`` is ``raw_beta`` clipped to ``[-cap, cap]``.
 
@@ -599,18 +554,19 @@ def rolling_ridge(
     -------
     results : pandas.DataFrame
         Columns ``[date, symbol, factor, beta, raw_beta, capped, r_squared, observations,
-        alpha]``; one row per (day, symbol, factor), ordered date, symbol, factor. ``r_squared``
-        is the model r² (same on each factor row of a symbol); ``alpha`` is the penalty.
+        ridge_penalty]``; one row per (day, symbol, factor), ordered date, symbol, factor.
+        ``r_squared`` is the model r² (same on each factor row of a symbol); ``ridge_penalty`` is
+        the penalty ``alpha`` the fit used.
     skipped : pandas.DataFrame
         Columns ``[date, symbol, reason]``: ``"insufficient_history: n < min observations"``.
         Zero-variance regressors and constant symbol returns are defined results (beta 0),
         see :func:`ridge_block`.
     """
-    _validate_params(window, min_obs, cap, least=2)
-    values = _aligned_returns(returns_wide)
+    validate_window_params(window, min_obs, cap, least=2)
+    values = aligned_returns(returns_wide)
     if not isinstance(regressors_wide, pd.DataFrame) or regressors_wide.shape[1] == 0:
         raise ValueError("regressors_wide must be a DataFrame with at least one factor column")
-    x = _aligned_regressors(regressors_wide, returns_wide.index, "regressors_wide")
+    x = aligned_regressors(regressors_wide, returns_wide.index, "regressors_wide")
     factors = np.asarray([str(c) for c in regressors_wide.columns], dtype=object)
     days, positions = day_positions(returns_wide.index, days)
     symbols = np.asarray(returns_wide.columns, dtype=object)
@@ -619,10 +575,10 @@ def rolling_ridge(
     res_parts: list[dict] = []
     skip_parts: list[dict] = []
     for day, pos in zip(days, positions):
-        block = ridge_block(_window(values, pos, window), _window(x, pos, window), alpha, min_obs)
+        block = ridge_block(trailing_rows(values, pos, window), trailing_rows(x, pos, window), alpha, min_obs)
         ok = np.flatnonzero(block.status == OK)
         raw = block.raw_beta[ok].ravel()
-        beta, capped = _cap(raw, cap)
+        beta, capped = cap_values(raw, cap)
         m = ok.size
         res_parts.append({
             "date": np.full(m * k, day.to_datetime64()),
@@ -633,7 +589,7 @@ def rolling_ridge(
             "capped": capped,
             "r_squared": np.repeat(block.r_squared[ok], k),
             "observations": np.repeat(block.observations[ok], k),
-            "alpha": np.full(m * k, float(alpha)),
+            "ridge_penalty": np.full(m * k, float(alpha)),
         })
         bad = np.flatnonzero(block.status != OK)
         if bad.size:
@@ -645,28 +601,4 @@ def rolling_ridge(
                     dtype=object,
                 ),
             })
-    return _concat(res_parts, RIDGE_RESULT_COLUMNS), _concat(skip_parts, SKIPPED_COLUMNS)
-
-
-_DTYPES = {
-    "date": "datetime64[ns]",
-    "symbol": object,
-    "factor": object,
-    "reason": object,
-    "factor_1": object,
-    "factor_2": object,
-    "capped": bool,
-    "observations": np.int64,
-}
-
-
-def _concat(parts: list[dict], columns: list[str]) -> pd.DataFrame:
-    """Build one long frame from per-day column arrays (one DataFrame construction, not N)."""
-    data = {}
-    for col in columns:
-        dtype = _DTYPES.get(col, float)
-        if parts:
-            data[col] = np.concatenate([np.asarray(p[col]) for p in parts]).astype(dtype, copy=False)
-        else:
-            data[col] = np.array([], dtype=dtype)
-    return pd.DataFrame(data, columns=columns)
+    return concat_columns(res_parts, RIDGE_RESULT_COLUMNS), concat_columns(skip_parts, SKIPPED_COLUMNS)

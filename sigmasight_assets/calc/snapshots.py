@@ -47,20 +47,19 @@ On the first session of the price frame (no previous session) P&L and return are
 Concentration and volatility
 ----------------------------
 Gross weights ``|MV_i| / gross`` over priced positions (each position on its own, lots of the same
-symbol are not merged) give ``hhi``, ``effective_positions = 1/hhi``, ``top3_weight``,
+symbol are not merged) give ``hhi``, ``effective_positions_hhi = 1/hhi``, ``top3_weight``,
 ``top10_weight`` (NaN when gross is 0 or there is no priced position).
 
 ``volatility_{21,63}d`` is the realised volatility of *the day's holdings* held over the last 21 /
-63 sessions ending at ``D`` (what the current book would have done), on simple ``adj_close``
-returns ``r_i,t = P_t / P_{t−1} − 1`` (adjacent sessions, a missing price on either side makes the
-return missing). Only market-priced positions (``PUBLIC``/``OPTIONS`` priced on ``D``) take part:
+63 sessions ending at ``D`` (what the current book would have done), on the simple daily returns
+``r_i,t`` of ``returns_wide`` (a missing return stays missing). Only market-priced positions (``PUBLIC``/``OPTIONS`` priced on ``D``) take part:
 ``PRIVATE`` marks have no return series. With ``w_i = MV_i / G`` (signed; ``G`` = their gross):
 
 * ``c_t = Σ_{i: r_i,t known} |w_i|`` — gross weight with a return on day ``t``;
 * ``r_p,t = Σ_{i: r_i,t known} w_i r_i,t / c_t`` if ``c_t ≥ 0.90`` else missing (renormalised
   over the weight present; a missing return is never treated as 0);
 * ``vol = std(r_p, ddof=1) · √252`` if at least 80 % of the window's days (17 of 21, 51 of 63)
-  have an ``r_p,t``, else NaN. Without ``adj_close_wide`` both columns are NaN.
+  have an ``r_p,t``, else NaN. Without ``returns_wide`` both columns are NaN.
 
 Units: money in USD, returns and weights as decimal fractions, volatility annualised decimal.
 """
@@ -74,9 +73,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .returns import simple_returns
-
 from .concentration import concentration_metrics
+from .frames import upper_values
 
 OPTION_MULTIPLIER = 100.0
 VOL_WINDOWS = (21, 63)
@@ -88,7 +86,7 @@ SNAPSHOT_COLUMNS = [
     "date", "portfolio_id", "equity", "cash", "long_exposure", "short_exposure", "gross_exposure",
     "net_exposure", "daily_pnl", "daily_return", "cumulative_pnl", "cumulative_flows",
     "position_count", "long_count", "short_count", "unpriced_count", "stale_count", "is_partial",
-    "has_stale", "hhi", "effective_positions", "top3_weight", "top10_weight", "volatility_21d",
+    "has_stale", "hhi", "effective_positions_hhi", "top3_weight", "top10_weight", "volatility_21d",
     "volatility_63d",
 ]
 POSITION_VALUE_COLUMNS = [
@@ -105,12 +103,6 @@ def _day_array(values) -> np.ndarray:
     if getattr(s.dt, "tz", None) is not None:
         s = s.dt.tz_localize(None)
     return s.dt.normalize().to_numpy(dtype="datetime64[ns]")
-
-
-def upper_values(values) -> np.ndarray:
-    """``str(v).upper()`` of each value as an object array, computed once per distinct value."""
-    codes, uniques = pd.factorize(pd.Series(values).astype(str), use_na_sentinel=False)
-    return np.array([u.upper() for u in uniques] + [""], dtype=object)[codes]
 
 
 def _as_days(days) -> pd.DatetimeIndex:
@@ -209,7 +201,8 @@ class _Ledger:
         )
 
     def bincount(self, weights: np.ndarray) -> np.ndarray:
-        return np.bincount(self.pcode, weights=weights, minlength=self.n_portfolios)
+        # float even with no position at all (np.bincount of empty weights returns int64 zeros)
+        return np.bincount(self.pcode, weights=weights, minlength=self.n_portfolios).astype(float, copy=False)
 
 
 class _PriceTable:
@@ -321,7 +314,7 @@ def compute_snapshots(
     close_wide: pd.DataFrame,
     days,
     stale_days: int = 5,
-    adj_close_wide: pd.DataFrame | None = None,
+    returns_wide: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Portfolio snapshots and position valuations for a set of days (ledger model in module doc).
 
@@ -346,10 +339,10 @@ def compute_snapshots(
         Partition days; each must be a row of ``close_wide``.
     stale_days : int, default 5
         Largest look-back, in sessions, of a stale close.
-    adj_close_wide : DataFrame, optional
-        ``adj_close`` in the same layout, for the volatility columns (needs 63 sessions of history
-        before each day for a full window). Without it, or for a day missing from its index,
-        volatilities are NaN.
+    returns_wide : DataFrame, optional
+        Simple daily returns by session (index, ascending) × symbol, NaN missing, for the
+        volatility columns (63 sessions ending at each day for a full window). Without it, or for
+        a day missing from its index, volatilities are NaN.
 
     Returns
     -------
@@ -371,21 +364,21 @@ def compute_snapshots(
     prices = _PriceTable(close_wide.set_axis(sessions, axis=0), ledger.symbol, stale_days)
     session_np = sessions.to_numpy(dtype="datetime64[ns]")
 
-    returns = ret_col = adj_sessions = None
-    if adj_close_wide is not None:
-        adj_sessions = _session_index(adj_close_wide, "adj_close_wide")
-        r = simple_returns(adj_close_wide).to_numpy(dtype=float)
+    returns = ret_col = ret_sessions = None
+    if returns_wide is not None:
+        ret_sessions = _session_index(returns_wide, "returns_wide")
+        r = returns_wide.to_numpy(dtype=float)
         wmax = max(VOL_WINDOWS)
         returns = np.full((r.shape[0] + wmax, r.shape[1] + 1), np.nan)
         returns[wmax:, :-1] = r
-        ret_col = adj_close_wide.columns.get_indexer(ledger.symbol)
+        ret_col = returns_wide.columns.get_indexer(ledger.symbol)
         ret_col = np.where(ret_col >= 0, ret_col, r.shape[1])
 
     def flows_cum(day):
         return np.bincount(
             ledger.fcode, weights=np.where(ledger.fdate <= day, ledger.famount, 0.0),
             minlength=ledger.n_portfolios,
-        )
+        ).astype(float, copy=False)
 
     light_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     snaps, pvs = [], []
@@ -416,7 +409,7 @@ def compute_snapshots(
         pi = np.flatnonzero(priced)
         conc = concentration_metrics(ledger.pcode[pi], np.abs(st["mv"][pi]), n_p)
         if returns is not None:
-            vrow = adj_sessions.get_loc(day) if day in adj_sessions else -1
+            vrow = ret_sessions.get_loc(day) if day in ret_sessions else -1
             vol = _volatility(ledger, st, returns, ret_col, vrow)
         else:
             vol = {f"volatility_{w}d": np.full(n_p, np.nan) for w in VOL_WINDOWS}

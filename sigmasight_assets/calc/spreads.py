@@ -10,42 +10,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sigmasight_assets.calc.regression import (
-    BETA_CAP,
-    OK,
-    _aligned_regressors,
-    _aligned_returns,
-    _cap,
-    _concat,
-    _ols_reasons,
-    _validate_params,
-    _window,
-    ols_block,
+from .factors import BETA_CAP, SPREAD_DEFINITIONS, SPREAD_MIN_OBS, SPREAD_WINDOW
+from .frames import (
+    aligned_regressors,
+    aligned_returns,
+    cap_values,
+    concat_columns,
+    trailing_rows,
+    validate_window_params,
 )
-from sigmasight_assets.calc.returns import check_wide_frame, day_positions
+from .regression import OK, ols_block, ols_skip_reasons
+from .returns import check_wide_frame, day_positions
 
 __all__ = [
-    "SPREAD_DEFINITIONS",
-    "SPREAD_WINDOW",
-    "SPREAD_MIN_OBSERVATIONS",
     "SPREAD_RESULT_COLUMNS",
     "SPREAD_SKIPPED_COLUMNS",
     "spread_returns",
     "rolling_spread_betas",
 ]
 
-#: spread factor -> (long ETF, short ETF)
-SPREAD_DEFINITIONS: dict[str, tuple[str, str]] = {
-    "growth_value": ("VUG", "VTV"),
-    "momentum_spread": ("MTUM", "SPY"),
-    "size_spread": ("IWM", "SPY"),
-    "quality_spread": ("QUAL", "SPY"),
-}
-SPREAD_WINDOW = 180
-SPREAD_MIN_OBSERVATIONS = 60
-
 SPREAD_RESULT_COLUMNS = [
-    "date", "symbol", "factor", "beta", "raw_beta", "capped", "alpha", "r_squared", "observations",
+    "date", "symbol", "factor", "beta", "raw_beta", "capped", "intercept", "r_squared", "observations",
 ]
 SPREAD_SKIPPED_COLUMNS = ["date", "symbol", "factor", "reason"]
 
@@ -91,7 +76,7 @@ def rolling_spread_betas(
     spreads_wide: pd.DataFrame,
     days,
     window: int = SPREAD_WINDOW,
-    min_obs: int = SPREAD_MIN_OBSERVATIONS,
+    min_obs: int = SPREAD_MIN_OBS,
     cap: float = BETA_CAP,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rolling univariate OLS beta of every symbol on each spread factor.
@@ -124,11 +109,11 @@ def rolling_spread_betas(
         Columns ``[date, symbol, factor, reason]`` (per spread, since completeness and variance
         can differ between spreads): ``insufficient_history`` or ``constant_regressor``.
     """
-    _validate_params(window, min_obs, cap, least=3)
-    values = _aligned_returns(returns_wide)
+    validate_window_params(window, min_obs, cap, least=3)
+    values = aligned_returns(returns_wide)
     if not isinstance(spreads_wide, pd.DataFrame) or spreads_wide.shape[1] == 0:
         raise ValueError("spreads_wide must be a DataFrame with at least one spread column")
-    x_all = _aligned_regressors(spreads_wide, returns_wide.index, "spreads_wide")
+    x_all = aligned_regressors(spreads_wide, returns_wide.index, "spreads_wide")
     factors = np.asarray([str(c) for c in spreads_wide.columns], dtype=object)
     days, positions = day_positions(returns_wide.index, days)
     symbols = np.asarray(returns_wide.columns, dtype=object)
@@ -139,7 +124,7 @@ def rolling_spread_betas(
     for day, pos in zip(days, positions):
         # One call for all spreads: the symbol-side work is shared between them.
         block = ols_block(
-            _window(values, pos, window), _window(x_all, pos, window), min_obs, inference=False
+            trailing_rows(values, pos, window), trailing_rows(x_all, pos, window), min_obs, inference=False
         )
         # (symbols, factors) arrays raveled row-major: rows come out symbol by symbol.
         status = block.status.ravel()
@@ -150,7 +135,7 @@ def rolling_spread_betas(
         sym = np.repeat(symbols, k)
         fac = np.tile(factors, n_sym)
         ok = status == OK
-        beta, capped = _cap(raw[ok], cap)
+        beta, capped = cap_values(raw[ok], cap)
         res_parts.append({
             "date": np.full(ok.sum(), day.to_datetime64()),
             "symbol": sym[ok],
@@ -158,7 +143,7 @@ def rolling_spread_betas(
             "beta": beta,
             "raw_beta": raw[ok],
             "capped": capped,
-            "alpha": alpha[ok],
+            "intercept": alpha[ok],
             "r_squared": r2[ok],
             "observations": nobs[ok],
         })
@@ -168,9 +153,9 @@ def rolling_spread_betas(
                 "date": np.full(bad.size, day.to_datetime64()),
                 "symbol": sym[bad],
                 "factor": fac[bad],
-                "reason": _ols_reasons(status, nobs, bad, min_obs),
+                "reason": ols_skip_reasons(status, nobs, bad, min_obs),
             })
     return (
-        _concat(res_parts, SPREAD_RESULT_COLUMNS),
-        _concat(skip_parts, SPREAD_SKIPPED_COLUMNS),
+        concat_columns(res_parts, SPREAD_RESULT_COLUMNS),
+        concat_columns(skip_parts, SPREAD_SKIPPED_COLUMNS),
     )

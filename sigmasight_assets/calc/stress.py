@@ -62,20 +62,20 @@ from scipy import sparse
 
 from .concentration import top_k_per_group
 
-from .exposures import _group_codes, _keys, attach_betas
-from .snapshots import upper_values
+from .exposures import attach_betas
+from .factors import FACTOR_ETFS, MARKET_ETF, RATES_ETF, STYLE_ETFS
+from .frames import portfolio_day_codes, portfolio_day_keys, upper_values
 
 SHOCK_FACTOR_TO_ETF: dict[str, str] = {
-    "Market": "SPY",
-    "Interest_Rate": "TLT",
-    "Value": "VTV",
-    "Growth": "VUG",
-    "Momentum": "MTUM",
-    "Quality": "QUAL",
-    "Size": "IWM",
-    "Low_Volatility": "USMV",
+    "Market": MARKET_ETF,
+    "Interest_Rate": RATES_ETF,
+    "Value": STYLE_ETFS["value"],
+    "Growth": STYLE_ETFS["growth"],
+    "Momentum": STYLE_ETFS["momentum"],
+    "Quality": STYLE_ETFS["quality"],
+    "Size": STYLE_ETFS["size"],
+    "Low_Volatility": STYLE_ETFS["low_volatility"],
 }
-FACTOR_ETFS: tuple[str, ...] = ("SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV")
 # Beta applied to each ETF's (mapped) move, aligned with FACTOR_ETFS.
 EXPOSURE_BETAS: tuple[str, ...] = (
     "market", "ir", "value", "growth", "momentum", "quality", "size", "low_volatility",
@@ -303,7 +303,7 @@ def compute_stress(
         by date, scenario, portfolio and rank.
     """
     scns = _normalise_scenarios(scenarios, duration, include_inactive)
-    keys = _keys(snapshots)
+    keys = portfolio_day_keys(snapshots)
     n_g, n_s = len(keys), len(scns)
     covs = covariance_by_date(covariance_long)
 
@@ -312,7 +312,7 @@ def compute_stress(
     priced = pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
         pv["market_value"].to_numpy(dtype=float)
     )
-    g_all = _group_codes(keys, pv)
+    g_all = portfolio_day_codes(keys, pv)
     in_scope = priced & np.isin(cls, ("PUBLIC", "OPTIONS")) & (g_all >= 0)
     pv, g, cls = pv.loc[in_scope].reset_index(drop=True), g_all[in_scope], cls[in_scope]
     beta = attach_betas(pv, position_betas, EXPOSURE_BETAS) if len(pv) else np.empty((0, 8))

@@ -15,7 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..market_data.symbols import is_private_symbol
+from .symbols import is_private_symbol
+
+# Sessions of history a symbol needs before a position holds it: 252 returns = 253 prices.
+LOOKAHEAD_SESSIONS = 253
 
 UNIVERSE_COLUMNS = [
     "date",

@@ -1,20 +1,33 @@
-"""Small helpers shared by the asset modules (range handling, scoped config, metadata)."""
+"""Small helpers shared by the asset modules: run config of scoped runs, the backfill policy,
+partition ranges and metadata rendering."""
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import numpy as np
 import pandas as pd
-from dagster import Config, MetadataValue, TableColumn, TableSchema
+from dagster import (
+    MAX_RUNTIME_SECONDS_TAG,
+    AssetDep,
+    BackfillPolicy,
+    Config,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    TimeWindowPartitionMapping,
+)
 
 from .partitions import partition_days
 
 OWNER = "team:risk-platform"
-# Steps that peak at about a GB per process or more — symbol_metrics, and portfolio_analytics with
-# one chunk worker per core — carry this tag; the daily job's multiprocess executor runs at most one
-# of them at a time (jobs.py), which keeps a year's backfill under 4 GB of RSS on 2 cores.
-MEMORY_HEAVY_TAG = {"sigmasight/memory": "heavy"}
+
+# Partitions per run of a backfill. Every partitioned asset has the same policy, so the runs of a
+# backfill group assets and a day range together; see the README ("Backfills") for the measurement
+# behind the number.
+PARTITIONS_PER_RUN = 21
+BACKFILL_POLICY = BackfillPolicy.multi_run(PARTITIONS_PER_RUN)
 
 
 class ScopeConfig(Config):
@@ -26,8 +39,23 @@ class ScopeConfig(Config):
     symbols: Optional[list[str]] = None
 
 
+class PortfolioScopeConfig(Config):
+    """Run config of the portfolio-level assets.
+
+    ``portfolio_ids``: recompute and replace only these portfolios' rows (a portfolio no longer in
+    the ledger has its rows of the range deleted); empty = the whole partition.
+    """
+
+    portfolio_ids: Optional[list[str]] = None
+
+
+def lookback(asset, n_returns: int) -> AssetDep:
+    """Lineage of a look-back window: day D reads ``asset`` of D-n..D (n returns need n+1 prices)."""
+    return AssetDep(asset, partition_mapping=TimeWindowPartitionMapping(start_offset=-n_returns))
+
+
 def run_days(context) -> pd.DatetimeIndex:
-    """The partition days of this run (one day nightly, a whole range in a single-run backfill)."""
+    """The partition days of this run (one day nightly, a range in a backfill run)."""
     return partition_days(context.partition_keys)
 
 
@@ -35,6 +63,12 @@ def scope_symbols(config: ScopeConfig) -> list[str] | None:
     if not config.symbols:
         return None
     return sorted({s.strip().upper() for s in config.symbols if s and s.strip()})
+
+
+def scope_portfolios(config: PortfolioScopeConfig) -> list[str] | None:
+    if not config.portfolio_ids:
+        return None
+    return sorted({p.strip() for p in config.portfolio_ids if p and p.strip()})
 
 
 def md_table(frame: pd.DataFrame, max_rows: int = 10, floatfmt: str = "{:.4g}") -> MetadataValue:
@@ -90,8 +124,26 @@ def range_metadata(days: pd.DatetimeIndex) -> dict:
     }
 
 
-def write_partitions(wh, table_name: str, frame: pd.DataFrame, start, end, **kwargs) -> int:
-    """:func:`sigmasight_assets.schemas.write_validated` (pandera is imported on first write)."""
-    from .. import schemas
+def range_tags(start: str, end: str) -> dict[str, str]:
+    """Tags of one run over the partition range [start, end]."""
+    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
 
-    return schemas.write_validated(wh, table_name, frame, start, end, **kwargs)
+
+TRIGGER_TAG = "sigmasight/trigger"  # who asked for the run: nightly | new_symbol_sensor | portfolio_ledger_sensor
+REQUEST_TAG = "sigmasight/request"  # the sensor's request id (also the run key)
+ONBOARDING_TAG = "sigmasight/onboarding"  # "symbols" on scoped symbol runs
+KILL_AFTER_ENV = "SIGMASIGHT_KILL_AFTER_MINUTES"
+
+
+def kill_after_tags() -> dict[str, str]:
+    """Opt-in hard limit: ``dagster/max_runtime`` (seconds) on automated runs when
+    ``SIGMASIGHT_KILL_AFTER_MINUTES`` is set. The run-monitoring daemon then *terminates* a run that
+    exceeds it; the default is only a warning (``SIGMASIGHT_MAX_RUNTIME_MINUTES``, see failures.py)."""
+    raw = os.environ.get(KILL_AFTER_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        minutes = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{KILL_AFTER_ENV}={raw!r} is not a number of minutes") from exc
+    return {MAX_RUNTIME_SECONDS_TAG: str(int(minutes * 60))} if minutes > 0 else {}

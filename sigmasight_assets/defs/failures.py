@@ -1,4 +1,4 @@
-"""Operations: failed runs, runs that take too long, and freshness of the nightly partitions.
+"""Operations: failed runs and runs that take too long (freshness: ``freshness.py``).
 
 * ``run_failure_sensor`` records every failed run of this code location (run id, job, partition or
   range, failed steps, error message, time) in the warehouse table ``run_failures`` and logs it; if
@@ -7,14 +7,6 @@
   20, the legacy warning threshold): one ``run_failures`` row of kind ``max_runtime`` per run, a
   warning in the sensor log and the webhook. It never stops the run; an opt-in hard limit is the
   ``dagster/max_runtime`` tag (``SIGMASIGHT_KILL_AFTER_MINUTES``, enforced by run monitoring).
-* Freshness: every nightly asset carries a time-window ``FreshnessPolicy`` (evaluated by the
-  freshness daemon, shown in the UI), and the ``nightly_partition_materialized`` checks — run by
-  ``nightly_freshness_schedule`` at 23:30 New York on weekdays — fail when the latest trading day
-  whose deadline has passed (21:00 + ``SIGMASIGHT_FRESHNESS_GRACE_MINUTES``, default 120) has no
-  materialisation. The check uses the NYSE calendar, so a holiday is never reported as late (the
-  stock time-partition freshness checks would expect the *next* session there, because of
-  ``end_offset=1``).
-
 Provider outages are retried inside the assets (``RetryRequested`` with exponential backoff) and a
 transient warehouse error inside ``Warehouse.replace_partitions``; what still fails lands here.
 """
@@ -26,34 +18,22 @@ import logging
 import os
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetKey,
-    AssetRecordsFilter,
-    AssetSelection,
     DagsterRunStatus,
-    DefaultScheduleStatus,
     DefaultSensorStatus,
-    FreshnessPolicy,
     RunFailureSensorContext,
     RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
-    multi_asset_check,
     run_failure_sensor,
-    schedule,
     sensor,
 )
 
-from .. import calendar, config
-from .partitions import TIMEZONE
+from .. import config
 from .resources import WarehouseResource
 
 log = logging.getLogger(__name__)
@@ -61,32 +41,10 @@ log = logging.getLogger(__name__)
 MAX_RUNTIME_ENV = "SIGMASIGHT_MAX_RUNTIME_MINUTES"
 DEFAULT_MAX_RUNTIME_MINUTES = 20.0
 ALERT_ENV = "SIGMASIGHT_ALERT_WEBHOOK"
-GRACE_ENV = "SIGMASIGHT_FRESHNESS_GRACE_MINUTES"
-DEFAULT_GRACE_MINUTES = 120
-NIGHTLY_HOUR = 21
-
-NIGHTLY_ASSETS = [AssetKey(k) for k in (
-    "symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
-    "factor_covariance", "symbol_metrics", "portfolio_snapshots", "correlations", "aggregated_exposures",
-    "stress_results")]
-
-# Coarse, calendar-free expectation for the UI: a nightly asset is materialised at least every
-# ~3 days (a plain weekend, Fri 21:00 → Mon 21:00, is 72 h) and must not go 4 days (the longest
-# regular closure, a holiday next to a weekend, is 96 h) — plus 2 h for the run itself.
-NIGHTLY_FRESHNESS_POLICY = FreshnessPolicy.time_window(fail_window=timedelta(hours=98),
-                                                       warn_window=timedelta(hours=74))
-
-
-def _env_float(name: str, default: float) -> float:
-    return config.positive_number(name, default, cast=float, noun="a number of minutes")
 
 
 def max_runtime_minutes() -> float:
-    return _env_float(MAX_RUNTIME_ENV, DEFAULT_MAX_RUNTIME_MINUTES)
-
-
-def grace_minutes() -> float:
-    return _env_float(GRACE_ENV, DEFAULT_GRACE_MINUTES)
+    return config.positive_number(MAX_RUNTIME_ENV, DEFAULT_MAX_RUNTIME_MINUTES, cast=float, noun="a number of minutes")
 
 
 # -- recording and alerting ------------------------------------------------------------------------
@@ -233,77 +191,4 @@ def long_run_sensor(context: SensorEvaluationContext, warehouse: WarehouseResour
                         cursor=cursor)
 
 
-# -- freshness of the nightly partitions -----------------------------------------------------------
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def expected_nightly_partition(now: datetime | None = None) -> str:
-    """The latest trading day whose nightly deadline (21:00 New York + grace) has passed at ``now``."""
-    now = pd.Timestamp(now or _now())
-    local = now.tz_convert(TIMEZONE) if now.tzinfo else now.tz_localize("UTC").tz_convert(TIMEZONE)
-    deadline_offset = pd.Timedelta(hours=NIGHTLY_HOUR) + pd.Timedelta(minutes=grace_minutes())
-    day = (local - deadline_offset).tz_localize(None).normalize()
-    sess = calendar.sessions_back(day, 1)
-    return sess[-1].date().isoformat()
-
-
-@multi_asset_check(
-    name="nightly_partition_materialized",
-    specs=[AssetCheckSpec("nightly_partition_materialized", asset=key,
-                          description="The latest trading day whose nightly deadline (21:00 New York + "
-                                      "SIGMASIGHT_FRESHNESS_GRACE_MINUTES, default 120) has passed is materialised.")
-           for key in NIGHTLY_ASSETS],
-    can_subset=True,
-    description="Freshness of the nightly partitions against the NYSE calendar (holidays are not late).",
-)
-def nightly_partition_materialized(context):
-    expected = expected_nightly_partition()
-    # Inside a run of (other, older) partitions — e.g. an asset backfill launched from the UI that
-    # pulled the check in — lateness of today's partition is information, not that run's failure.
-    tags = context.run.tags
-    in_partition_run = "dagster/partition" in tags or "dagster/asset_partition_range_start" in tags
-    severity = AssetCheckSeverity.WARN if in_partition_run else AssetCheckSeverity.ERROR
-    for check_key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.to_user_string()):
-        key = check_key.asset_key
-        found = context.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[expected]), limit=1).records
-        passed = bool(found)
-        meta = {"expected_partition": expected}
-        if found:
-            meta["materialized_at"] = datetime.fromtimestamp(found[0].timestamp, tz=timezone.utc).isoformat()
-        yield AssetCheckResult(
-            asset_key=key,
-            check_name="nightly_partition_materialized",
-            passed=passed,
-            severity=severity,
-            description=(f"partition {expected} is materialised" if passed else
-                         f"partition {expected} is overdue: not materialised by its nightly deadline "
-                         "(fill it with a backfill, README Operations / Backfills)"),
-            metadata=meta,
-        )
-
-
-nightly_freshness_job = define_asset_job(
-    "nightly_freshness_checks",
-    selection=AssetSelection.checks(nightly_partition_materialized),
-    description="Evaluates nightly_partition_materialized on every nightly asset (no asset is materialised).",
-)
-
-
-@schedule(
-    name="nightly_freshness_schedule",
-    cron_schedule="30 23 * * 1-5",
-    execution_timezone=TIMEZONE,
-    job=nightly_freshness_job,
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="23:30 America/New_York, Monday–Friday: checks that the day's nightly partitions arrived.",
-)
-def nightly_freshness_schedule(context):
-    return {}
-
-
 SENSORS = [run_failure_sensor, long_run_sensor]
-SCHEDULES = [nightly_freshness_schedule]
-JOBS = [nightly_freshness_job]
-ASSET_CHECKS = [nightly_partition_materialized]

@@ -1,62 +1,86 @@
-"""Jobs and in-process helpers to materialise partition ranges (used by the CLI demo and tests)."""
+"""Jobs: the daily graph (nightly run and the job route of backfills) and the removal of a
+portfolio's rows.
 
-from __future__ import annotations
-
-from dagster import AssetSelection, define_asset_job, materialize, multi_or_in_process_executor
-
-from . import failures
-from .common import MEMORY_HEAVY_TAG
-
-# The executor of the daily job: Dagster's default (multiprocess, one step per core; `in_process` on
-# request, as the sensors ask), except that a multiprocess run executes at most one memory-heavy step
-# at a time. symbol_metrics and portfolio_analytics (whose chunk workers already use every core)
-# would otherwise overlap at the end of the symbol phase and together pass 4 GB on a year's
-# backfill. An executor, not run config: a job with its own run config refuses backfills that are
-# launched with run config ("partition-scoped and backfill-scoped run config").
-MEMORY_LIMITS = [{"key": k, "value": v, "limit": 1} for k, v in MEMORY_HEAVY_TAG.items()]
+Parallelism belongs to Dagster's runs: a long backfill becomes runs of at most
+``PARTITIONS_PER_RUN`` partitions that the run queue executes side by side (``dagster.yaml``). Each
+run executes its steps one after another in one process (``in_process_or_multiprocess`` executor):
+the run is the unit of parallelism, and one process per run imports the code once and keeps the
+run's price window for all of its steps. ``execution: {config: {multiprocess: {}}}`` still gives a
+run one process per step.
+"""
 
 
-def _memory_limited(config):
+from dagster import (
+    AssetSelection,
+    Config,
+    OpExecutionContext,
+    define_asset_job,
+    job,
+    multi_or_in_process_executor,
+    op,
+)
+
+from ..pipelines.portfolio import delete_portfolio_rows
+from . import freshness
+from .common import PARTITIONS_PER_RUN
+from .resources import WarehouseResource
+
+# Runs of the daily job carry this tag; dagster.yaml lets one run per value execute at a time. A job
+# backfill's runs are independent ranges of the whole graph whose look-back windows read the
+# previous range: queued in date order and executed one after another, each reads what the one
+# before stored. (Backfills of assets — the CLI route and the asset graph — are ordered by Dagster
+# itself and are not limited by this tag.)
+SERIAL_TAG = {"sigmasight/serial": "daily_risk_graph"}
+
+
+def _in_process_unless_asked(config):
     config = dict(config or {})
-    if "in_process" in config:
-        return config
-    multiprocess = dict(config.get("multiprocess") or {})
-    multiprocess.setdefault("tag_concurrency_limits", MEMORY_LIMITS)
-    return {"multiprocess": multiprocess}
+    if config.get("multiprocess") is not None:
+        return {"multiprocess": config["multiprocess"]}
+    return {"in_process": config.get("in_process") or {}}
 
 
-daily_executor = multi_or_in_process_executor.configured(_memory_limited, name="memory_limited_executor")
+run_executor = multi_or_in_process_executor.configured(_in_process_unless_asked, name="in_process_or_multiprocess")
 
-# The whole graph for a partition (or a range, as one run): what the nightly schedule launches.
-# Its partitions are those of the selected assets (all share `trading_days`). The freshness check
-# is left out: it judges *today's* lateness and has its own schedule, so it must not run inside
-# backfills of old days.
+# The whole graph for a partition (or a range): what the nightly schedule launches and what a
+# backfill from the job's page runs. The freshness check is left out: it judges *today's* lateness
+# and has its own schedule, so it must not run inside backfills of old days.
 daily_graph_job = define_asset_job(
     "daily_risk_graph",
     selection=AssetSelection.all()
     - AssetSelection.assets("portfolios")
-    - AssetSelection.checks(failures.nightly_partition_materialized),
-    executor_def=daily_executor,
-    description="Materialise every partitioned asset (market data → symbol analytics → portfolio analytics) for a trading day or range.",
+    - AssetSelection.checks(freshness.nightly_partition_materialized),
+    executor_def=run_executor,
+    run_tags=SERIAL_TAG,
+    description=(
+        "Materialise every partitioned asset (market data → symbol analytics → portfolio analytics) for a "
+        "trading day or the selected days. A backfill from this job covers exactly the days selected, in "
+        f"runs of at most {PARTITIONS_PER_RUN} days executed one after another in date order; for long "
+        "histories use `sigmasight backfill` (parallel runs, README: Backfills)."
+    ),
 )
 
 
-def range_tags(start: str, end: str) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+class RemovePortfoliosConfig(Config):
+    """``portfolio_ids``: portfolios removed from the ledger whose analytics rows are to be deleted."""
+
+    portfolio_ids: list[str]
 
 
-def materialize_range(start: str, end: str, instance=None, selection=None, run_config=None, resources=None,
-                      raise_on_error: bool = True):
-    """Materialise ``selection`` (default all partitioned assets) over [start, end] in one run."""
-    from ..definitions import defs
+@op(description="Delete every row (all days) of the given portfolios from every portfolio table, in one "
+                "transaction.")
+def delete_portfolio_analytics(context: OpExecutionContext, config: RemovePortfoliosConfig,
+                               warehouse: WarehouseResource) -> dict:
+    deleted = delete_portfolio_rows(warehouse.get(), config.portfolio_ids)
+    context.log.info(f"removed portfolios {sorted(config.portfolio_ids)}: rows deleted {deleted}")
+    return deleted
 
-    assets = [a for a in defs.assets if getattr(a, "partitions_def", None) is not None]
-    return materialize(
-        assets,
-        instance=instance,
-        selection=selection,
-        run_config=run_config,
-        resources=resources or defs.resources,
-        tags=range_tags(start, end),
-        raise_on_error=raise_on_error,
-    )
+
+@job(name="remove_portfolio_rows", executor_def=run_executor,
+     description="Deletes the analytics rows of portfolios removed from the ledger (requested by "
+                 "portfolio_ledger_sensor).")
+def remove_portfolios_job():
+    delete_portfolio_analytics()
+
+
+JOBS = [daily_graph_job, remove_portfolios_job]

@@ -14,7 +14,12 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-_PRIVATE_ID = re.compile(r"^EQ[A-F0-9]{8,}$")
+# The classification the maths needs lives in calc (the bottom layer); re-exported here for the
+# providers and the ledger loader.
+from ..calc.symbols import is_private_symbol
+
+__all__ = ["OptionContract", "classify", "is_private_symbol", "is_valid_public_symbol", "option_expiries",
+           "parse_occ", "stable_hash"]
 _OCC = re.compile(r"^(?P<root>[A-Z][A-Z0-9.]{0,5})(?P<yy>\d{2})(?P<mm>\d{2})(?P<dd>\d{2})(?P<cp>[CP])(?P<strike>\d{8})$")
 _PUBLIC = re.compile(r"^[A-Z0-9][A-Z0-9.\-^=]{0,14}$")
 
@@ -26,10 +31,6 @@ class OptionContract:
     expiry: date
     option_type: str  # "C" or "P"
     strike: float
-
-
-def is_private_symbol(symbol: str) -> bool:
-    return "_" in symbol or bool(_PRIVATE_ID.match(symbol))
 
 
 def parse_occ(symbol: str) -> OptionContract | None:

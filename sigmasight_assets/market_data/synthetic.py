@@ -54,7 +54,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from .. import calendar
-from ..config import FACTOR_ETFS
+from ..calc.factors import FACTOR_ETFS
 from .base import PRICE_COLUMNS, VALUATION_COLUMNS, FetchResult, empty_frame
 from .symbols import is_private_symbol, parse_occ, stable_hash
 

@@ -37,3 +37,10 @@ def read_ledger(wh: Warehouse, portfolio_ids=None) -> tuple[pd.DataFrame, pd.Dat
     pos = wh.read("positions", keys=portfolio_ids, key_column="portfolio_id")
     flows = wh.read("capital_flows", keys=portfolio_ids, key_column="portfolio_id")
     return books, pos, flows
+
+
+def remove_ledger(wh: Warehouse, portfolio_ids) -> dict[str, int]:
+    """Delete the ledgers (portfolio, positions, capital flows) of ``portfolio_ids`` in one
+    transaction; returns the rows deleted per table. Their analytics rows are left to the
+    ``remove_portfolio_rows`` job (the ledger sensor requests it)."""
+    return wh.delete_keys(("portfolios", "positions", "capital_flows"), list(portfolio_ids))

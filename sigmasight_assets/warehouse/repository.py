@@ -12,17 +12,21 @@ import io
 import time
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, and_, delete, event, func, select, text
+from sqlalchemy import Table, and_, delete, func, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer
 
 from .engine import engine_for
-from .schema import TABLES, metadata
+from .schema import TABLES
+from .versions import ensure_current
+
+# Warehouses whose schema version this process has checked (``create_all`` runs in every step).
+_CHECKED: set[str] = set()
 
 _IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 INSERT_CHUNK = 250_000
@@ -41,6 +45,20 @@ class Replacement:
     extra_filter: dict | None = None
 
 
+@dataclass(frozen=True)
+class StagedReplacement:
+    """One table's partition range (optionally scoped to keys) whose new rows arrive in parts: each
+    part is a function returning a frame, called one at a time inside the write, so the rows of a
+    large replacement never need to be in memory together."""
+
+    table: str
+    parts: Sequence[Callable[[], pd.DataFrame]]
+    start: date
+    end: date
+    keys: Sequence[str] | None = None
+    key_column: str | None = None
+
+
 class Warehouse:
     """The analytics warehouse behind one SQLAlchemy URL."""
 
@@ -53,7 +71,13 @@ class Warehouse:
         return self.engine.dialect.name
 
     def create_all(self) -> None:
-        metadata.create_all(self.engine)
+        """Create a new warehouse (stamped with the current schema version) or check an existing
+        one's version: an older or newer warehouse raises ``versions.WarehouseSchemaError`` with
+        one line naming the upgrade command. Checked once per process and URL."""
+        if self.url in _CHECKED:
+            return
+        ensure_current(self.engine)
+        _CHECKED.add(self.url)
 
     def table(self, name: str) -> Table:
         try:
@@ -115,21 +139,63 @@ class Warehouse:
                 time.sleep(0.5 * 2**attempt)
         return []  # pragma: no cover
 
+    def replace_staged(self, items: Sequence[StagedReplacement], retries: int = 3) -> list[int]:
+        """:meth:`replace_many` for rows that arrive in parts: in one transaction, delete each
+        item's scope, then insert its parts one after another. A part outside its scope raises and
+        rolls everything back, so the warehouse keeps its previous rows. Returns rows inserted per
+        item."""
+        for attempt in range(retries + 1):
+            try:
+                counts = []
+                with self.engine.begin() as conn:
+                    items_sorted = sorted(items, key=lambda it: it.table)
+                    for it in items_sorted:
+                        self._lock_partitions(conn, self.table(it.table), pd.Timestamp(it.start).date(),
+                                              pd.Timestamp(it.end).date())
+                    for it in items:
+                        table, start, end, keys, key_column = self._scope(it.table, it.start, it.end, it.keys,
+                                                                          it.key_column)
+                        cond = and_(table.c.date >= start, table.c.date <= end)
+                        if keys is None:
+                            conn.execute(delete(table).where(cond))
+                        else:
+                            for i in range(0, len(keys), _IN_CHUNK):
+                                conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
+                        n = 0
+                        for part in it.parts:
+                            _t, frame, *_ = self._prepare(Replacement(it.table, part(), it.start, it.end, it.keys,
+                                                                      it.key_column))
+                            self._bulk_insert(conn, table, frame)
+                            n += len(frame)
+                            del frame
+                        counts.append(n)
+                return counts
+            except OperationalError as exc:
+                if attempt == retries or not _is_transient(exc):
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        return []  # pragma: no cover
+
+    def _scope(self, table_name: str, start, end, keys, key_column):
+        """(table, first date, last date, keys as a list or None, key column) of a replacement."""
+        table = self.table(table_name)
+        if keys is not None:
+            keys = list(keys)
+            key_column = key_column or ("symbol" if "symbol" in table.c else "portfolio_id")
+        return table, pd.Timestamp(start).date(), pd.Timestamp(end).date(), keys, key_column
+
     def _prepare(self, item: "Replacement"):
         """(table, conformed frame, start, end, keys, key column) after the scope checks."""
-        table = self.table(item.table)
+        table, start, end, keys, key_column = self._scope(item.table, item.start, item.end, item.keys,
+                                                          item.key_column)
         frame = _conform(table, item.frame)
-        start, end = pd.Timestamp(item.start).date(), pd.Timestamp(item.end).date()
         if len(frame):
             fmin, fmax = frame["date"].min().date(), frame["date"].max().date()
             if fmin < start or fmax > end:
                 raise ValueError(
                     f"{item.table}: rows dated {fmin}..{fmax} fall outside the partition range {start}..{end}"
                 )
-        keys, key_column = item.keys, item.key_column
         if keys is not None:
-            keys = list(keys)
-            key_column = key_column or ("symbol" if "symbol" in table.c else "portfolio_id")
             outside = set(frame[key_column]) - set(keys) if len(frame) else set()
             if outside:
                 raise ValueError(f"{item.table}: rows for {sorted(outside)[:5]} outside the scoped keys")
@@ -158,6 +224,20 @@ class Warehouse:
         for i in range(0, len(values), _IN_CHUNK):
             conn.execute(delete(table).where(table.c[column].in_(values[i : i + _IN_CHUNK])))
 
+    def delete_keys(self, table_names: Sequence[str], keys: Sequence[str], key_column: str = "portfolio_id") -> dict[str, int]:
+        """Delete every row (all dates) whose ``key_column`` is in ``keys`` from each table, in one
+        transaction; returns the rows deleted per table."""
+        keys = list(keys)
+        out: dict[str, int] = {}
+        with self.engine.begin() as conn:
+            for name in sorted(table_names):
+                table = self.table(name)
+                n = 0
+                for i in range(0, len(keys), _IN_CHUNK):
+                    n += conn.execute(delete(table).where(table.c[key_column].in_(keys[i : i + _IN_CHUNK]))).rowcount
+                out[name] = int(n)
+        return out
+
     def insert(self, conn: Connection, table_name: str, frame: pd.DataFrame) -> int:
         """Within the caller's transaction: bulk-insert ``frame`` (validated against the table)."""
         table = self.table(table_name)
@@ -185,37 +265,6 @@ class Warehouse:
             else:
                 rows = _python_rows(table, part, iso_dates=False)
                 conn.execute(table.insert(), [dict(zip(cols, r)) for r in rows])
-
-    # -- SQLite WAL checkpoints ---------------------------------------------------------------------
-    def defer_checkpoints(self) -> None:
-        """SQLite: commits of this process's connections no longer copy the WAL back into the
-        database file (``wal_autocheckpoint = 0``); another process calls :meth:`checkpoint`.
-
-        A commit normally checkpoints once the WAL passes 1,000 pages: the committing writer copies
-        every page it wrote a second time while it still holds SQLite's only write lock. Parallel
-        chunk writers defer that to their coordinator, which checkpoints between chunks (mostly
-        without blocking them). No-op on other databases.
-        """
-        if self.dialect != "sqlite" or event.contains(self.engine, "connect", _no_autocheckpoint):
-            return
-        self.engine.dispose()  # pooled connections would keep the old setting
-        event.listen(self.engine, "connect", _no_autocheckpoint)
-
-    def checkpoint(self) -> None:
-        """SQLite: copy committed WAL pages into the database file and empty the WAL.
-
-        First ``PASSIVE`` (copies what it can without waiting for or blocking anyone), then
-        ``TRUNCATE``: it waits (busy timeout) for the current writer and for readers of old
-        snapshots, copies the few pages written meanwhile and truncates the WAL to zero bytes.
-        Without that last step the WAL is only restarted when a writer finds no reader at all —
-        with workers reading and writing all the time it grew to 11 GB within 16 portfolio
-        chunks, pushing the database out of the page cache.
-        """
-        if self.dialect != "sqlite":
-            return
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # -- reads ------------------------------------------------------------------------------------
     def read(
@@ -335,12 +384,6 @@ class Warehouse:
         with self.engine.connect() as conn:
             res = conn.execute(text(sql), params)
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-
-
-def _no_autocheckpoint(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA wal_autocheckpoint=0")
-    cur.close()
 
 
 def _lock_key(table_name: str) -> int:

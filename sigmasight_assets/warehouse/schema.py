@@ -132,12 +132,14 @@ symbol_status = _asset_table(
 
 
 # --- symbol analytics -----------------------------------------------------------------------------
-def _regression_columns() -> list[Column]:
+def _regression_columns(fit_parameter: str) -> list[Column]:
+    """Columns of a factor-beta table; ``fit_parameter`` is ``intercept`` (OLS: the fitted daily
+    intercept) or ``ridge_penalty`` (ridge: the penalty the fit used)."""
     return [
         Column("beta", Float),  # capped to ±5
         Column("raw_beta", Float),
         Column("capped", Boolean),
-        Column("alpha", Float),  # OLS intercept (daily return) or, for ridge, the penalty
+        Column(fit_parameter, Float),
         Column("r_squared", Float),
         Column("std_error", Float),
         Column("p_value", Float),
@@ -149,7 +151,7 @@ symbol_betas = _asset_table(
     "symbol_betas",
     "symbol",
     Column("factor", String(32), nullable=False),  # market | ir | provider
-    *_regression_columns(),
+    *_regression_columns("intercept"),
     extra_key="factor",
 )
 
@@ -157,7 +159,7 @@ ridge_factors = _asset_table(
     "ridge_factors",
     "symbol",
     Column("factor", String(32), nullable=False),  # value | growth | momentum | quality | size | low_volatility
-    *_regression_columns(),
+    *_regression_columns("ridge_penalty"),
     extra_key="factor",
 )
 
@@ -165,7 +167,7 @@ spread_factors = _asset_table(
     "spread_factors",
     "symbol",
     Column("factor", String(32), nullable=False),  # growth_value | momentum_spread | size_spread | quality_spread
-    *_regression_columns(),
+    *_regression_columns("intercept"),
     extra_key="factor",
 )
 
@@ -213,7 +215,7 @@ portfolio_snapshots = _asset_table(
                                                    "unpriced_count", "stale_count")],
     Column("is_partial", Boolean, nullable=False),
     Column("has_stale", Boolean, nullable=False),
-    *[Column(c, Float) for c in ("hhi", "effective_positions", "top3_weight", "top10_weight",
+    *[Column(c, Float) for c in ("hhi", "effective_positions_hhi", "top3_weight", "top10_weight",
                                  "volatility_21d", "volatility_63d")],
 )
 
@@ -226,7 +228,7 @@ correlations = _asset_table(
     Column("n_pairs", Integer, nullable=False),
     Column("n_pairs_insufficient", Integer, nullable=False),
     Column("avg_correlation", Float),
-    Column("effective_positions", Float),
+    Column("effective_positions_corr", Float),
     Column("psd_repaired", Boolean, nullable=False),
     Column("min_eigenvalue", Float),
 )
@@ -280,6 +282,16 @@ run_failures = Table(
 )
 Index("ix_run_failures_occurred_at", run_failures.c.occurred_at)
 
+# The warehouse's schema version: one row per version the warehouse was created at or upgraded to
+# (``warehouse/versions.py``); the current version is the largest. Not an asset table.
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", DateTime(timezone=False), nullable=False),  # UTC
+    Column("description", Text, nullable=False),
+)
+
 
 # Column descriptions, shown in the Dagster UI's column schema (``comment`` on each column).
 COLUMN_DOCS = {
@@ -304,7 +316,8 @@ COLUMN_DOCS = {
     "week52_low": "52-week low (USD): provider's, else min over 252 stored sessions (≥ 200 obs).",
     "market_cap": "Market capitalisation (USD).", "dividend_yield": "Dividend yield (decimal, 0.02 = 2 %).",
     "beta": "Exposure, capped to ±5.", "raw_beta": "Exposure before the cap.", "capped": "The cap applied.",
-    "alpha": "OLS intercept (daily return); for ridge rows, the penalty α.",
+    "intercept": "Fitted daily intercept α of r = α + β·x (decimal return per day; OLS, unconstrained fit).",
+    "ridge_penalty": "Ridge penalty α on the standardised scale that the fit used (not an intercept).",
     "r_squared": "Model r² on the window.", "std_error": "Standard error of the slope (OLS).",
     "p_value": "Two-sided p-value of the slope (OLS, t with n−2 dof).",
     "observations": "Complete cases in the window.",
@@ -318,7 +331,10 @@ COLUMN_DOCS = {
     "cumulative_flows": "Σ capital flows to date (USD).",
     "unpriced_count": "Active positions without a price within 5 sessions (never valued at 0).",
     "is_partial": "Some active position is unpriced.", "has_stale": "Some position priced from an older close.",
-    "hhi": "Herfindahl index of gross weights.", "effective_positions": "Effective number of positions.",
+    "hhi": "Herfindahl index of gross weights.",
+    "effective_positions_hhi": "Effective number of positions by gross weight: 1 / hhi (ignores correlations).",
+    "effective_positions_corr": "Correlation-adjusted effective number of positions: (Σ|MV|)² / (|MV|ᵀ R |MV|) over the "
+                                "matrix's holdings (= 1/HHI when R = I, 1 when all ρ = 1).",
     "volatility_21d": "Annualised realised volatility over 21 sessions.",
     "volatility_63d": "Annualised realised volatility over 63 sessions.",
     "exposure_dollar": "Σ MV·β over public positions with a β (USD per unit factor return).",

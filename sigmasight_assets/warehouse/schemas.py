@@ -1,7 +1,9 @@
-"""Pandera schemas for the frames each asset writes (validated before every warehouse write).
+"""Pandera schemas for the frames each asset writes, and the one validated write path.
 
-A frame that fails its schema is a bug in our code or a provider returning garbage: the run fails
-before anything is written, so the warehouse keeps the last good data.
+:func:`write_validated` / :func:`write_validated_many` validate every frame with its table's schema,
+then replace the partitions (``Warehouse.replace_many``: delete-then-insert in one transaction). A
+frame that fails its schema is a bug in our code or a provider returning garbage: the write fails
+before anything is deleted, so the warehouse keeps the last good data.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import replace
 
 from pandera.pandas import Check, Column, DataFrameSchema
 
-from .warehouse import Replacement
+from .repository import Replacement
 
 _date = Column("datetime64[ns]", nullable=False)
 _key = Column(str, Check.str_length(1, 64), nullable=False)
@@ -119,7 +121,7 @@ def _regression(table):
 
 
 def _build():
-    from .warehouse import schema as t
+    from . import schema as t
 
     return {
         "symbol_betas": _regression(t.symbol_betas),

@@ -1,0 +1,41 @@
+"""``sigmasight``: the command line for domain tasks Dagster does not do.
+
+One module per command group: ``portfolios`` (load-portfolios, list, remove-portfolios), ``results``
+(show, symbol-status), ``demo``, ``backfill`` (a backfill submitted to the Dagster daemon) and
+``warehouse`` (schema version, upgrade). Dagster itself (``dagster dev``, the daemon) does
+orchestration.
+
+Every command reads the warehouse of ``--database-url`` / ``SIGMASIGHT_DATABASE_URL`` (default the
+embedded SQLite file under ``$DAGSTER_HOME``). Long operations show a progress bar on a terminal
+(``--progress`` forces it, ``--no-progress`` hides it).
+"""
+
+from __future__ import annotations
+
+import click
+
+from .backfill import backfill
+from .demo import demo
+from .portfolios import list_portfolios, load_portfolios, remove_portfolios
+from .results import show, symbol_status
+from .warehouse import warehouse
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """SigmaSight Assets: daily portfolio risk analytics on Dagster.
+
+    \b
+    Portfolios:  load-portfolios, list, remove-portfolios
+    Results:     show PORTFOLIO_ID, symbol-status SYMBOL...
+    History:     backfill --from D1 --to D2 (runs for the Dagster daemon)
+    Warehouse:   warehouse version, warehouse upgrade
+    End to end:  demo
+    Orchestration (materialise, lineage, checks) is Dagster's: `dagster dev -w workspace.yaml`.
+    """
+
+
+for command in (load_portfolios, list_portfolios, remove_portfolios, show, symbol_status, demo, backfill, warehouse):
+    main.add_command(command)
+
+__all__ = ["main"]

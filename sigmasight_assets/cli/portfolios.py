@@ -1,0 +1,174 @@
+"""``load-portfolios``, ``list`` and ``remove-portfolios``: the portfolio ledger."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from ..ledger import LedgerValidationError, parse_ledger
+from .common import (BACKFILL_HINT, DATABASE_URL_HELP, PROGRESS_HELP, day, first_date, open_warehouse, progress_bar,
+                     render_table, sample_files, short_list)
+
+
+# -- load-portfolios --------------------------------------------------------------------------------
+@click.command("load-portfolios")
+@click.argument("positions", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--flows", type=click.Path(dir_okay=False, path_type=Path), help="Capital flows CSV.")
+@click.option("--sample", is_flag=True, help="Load the sample portfolios shipped with the package.")
+@click.option("--database-url", envvar="SIGMASIGHT_DATABASE_URL", help=DATABASE_URL_HELP)
+@click.option("--progress/--no-progress", default=None, help=PROGRESS_HELP)
+def load_portfolios(positions: Path | None, flows: Path | None, sample: bool, database_url: str | None,
+                    progress: bool | None = None) -> None:
+    """Validate a positions CSV (and capital flows CSV) and load it into the warehouse.
+
+    Every problem is reported with file, row and field; if there is any, nothing is loaded (exit
+    code 2). After loading, a validation report: positions by portfolio and class, and warnings —
+    symbols the latest symbol_universe partition does not know yet (they are fetched once the
+    universe and prices are materialised for that day), private assets (never fetched), expired
+    options, and history the warehouse has not been backfilled for.
+    """
+    if sample:
+        positions, flows = sample_files()
+    if positions is None:
+        raise click.UsageError("give a POSITIONS file or --sample")
+    from ..warehouse.ledger import read_ledger, store_ledger
+
+    with progress_bar(4, "load-portfolios", progress) as bar:
+        bar.set_postfix_str("reading the warehouse")
+        wh = open_warehouse(database_url)
+        already = set(read_ledger(wh)[0]["portfolio_id"])
+        bar.update()
+        bar.set_postfix_str(f"validating {positions.name}")
+        try:
+            ledger = parse_ledger(positions, flows, already_loaded=already)
+        except LedgerValidationError as exc:
+            bar.close()
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        bar.update()
+        bar.set_postfix_str("storing")
+        counts = store_ledger(wh, ledger)
+        bar.update()
+        bar.set_postfix_str("checking against the warehouse")
+        report = ledger_report(wh, ledger.portfolios, ledger.positions)
+        bar.update()
+    click.echo(
+        f"loaded {counts['portfolios']} portfolio(s), {counts['positions']} position(s), "
+        f"{counts['capital_flows']} capital flow(s) from {positions}"
+    )
+    click.echo(report)
+
+
+def ledger_report(wh, books: pd.DataFrame, pos: pd.DataFrame) -> str:
+    """Counts by portfolio and investment class, and the warnings a data engineer should act on."""
+    from ..ledger import private_symbols
+
+    latest = wh.latest_date("symbol_universe")
+    first = first_date(wh, "symbol_universe")
+    names = dict(zip(books["portfolio_id"], books["name"])) if len(books) else {}
+    live = pos[~pos["deleted"].astype(bool)] if len(pos) else pos
+    as_of = pd.Timestamp(latest) if latest else pd.Timestamp.today().normalize()
+    exit_dates = pd.to_datetime(live["exit_date"])
+    open_mask = exit_dates.isna() | (exit_dates > as_of)
+    rows = []
+    for pid in sorted(set(books["portfolio_id"]) | set(pos["portfolio_id"])):
+        p_all = pos[pos["portfolio_id"] == pid]
+        p = live[live["portfolio_id"] == pid]
+        by_class = p["investment_class"].value_counts()
+        rows.append([
+            pid, names.get(pid, ""), int(by_class.get("PUBLIC", 0)), int(by_class.get("OPTIONS", 0)),
+            int(by_class.get("PRIVATE", 0)), len(p_all), int(open_mask[p.index].sum()),
+            len(p) - int(open_mask[p.index].sum()), len(p_all) - len(p), p["symbol"].nunique(),
+            day(pd.to_datetime(p["entry_date"]).min()) if len(p) else "—",
+        ])
+    lines = ["positions by portfolio and class" + (f" (open/exited as of {day(as_of)})" if latest else "") + ":",
+             render_table(rows, ["portfolio", "name", "PUBLIC", "OPTIONS", "PRIVATE", "positions", "open", "exited",
+                                 "deleted", "symbols", "first entry"], "llrrrrrrrrl")]
+
+    warnings: list[str] = []
+    private = private_symbols(live)
+    market = live[~live["symbol"].isin(private)]
+    held_open = market[open_mask[market.index]]
+    expired = set()
+    if len(market) and "expiration" in market:
+        exp = pd.to_datetime(market["expiration"])
+        expired = set(market.loc[exp.notna() & (exp < as_of), "symbol"])
+    wanted = set(held_open["symbol"]) - expired
+    if latest is None:
+        if wanted:
+            warnings.append(
+                f"symbol_universe has no partition yet: {len(wanted)} market symbol(s) will be fetched by the first "
+                f"run — {BACKFILL_HINT}")
+    else:
+        uni = wh.read("symbol_universe", latest, latest, keys=sorted(wanted), columns=["symbol"])
+        unknown = wanted - set(uni["symbol"])
+        if unknown:
+            warnings.append(
+                f"{len(unknown)} symbol(s) not in the latest symbol_universe partition ({day(latest)}): "
+                f"{short_list(unknown)} — status `pending` until symbol_universe and prices are materialised for "
+                f"that day (the nightly run, or a scoped run with `symbols: [...]`); see `sigmasight symbol-status`")
+        early = live[pd.to_datetime(live["entry_date"]) < pd.Timestamp(first)] if first is not None else live.iloc[0:0]
+        if len(early):
+            by_pf = early.groupby("portfolio_id")["entry_date"].min()
+            detail = ", ".join(f"{k} from {day(v)}" for k, v in by_pf.items())
+            warnings.append(
+                f"positions entered before the warehouse's first symbol_universe partition ({day(first)}): {detail} — "
+                f"their history is not computed until it is backfilled; {BACKFILL_HINT}")
+    if private:
+        warnings.append(f"{len(private)} private asset(s), valued at their manual value and never sent to a market "
+                        f"data provider: {short_list(private)}")
+    if expired:
+        warnings.append(f"{len(expired)} option(s) past expiration (inactive, never fetched): {short_list(expired)}")
+    if warnings:
+        lines.append("warnings:")
+        lines += [f"  - {w}" for w in warnings]
+    else:
+        lines.append("warnings: none")
+    return "\n".join(lines)
+
+
+# -- list -------------------------------------------------------------------------------------------
+@click.command("list")
+@click.option("--database-url", envvar="SIGMASIGHT_DATABASE_URL", help=DATABASE_URL_HELP)
+def list_portfolios(database_url: str | None) -> None:
+    """List the loaded portfolios with their position counts."""
+    from ..warehouse.ledger import read_ledger
+
+    books, pos, flows = read_ledger(open_warehouse(database_url))
+    if books.empty:
+        click.echo("no portfolios loaded (try: sigmasight load-portfolios --sample)")
+        return
+    counts = pos.groupby("portfolio_id").agg(positions=("position_id", "size"), symbols=("symbol", "nunique"),
+                                             first_entry=("entry_date", "min"))
+    out = books.set_index("portfolio_id")[["name"]].join(counts)
+    out["net_flows"] = flows.groupby("portfolio_id")["amount"].sum() if len(flows) else 0.0
+    click.echo(out.to_string())
+
+
+
+
+# -- remove-portfolios ------------------------------------------------------------------------------
+@click.command("remove-portfolios")
+@click.argument("portfolio_ids", nargs=-1, required=True)
+@click.option("--database-url", envvar="SIGMASIGHT_DATABASE_URL", help=DATABASE_URL_HELP)
+def remove_portfolios(portfolio_ids: tuple[str, ...], database_url: str | None) -> None:
+    """Remove portfolios from the ledger (their positions and capital flows), in one transaction.
+
+    Their analytics rows are then deleted from every portfolio table by the Dagster daemon
+    (portfolio_ledger_sensor requests a run of the job remove_portfolio_rows).
+    """
+    from ..warehouse.ledger import read_ledger, remove_ledger
+
+    wh = open_warehouse(database_url)
+    known = set(read_ledger(wh)[0]["portfolio_id"])
+    unknown = sorted(set(portfolio_ids) - known)
+    if unknown:
+        click.echo(f"unknown portfolio(s) {unknown}; loaded: {short_list(known) or 'none'}", err=True)
+        sys.exit(2)
+    counts = remove_ledger(wh, sorted(set(portfolio_ids)))
+    click.echo(f"removed {counts['portfolios']} portfolio(s), {counts['positions']} position(s), "
+               f"{counts['capital_flows']} capital flow(s); their analytics rows are deleted by the daemon's "
+               "portfolio_ledger_sensor (job remove_portfolio_rows)")

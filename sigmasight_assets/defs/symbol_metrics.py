@@ -1,0 +1,63 @@
+"""``symbol_metrics``: the denormalised per-symbol daily view (returns, volatility, valuations, betas)."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from ..calc.metrics import METRICS_WINDOW
+from ..pipelines import symbols as pipeline
+from ..pipelines.windows import window_reader
+from ..warehouse import schema as tables
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, lookback, md_table, range_metadata, run_days, scope_symbols,
+                     table_metadata)
+from .market_assets import daily_valuations, prices, symbol_universe
+from .partitions import trading_days
+from .resources import WarehouseResource
+from .symbol_regressions import GROUP, ridge_factors, spread_factors, symbol_betas
+
+PREVIEW_COLUMNS = ["symbol", "close", "return_1d", "return_ytd", "volatility_63d", "pe", "beta_market", "beta_ir"]
+
+
+@asset(
+    partitions_def=trading_days,
+    backfill_policy=BACKFILL_POLICY,
+    deps=[symbol_universe, lookback(prices, METRICS_WINDOW), daily_valuations, symbol_betas, ridge_factors,
+          spread_factors],
+    group_name=GROUP,
+    kinds={"pandas", "sql"},
+    owners=[OWNER],
+    metadata={**table_metadata(tables.symbol_metrics), "grain": "symbol × day"},
+    check_specs=[
+        AssetCheckSpec("one_row_per_symbol_day", asset="symbol_metrics", description="No duplicate (date, symbol) rows."),
+        AssetCheckSpec("volatility_non_negative", asset="symbol_metrics", description="Realised volatilities are ≥ 0."),
+    ],
+    description=(
+        "The denormalised per-symbol daily view: returns over 1 day, month-to-date, year-to-date, 1 month "
+        "(21 sessions), 3 months (63), 1 year (252); realised volatility over 21 and 63 sessions "
+        "(annualised, √252); the day's valuation fields; and every factor beta side by side "
+        "(`beta_<factor>`). One row per public symbol × day."
+    ),
+)
+def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    res = pipeline.symbol_metrics(wh, window_reader(wh, context.run.run_id), days, scope)
+    context.log.info(f"symbol_metrics: {res.written} rows for {len(res.symbols)} symbols")
+    last = res.last
+    return MaterializeResult(
+        metadata={
+            **range_metadata(days),
+            "rows": res.written,
+            "symbols": len(res.symbols),
+            "field_coverage": MetadataValue.json(res.coverage()),
+            "preview": md_table(last[PREVIEW_COLUMNS].sort_values("symbol") if len(last) else last),
+        },
+        check_results=[
+            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not res.duplicated),
+            AssetCheckResult(check_name="volatility_non_negative", passed=not res.negative_volatility),
+        ],
+    )

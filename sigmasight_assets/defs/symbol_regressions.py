@@ -1,0 +1,136 @@
+"""Factor betas of every symbol: ``symbol_betas``, ``ridge_factors``, ``spread_factors``.
+
+The maths is in ``calc`` and the range work in ``pipelines.symbols``; each asset maps its
+partitions and scope to one pipeline call and reports the returned statistics.
+"""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from ..calc.factors import (
+    BETA_CAP,
+    BETA_MIN_OBS,
+    BETA_WINDOW,
+    RIDGE_ALPHA,
+    RIDGE_MIN_OBS,
+    RIDGE_WINDOW,
+    SPREAD_DEFINITIONS,
+    SPREAD_MIN_OBS,
+    SPREAD_WINDOW,
+    STYLE_ETFS,
+)
+from ..pipelines import symbols as pipeline
+from ..pipelines.windows import window_reader
+from ..warehouse import schema as tables
+from .common import BACKFILL_POLICY, OWNER, ScopeConfig, lookback, md_table, range_metadata, run_days, scope_symbols, table_metadata
+from .market_assets import daily_valuations, prices, symbol_universe
+from .partitions import trading_days
+from .resources import WarehouseResource
+
+GROUP = "symbol_analytics"
+FAILURE_RATE_WARN = 0.10
+
+
+def _checks(asset_name: str) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec("beta_within_cap", asset=asset_name, description=f"|beta| ≤ {BETA_CAP:g} after capping."),
+        AssetCheckSpec("r_squared_in_unit_interval", asset=asset_name, description="Every r² lies in [0, 1]."),
+        AssetCheckSpec("failure_rate", asset=asset_name,
+                       description=f"Share of universe symbol-days without a result (warn above {FAILURE_RATE_WARN:.0%}); "
+                                   "reasons are in `symbol_status`."),
+    ]
+
+
+def _asset_kwargs(table, deps: list, description: str) -> dict:
+    return dict(
+        partitions_def=trading_days,
+        backfill_policy=BACKFILL_POLICY,
+        deps=deps,
+        group_name=GROUP,
+        kinds={"pandas", "numpy", "sql"},
+        owners=[OWNER],
+        metadata={**table_metadata(table), "grain": "symbol × day × factor"},
+        check_specs=_checks(table.name),
+        description=description,
+    )
+
+
+def _result(days, totals: pipeline.RegressionTotals, scope, params: dict) -> MaterializeResult:
+    return MaterializeResult(
+        metadata={
+            **range_metadata(days),
+            **params,
+            "rows": totals.written,
+            "symbols_computed": len(totals.symbols),
+            "symbol_days_computed": totals.with_result,
+            "symbol_days_skipped": totals.skipped,
+            "skipped_reasons": MetadataValue.json(totals.reasons),
+            "universe_share": float(totals.share),
+            "median_beta": MetadataValue.json({k: round(v, 4) for k, v in totals.medians().items()}),
+            "scope": ", ".join(scope) if scope else "all symbols",
+            "beta_distribution": md_table(totals.beta_distribution(), max_rows=20),
+        },
+        check_results=[
+            AssetCheckResult(check_name="beta_within_cap", passed=totals.beta_over_cap == 0),
+            AssetCheckResult(check_name="r_squared_in_unit_interval", passed=totals.r2_outside == 0),
+            AssetCheckResult(check_name="failure_rate", passed=totals.failure_rate <= FAILURE_RATE_WARN,
+                             severity=AssetCheckSeverity.WARN,
+                             metadata={"failure_rate": float(totals.failure_rate),
+                                       "universe_share": float(totals.share), "skipped": totals.skipped}),
+        ],
+    )
+
+
+@asset(**_asset_kwargs(
+    tables.symbol_betas,
+    [symbol_universe, lookback(prices, BETA_WINDOW), daily_valuations],
+    "Market beta (OLS with intercept of the symbol's daily simple returns on SPY's), IR beta (same on "
+    f"TLT) over the last {BETA_WINDOW} returns ending on the day (min {BETA_MIN_OBS} complete cases, "
+    f"beta capped to ±{BETA_CAP:g}; `intercept` is the fitted daily intercept), and the provider's "
+    "published beta from `daily_valuations`. One row per symbol × day × factor (`market`, `ir`, `provider`).",
+))
+def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    totals = pipeline.symbol_betas(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
+    return _result(days, totals, scope, {
+        "window": BETA_WINDOW, "min_observations": BETA_MIN_OBS, "beta_cap": BETA_CAP,
+        "regressors": "market=SPY, ir=TLT, provider=daily_valuations.provider_beta"})
+
+
+@asset(**_asset_kwargs(
+    tables.ridge_factors,
+    [symbol_universe, lookback(prices, RIDGE_WINDOW)],
+    "Ridge style factor betas: the symbol's returns on VTV (value), VUG (growth), MTUM (momentum), QUAL "
+    f"(quality), IWM (size), USMV (low_volatility) over {RIDGE_WINDOW} returns (min {RIDGE_MIN_OBS}); "
+    f"regressors standardised (population sd), intercept unpenalised, penalty {RIDGE_ALPHA:g} on the "
+    f"standardised scale, coefficients mapped back (β = w/σ), capped ±{BETA_CAP:g}. `r_squared` is the "
+    "model's; `ridge_penalty` holds the penalty the fit used.",
+))
+def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    totals = pipeline.ridge_factors(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
+    return _result(days, totals, scope, {
+        "window": RIDGE_WINDOW, "min_observations": RIDGE_MIN_OBS, "ridge_penalty": RIDGE_ALPHA, "beta_cap": BETA_CAP,
+        "regressors": ", ".join(f"{k}={v}" for k, v in STYLE_ETFS.items())})
+
+
+@asset(**_asset_kwargs(
+    tables.spread_factors,
+    [symbol_universe, lookback(prices, SPREAD_WINDOW)],
+    "Spread factor betas: one univariate OLS with intercept per spread return — "
+    + ", ".join(f"{k} ({a}−{b})" for k, (a, b) in SPREAD_DEFINITIONS.items())
+    + f" — over {SPREAD_WINDOW} returns (min {SPREAD_MIN_OBS}), capped ±{BETA_CAP:g}, each with its own r².",
+))
+def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    totals = pipeline.spread_factors(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
+    return _result(days, totals, scope, {
+        "window": SPREAD_WINDOW, "min_observations": SPREAD_MIN_OBS, "beta_cap": BETA_CAP,
+        "spreads": ", ".join(f"{k}={a}-{b}" for k, (a, b) in SPREAD_DEFINITIONS.items())})
