@@ -174,10 +174,10 @@ def exposure_moves(etf_moves: Mapping[str, float], direct: bool = False) -> np.n
     With ``direct=True``, ``etf_moves`` holds only the named shocks: an absent SPY/TLT moves 0 and
     an absent style ETF has excess move 0 (it moves with the market).
     """
-    spy = float(etf_moves.get("SPY", 0.0))
+    spy = float(etf_moves.get(MARKET_ETF, 0.0))
     out = np.empty(len(FACTOR_ETFS))
     out[0] = spy
-    out[1] = float(etf_moves.get("TLT", 0.0))
+    out[1] = float(etf_moves.get(RATES_ETF, 0.0))
     for j, etf in enumerate(FACTOR_ETFS[2:], start=2):
         if etf in etf_moves:
             out[j] = float(etf_moves[etf]) - spy
