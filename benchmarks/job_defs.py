@@ -1,11 +1,11 @@
-"""The code location's ``daily_risk_graph`` job with the benchmark's timed provider, for runs on the
-job's own executor.
+"""The code location as the benchmark runs it: the real assets, checks, jobs and executor with a
+market-data resource whose provider is wrapped only to time its fetch calls; no schedules and no
+sensors (the benchmark's generated book must not set off onboarding runs).
 
-A backfill launched from the UI or by the daemon runs the job with its default executor: the
-multiprocess executor, one process per step and as many steps at once as there are cores. Workload 3
-runs that way (``execute_job`` on this reconstructable job), so its figures are those of the
-production path. Each step process appends its provider fetch times to ``$SIGMASIGHT_BENCH_FETCH_LOG``
-(one JSON line per call), which the workload sums after the run.
+Workload 3 points a real ``dagster-daemon`` at this module (``write_workspace``) and submits the
+backfill the way a user does (``sigmasight backfill --workspace``). The daemon's run workers load it
+in their own processes; each appends its provider fetch times to ``$SIGMASIGHT_BENCH_FETCH_LOG``
+(one JSON line per call), which the workload sums after the backfill.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 from dagster import Definitions
 
 from sigmasight_assets.definitions import defs as _defs
-from sigmasight_assets.defs.jobs import daily_graph_job
 from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 
 FETCH_LOG_ENV = "SIGMASIGHT_BENCH_FETCH_LOG"
+LOCATION = "sigmasight_assets"
 
 
 def _cpu() -> float:
@@ -80,13 +81,29 @@ def fetch_totals(path) -> dict:
 def resources(db_url: str | None = None, market_seed: int | None = None) -> dict:
     seed = int(os.environ.get("SIGMASIGHT_SYNTHETIC_SEED", 7)) if market_seed is None else int(market_seed)
     return {
-        "warehouse": WarehouseResource(url=db_url or os.environ["SIGMASIGHT_DATABASE_URL"]),
+        "warehouse": WarehouseResource(url=db_url or os.environ.get("SIGMASIGHT_DATABASE_URL", "")),
         "market_data": TimedMarketDataResource(spec="synthetic", seed=seed),
     }
 
 
-def graph_job():
-    """``daily_risk_graph`` bound to the timed resources (rebuilt in each step process)."""
-    defs = Definitions(assets=_defs.assets, asset_checks=_defs.asset_checks, jobs=[daily_graph_job],
-                       resources=resources())
-    return defs.resolve_job_def(daily_graph_job.name)
+# The daemon's code location: everything but the automation.
+defs = Definitions(
+    assets=_defs.assets,
+    asset_checks=_defs.asset_checks,
+    jobs=_defs.jobs,
+    resources=resources(),
+    executor=_defs.executor,
+)
+
+
+def write_workspace(path: Path, working_directory: Path) -> Path:
+    """A workspace file that loads :data:`defs` under the code location's usual name."""
+    path.write_text(
+        "load_from:\n"
+        "  - python_module:\n"
+        "      module_name: benchmarks.job_defs\n"
+        "      attribute: defs\n"
+        f"      location_name: {LOCATION}\n"
+        f"      working_directory: {working_directory}\n"
+    )
+    return path

@@ -8,10 +8,11 @@ provider, rows written per asset, read latencies, rows/s).
 
 The pipeline workloads go through the real code paths, on the persistent instance in ``DAGSTER_HOME``
 with the ``WarehouseResource`` and a ``MarketDataResource`` whose provider is wrapped only to time its
-fetch calls (``job_defs``): workload 3 runs the ``daily_risk_graph`` job on its own multiprocess
-executor, as a backfill launched from the UI runs (``--w3-executor in_process`` for
-``materialize_range`` instead); the setup and the one-partition workloads use ``materialize_range``
-(single-run backfill policy, in-process executor).
+fetch calls (``job_defs``): workload 3 is a backfill launched as a user launches it — ``sigmasight
+backfill`` submits it to the instance and a real ``dagster-daemon`` (started by the workload, in its
+process group) executes it as queued runs of at most ``SIGMASIGHT_PARTITIONS_PER_RUN`` partitions
+(``--w3-route in_process`` runs ``materialize_range`` instead, one in-process run); the setup and the
+one-partition workloads use ``materialize_range`` (one in-process run).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _materialize(params: dict, start: str, end: str, selection: list[str] | None
     """``materialize_range``: the in-process executor, every step in this process."""
     from dagster import DagsterInstance
 
-    from sigmasight_assets.defs.jobs import materialize_range
+    from sigmasight_assets.local_runs import materialize_range
 
     from .job_defs import resources
 
@@ -84,28 +85,110 @@ def _materialize(params: dict, start: str, end: str, selection: list[str] | None
     return _timings(start, end, run_s, run_cpu, summary, log, "in_process")
 
 
-def _execute_job(params: dict, start: str, end: str) -> dict:
-    """The ``daily_risk_graph`` job on its own (multiprocess) executor, as a UI or daemon backfill
-    runs it: one process per step, up to one step per core at once."""
-    from dagster import DagsterInstance, execute_job, reconstructable
+def _daemon_backfill(params: dict, start: str, end: str) -> dict:
+    """``sigmasight backfill`` of [start, end] on this instance, executed by a ``dagster-daemon`` started
+    here (its code server and run workers share this process group, so the runner's RSS samples
+    cover every process of the runs)."""
+    import shutil
+    import signal
+    import subprocess
 
-    from sigmasight_assets.defs.jobs import range_tags
+    from dagster import DagsterInstance, RunsFilter
 
-    from .job_defs import graph_job
+    from .job_defs import write_workspace
 
     log = _fetch_log(params)
+    home = Path(os.environ["DAGSTER_HOME"])
+    repo = Path(__file__).resolve().parent.parent
+    shutil.copy(Path(params.get("dagster_yaml") or repo / "dagster.yaml"), home / "dagster.yaml")
     os.environ["SIGMASIGHT_DATABASE_URL"] = params["db_url"]
     os.environ["SIGMASIGHT_SYNTHETIC_SEED"] = str(params.get("market_seed", 7))
-    with DagsterInstance.get() as instance:
+    if params.get("partitions_per_run"):
+        os.environ["SIGMASIGHT_PARTITIONS_PER_RUN"] = str(params["partitions_per_run"])
+    code_dir = Path.cwd()
+    workspace = write_workspace(Path(params["workdir"]) / "workspace_bench.yaml", code_dir)
+    bin_dir = Path(sys.executable).parent
+    with DagsterInstance.get() as instance:  # create the instance storage before the daemon races for it
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+    daemon_log = Path(params["workdir"]) / "logs" / "w3_daemon.log"
+    daemon_log.parent.mkdir(parents=True, exist_ok=True)
+    daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
+                              stdout=daemon_log.open("w"), stderr=subprocess.STDOUT, cwd=code_dir)
+    try:
         t0, c0 = time.perf_counter(), _cpu()
-        # A backfill of the job takes its run config from the job's partitioned config (the first
-        # partition's, for a single-run range): the daemon does the same.
-        run_config = graph_job().partitioned_config.get_run_config_for_partition_key(start)
-        with execute_job(reconstructable(graph_job), instance=instance, run_config=run_config,
-                         tags=range_tags(start, end)) as result:
-            run_s, run_cpu = time.perf_counter() - t0, _cpu() - c0
-            summary = _run_summary(result)
-    return _timings(start, end, run_s, run_cpu, summary, log, "multiprocess")
+        out = subprocess.run([str(bin_dir / "sigmasight"), "backfill", "--from", start, "--to", end,
+                              "--workspace", str(workspace)], capture_output=True, text=True, cwd=code_dir,
+                             check=True).stdout
+        backfill_id = out.split("backfill ", 1)[1].split(":", 1)[0]
+        submitted = time.perf_counter() - t0
+        timeout = float(params.get("w3_timeout_s") or 6 * 3600)
+        with DagsterInstance.get() as instance:
+            status = None
+            while time.perf_counter() - t0 < timeout:
+                status = instance.get_backfill(backfill_id).status.value
+                if status not in ("REQUESTED", "CANCELING", "FAILING"):
+                    break
+                if daemon.poll() is not None:
+                    raise RuntimeError(f"dagster-daemon exited ({daemon.returncode}); see {daemon_log}")
+                time.sleep(2.0)
+            run_s = time.perf_counter() - t0
+            runs = instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
+            summary = _backfill_summary(instance, runs)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    run_cpu = _cpu() - c0
+    if status != "COMPLETED_SUCCESS" or summary["runs_failed"]:
+        raise RuntimeError(f"backfill {backfill_id} ended {status} with {summary['runs_failed']} failed run(s)")
+    out = _timings(start, end, run_s, run_cpu, summary, log, "daemon backfill (queued runs)")
+    out.update({"backfill_id": backfill_id, "submit_seconds": round(submitted, 3), "backfill_status": status,
+                "partitions_per_run": int(os.environ.get("SIGMASIGHT_PARTITIONS_PER_RUN") or 0) or None})
+    return out
+
+
+def _backfill_summary(instance, runs) -> dict:
+    """Runs of a backfill: their ranges and assets, wall times, step seconds summed over runs, rows
+    written per asset (each run's metadata covers its range: summed over runs) and events."""
+    from dagster import DagsterEventType, DagsterRunStatus
+
+    steps: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    per_run = []
+    events = 0
+    for run in runs:
+        rec = instance.get_run_record_by_id(run.run_id)
+        run_rows: dict[str, int] = {}
+        for entry in instance.all_logs(run.run_id):
+            events += 1
+            ev = entry.dagster_event
+            if ev is None:
+                continue
+            if ev.event_type == DagsterEventType.STEP_SUCCESS:
+                steps[ev.step_key] = steps.get(ev.step_key, 0.0) + ev.event_specific_data.duration_ms / 1000.0
+            elif ev.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                mat = ev.step_materialization_data.materialization
+                value = mat.metadata.get("rows")
+                if value is not None:
+                    key = mat.asset_key.to_user_string()
+                    run_rows[key] = max(run_rows.get(key, 0), int(value.value))
+        for k, v in run_rows.items():
+            rows[k] = rows.get(k, 0) + v
+        per_run.append({
+            "run_id": run.run_id, "status": run.status.value,
+            "range": f"{run.tags.get('dagster/asset_partition_range_start')}..{run.tags.get('dagster/asset_partition_range_end')}",
+            "assets": sorted(k.to_user_string() for k in (run.asset_selection or [])),
+            "seconds": round((rec.end_time or 0) - (rec.start_time or 0), 2) if rec and rec.start_time else None,
+            "start": rec.start_time if rec else None,
+        })
+    per_run.sort(key=lambda r: r["start"] or 0)
+    return {"step_seconds": {k: round(v, 3) for k, v in steps.items()}, "rows_written": rows,
+            "dagster_events": events, "runs": per_run, "run_count": len(runs),
+            "runs_failed": sum(r.status != DagsterRunStatus.SUCCESS for r in runs), "success": True}
 
 
 def _timings(start: str, end: str, run_s: float, run_cpu: float, summary: dict, log: Path, executor: str) -> dict:
@@ -152,11 +235,12 @@ def setup_history(params: dict) -> dict:
 
 
 def w3_backfill(params: dict) -> dict:
-    """The whole graph over the benchmark range as one single-run backfill."""
+    """The whole graph over the benchmark range as a backfill through the daemon (or, with
+    ``w3_route = in_process``, as one in-process run)."""
     d = params["dates"]
-    if params.get("w3_executor", "multiprocess") == "in_process":
+    if params.get("w3_route", "daemon") == "in_process":
         return _materialize(params, d["range_start"], d["range_end"], None)
-    return _execute_job(params, d["range_start"], d["range_end"])
+    return _daemon_backfill(params, d["range_start"], d["range_end"])
 
 
 def w1_symbol_partition(params: dict) -> dict:
@@ -217,6 +301,35 @@ def w5_portfolio_reads(params: dict) -> dict:
             "empty_lookups": int((rows[:, 0] == 0).sum())}
 
 
+def setup_large_book(params: dict) -> dict:
+    """Replace the ledger with ``large_portfolios`` generated portfolios (workload 7's book)."""
+    from sigmasight_assets.warehouse import Warehouse
+    from sigmasight_assets.warehouse.ledger import store_ledger
+
+    from .generate import generate_ledger, summary
+
+    d = params["dates"]
+    t0 = time.perf_counter()
+    ledger = generate_ledger(params["large_portfolios"], params["symbols"], params["positions"], d["entry_start"],
+                             d["entry_end"], d["range_end"], seed=params["seed"] + 1, market_seed=params["market_seed"])
+    gen_s = time.perf_counter() - t0
+    wh = Warehouse(params["db_url"])
+    wh.create_all()
+    t0 = time.perf_counter()
+    with wh.engine.begin() as conn:
+        for t in ("capital_flows", "positions", "portfolios"):
+            conn.exec_driver_sql(f"DELETE FROM {t}")
+    counts = store_ledger(wh, ledger)
+    return {"generate_seconds": round(gen_s, 3), "store_seconds": round(time.perf_counter() - t0, 3),
+            "stored": counts, "ledger": summary(ledger)}
+
+
+def w7_large_book(params: dict) -> dict:
+    """One partition (the session after the range) of the portfolio assets for the large book."""
+    d = params["dates"]
+    return _materialize(params, d["next_day"], d["next_day"], PORTFOLIO_ASSETS)
+
+
 def w4_regression(params: dict) -> dict:
     """benchmarks/bench_regression.py at the benchmark's symbol count (its own random data)."""
     from . import bench_regression
@@ -268,7 +381,7 @@ def _io_frames(params: dict, shape: str) -> tuple[str, pd.DataFrame, pd.Timestam
         "beta": np.clip(raw, -5, 5),
         "raw_beta": raw,
         "capped": np.abs(raw) > 5,
-        "alpha": 1.0,
+        "ridge_penalty": 1.0,
         "r_squared": rng.uniform(0, 1, n),
         "std_error": np.nan,
         "p_value": np.nan,
@@ -338,6 +451,8 @@ WORKLOADS = {
     "w1_symbol_partition": w1_symbol_partition,
     "w2_portfolio_partition": w2_portfolio_partition,
     "w5_portfolio_reads": w5_portfolio_reads,
+    "setup_large_book": setup_large_book,
+    "w7_large_book": w7_large_book,
     "w4_regression": w4_regression,
     "w6_io": w6_io,
 }

@@ -87,3 +87,9 @@ def batch_portfolio_days(default: int) -> int:
     memory knob of a portfolio step — about 1 GB of RSS at the default 30,000 (10,000 portfolios ×
     25 positions × 3 sessions, or 30,000 portfolios of one session)."""
     return positive_number("SIGMASIGHT_BATCH_PORTFOLIO_DAYS", default)
+
+
+def partitions_per_run(default: int) -> int:
+    """Partitions per run of a backfill (``SIGMASIGHT_PARTITIONS_PER_RUN``): every partitioned asset's
+    ``BackfillPolicy.multi_run`` size."""
+    return positive_number("SIGMASIGHT_PARTITIONS_PER_RUN", default)

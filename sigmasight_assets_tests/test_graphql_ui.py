@@ -3,19 +3,29 @@ location, driven through ``POST /graphql`` exactly as the UI drives it.
 
 * the asset graph the UI draws — keys, groups, lineage (DESIGN.md §3) with the lookback windows as
   partition mappings, kinds, owners, descriptions, column schemas, checks, the job;
-* a partition backfill of three trading days launched with ``launchPartitionBackfill`` (per-asset
-  ranges), executed by the daemon as **one** run (``BackfillPolicy.single_run()``), its
-  materialisations and check results read back through GraphQL and checked against the warehouse.
+* the three backfill routes of the README, executed by the daemon with the repository's
+  ``dagster.yaml`` (queued runs, two at a time) and two partitions per run
+  (``SIGMASIGHT_PARTITIONS_PER_RUN=2``, so three days already need several runs):
+  per-asset ranges (what ``sigmasight backfill`` submits) — runs of at most two days ordered along
+  the lineage, every asset exactly the days asked; the ``daily_risk_graph`` job's backfill — runs of
+  the whole graph over exactly the days, one after another in date order; the asset graph's
+  partition dialog (``partitionNames``) — Dagster adds the later days that read the chosen ones
+  through a look-back window, and the backfill still finishes; and ``sigmasight backfill`` itself.
+  Materialisations and check results are read back through GraphQL and checked against the
+  warehouse.
 
-Everything runs in a temporary ``DAGSTER_HOME`` (telemetry off) with a temporary SQLite warehouse
-loaded by ``sigmasight load-portfolios --sample``. The code location's sensors are switched off
+Everything runs in a temporary ``DAGSTER_HOME`` (the repository's dagster.yaml) with a temporary
+SQLite warehouse loaded by ``sigmasight load-portfolios --sample``. The code location's sensors are switched off
 through the API before the daemon starts (as an operator would in the UI), so the daemon runs the
 backfill and nothing else. Every process started here is ended, with its process group, at the end.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,10 +33,11 @@ from sigmasight_assets.warehouse import Warehouse
 
 from . import ui_helpers as ui
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 DAYS = ["2026-11-16", "2026-11-17", "2026-11-18"]
-BACKFILL_TIMEOUT_S = 240
+BACKFILL_TIMEOUT_S = 600
+PER_RUN = 2
 # Checks that judge the wall clock rather than the run's data (is the latest nightly partition there?),
 # which a backfill of past days cannot pass.
 WALL_CLOCK_CHECKS = {"nightly_partition_materialized"}
@@ -72,7 +83,7 @@ ASSET_GRAPH_QUERY = """
 { assetNodes {
     assetKey { path } groupName description isPartitioned isObservable kinds
     owners { __typename ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
-    backfillPolicy { policyType }
+    backfillPolicy { policyType maxPartitionsPerRun }
     partitionDefinition { type description }
     dependencyKeys { path }
     dependencies { asset { assetKey { path } } partitionMapping { className description } }
@@ -110,7 +121,7 @@ mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParam
 BACKFILL_QUERY = """
 query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
   ... on PartitionBackfill { status error { message }
-      runs { runId status assetSelection { path } tags { key value } } }
+      runs { runId status startTime endTime assetSelection { path } tags { key value } } }
   ... on PythonError { message } } }
 """
 
@@ -127,8 +138,9 @@ query($keys: [AssetKeyInput!], $partitions: [String!]) { assetNodes(assetKeys: $
 
 
 class UI:
-    def __init__(self, url, warehouse_url, web, daemon, timings):
+    def __init__(self, url, warehouse_url, web, daemon, timings, env):
         self.url, self.warehouse_url, self.web, self.daemon, self.timings = url, warehouse_url, web, daemon, timings
+        self.env = env
 
     def q(self, query, variables=None):
         return ui.graphql(self.url, query, variables)
@@ -138,9 +150,10 @@ class UI:
 def dagster_ui(tmp_path_factory):
     base = tmp_path_factory.mktemp("dagster_ui")
     home = ui.make_dagster_home(base / "dagster_home")
+    shutil.copy(Path(ui.REPO_ROOT) / "dagster.yaml", home / "dagster.yaml")  # queued runs, two at a time
     ui.init_instance(home)
     warehouse_url = f"sqlite:///{base / 'warehouse.sqlite'}"
-    env = ui.dagster_env(home, warehouse_url)
+    env = ui.dagster_env(home, warehouse_url, SIGMASIGHT_PARTITIONS_PER_RUN=str(PER_RUN))
     timings = {}
     started = time.monotonic()
     out = ui.load_sample_portfolios(env)
@@ -164,7 +177,7 @@ def dagster_ui(tmp_path_factory):
         daemon = ui.start_daemon(env, base)
         procs.append(daemon)
         timings["setup_s"] = time.monotonic() - started
-        yield UI(url, warehouse_url, web, daemon, timings)
+        yield UI(url, warehouse_url, web, daemon, timings, env)
     finally:
         survivors = {p.name: p.stop() for p in procs}
         assert not any(survivors.values()), f"processes left running: {survivors}"
@@ -227,7 +240,7 @@ def test_asset_graph_as_the_ui_shows_it(dagster_ui):
         n = nodes[key]
         assert n["isPartitioned"] and n["partitionDefinition"]["type"] == "TIME_WINDOW", key
         assert "Daily" in n["partitionDefinition"]["description"] and "America/New_York" in n["partitionDefinition"]["description"]
-        assert n["backfillPolicy"] == {"policyType": "SINGLE_RUN"}, key
+        assert n["backfillPolicy"] == {"policyType": "MULTI_RUN", "maxPartitionsPerRun": PER_RUN}, key
         assert len(n["description"] or "") >= 100, f"{key}: description too short to say meaning, grain and window"
         assert n["kinds"] and "sql" in n["kinds"], key
         assert {"__typename": "TeamAssetOwner", "team": "risk-platform"} in n["owners"], key
@@ -258,16 +271,38 @@ def test_portfolios_source_has_owner_and_kind(dagster_ui):
     assert node["owners"] and node["kinds"]
 
 
-def test_partition_backfill_runs_once_and_fills_the_warehouse(dagster_ui):
+def _run_days(run) -> list[str]:
+    from sigmasight_assets import calendar
+
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    if "dagster/partition" in tags:
+        return [tags["dagster/partition"]]
+    start, end = tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
+    return [d.date().isoformat() for d in calendar.sessions(start, end)]
+
+
+def _assert_lineage_order(runs) -> None:
+    """A run of an asset starts only after the runs of its upstream assets over the days it reads."""
+    by_asset = {}
+    for run in runs:
+        for a in run["assetSelection"]:
+            by_asset.setdefault(a["path"][0], []).append(run)
+    for run in runs:
+        assets = {a["path"][0] for a in run["assetSelection"]}
+        for asset in assets:
+            for parent in LINEAGE[asset] - assets - set(ui.SOURCE_ASSETS):
+                for prior in by_asset.get(parent, []):
+                    if set(_run_days(prior)) & set(_run_days(run)):
+                        assert prior["endTime"] <= run["startTime"], (asset, parent)
+
+
+def test_per_asset_range_backfill_runs_in_bounded_runs_over_exactly_the_days(dagster_ui):
     keys = [{"path": [k]} for k in ui.PARTITIONED_ASSETS]
     params = {
         "title": "3-day backfill from the GraphQL API",
-        # One range per asset (what the UI's partition-range dialog sends per asset). The run executes
-        # its steps in one process: the default multiprocess executor would start one Python process
-        # per step, which is the slow part of a short run, not what this test is about.
+        # One range per asset: what `sigmasight backfill` (and the UI's per-asset dialog) sends.
         "partitionsByAssets": [{"assetKey": k, "partitions": {"range": {"start": DAYS[0], "end": DAYS[-1]}}}
                                for k in keys],
-        "runConfigData": {"execution": {"config": {"in_process": {}}}},
     }
     launched = dagster_ui.q(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
@@ -275,42 +310,50 @@ def test_partition_backfill_runs_once_and_fills_the_warehouse(dagster_ui):
 
     backfill = _wait_for_backfill(dagster_ui, backfill_id, "backfill_s")
 
-    # One run for the whole range and every asset (single_run backfill policy), with range tags.
-    (run,) = backfill["runs"]
-    tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert run["status"] == "SUCCESS"
-    assert tags["dagster/backfill"] == backfill_id
-    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (DAYS[0], DAYS[-1])
-    assert {p["path"][0] for p in run["assetSelection"]} == set(ui.PARTITIONED_ASSETS)
+    # Runs of at most PER_RUN days, all successful, ordered along the lineage; together they cover
+    # every asset on exactly the three days.
+    runs = backfill["runs"]
+    assert len(runs) >= 2 and all(r["status"] == "SUCCESS" for r in runs)
+    covered = {}
+    for run in runs:
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        assert tags["dagster/backfill"] == backfill_id
+        days = _run_days(run)
+        assert 1 <= len(days) <= PER_RUN, days
+        for a in run["assetSelection"]:
+            covered.setdefault(a["path"][0], []).extend(days)
+    assert {k: sorted(v) for k, v in covered.items()} == {k: DAYS for k in ui.PARTITIONED_ASSETS}
+    _assert_lineage_order(runs)
     _assert_only_backfill_runs(dagster_ui)
 
     # Materialisations, partition status and checks as the asset pages show them.
     wh = Warehouse(dagster_ui.warehouse_url)
     nodes = dagster_ui.q(MATERIALISATIONS_QUERY, {"keys": keys, "partitions": DAYS})["assetNodes"]
     assert {_key(n) for n in nodes} == set(ui.PARTITIONED_ASSETS)
+    run_ids = {r["runId"] for r in runs}
     for n in nodes:
         key = _key(n)
         mats = n["assetMaterializations"]
         assert sorted(m["partition"] for m in mats) == DAYS, key
-        assert {m["runId"] for m in mats} == {run["runId"]}, key
+        assert {m["runId"] for m in mats} <= run_ids, key
+        total_rows = sum(max(e["intValue"] for e in m["metadataEntries"] if e["label"] == "rows")
+                         for m in {m["runId"]: m for m in mats}.values())
+        # The rows shown on the asset page (one figure per run, for its range) add up to the warehouse's.
+        assert total_rows == wh.count(key, DAYS[0], DAYS[-1]), key
         meta = {e["label"]: e for e in mats[0]["metadataEntries"]}
-        assert meta["partition_range"]["text"] == f"{DAYS[0]}..{DAYS[-1]}", key
-        assert meta["partitions"]["intValue"] == 3, key
-        # The row count shown on the asset page is the warehouse's for the range.
-        assert meta["rows"]["intValue"] == wh.count(key, DAYS[0], DAYS[-1]), key
         # Three days of prices from scratch are fewer than the 30 returns a regression or a covariance
         # needs: those assets write nothing and count what they skipped (no silent zero).
         if key == "factor_covariance":
-            assert meta["rows"]["intValue"] == 0 and meta["days_without_matrix"]["intValue"] == 3
+            assert total_rows == 0 and meta["days_without_matrix"]["intValue"] >= 1
         elif key in ("ridge_factors", "spread_factors"):
-            assert meta["rows"]["intValue"] == 0 and meta["symbol_days_skipped"]["intValue"] > 0, key
+            assert total_rows == 0 and meta["symbol_days_skipped"]["intValue"] > 0, key
         else:
-            assert meta["rows"]["intValue"] > 0, key
+            assert total_rows > 0, key
         ranges = n["assetPartitionStatuses"]["ranges"]
         assert [(r["startKey"], r["endKey"], r["status"]) for r in ranges] == [(DAYS[0], DAYS[-1], "MATERIALIZED")], key
         for check in n["assetChecksOrError"]["checks"]:
             ex = check["executionForLatestMaterialization"]
-            if ex is None or ex["runId"] != run["runId"] or check["name"] in WALL_CLOCK_CHECKS:
+            if ex is None or ex["runId"] not in run_ids or check["name"] in WALL_CLOCK_CHECKS:
                 continue
             assert ex["status"] in ("SUCCEEDED", "FAILED"), (key, check)
             if ex["status"] == "FAILED":  # a short range may warn (coverage, short history), never error
@@ -331,39 +374,75 @@ def test_partition_backfill_runs_once_and_fills_the_warehouse(dagster_ui):
     print(f"timings: {dagster_ui.timings}")
 
 
-def test_job_partition_backfill_is_one_run_over_exactly_the_range(dagster_ui):
-    """Jobs → daily_risk_graph → Backfill: the job's partition set, one run with range tags.
-
-    (The asset graph's Materialize → partition range dialog launches an *asset* backfill with
-    ``partitionNames`` instead; Dagster then extends the downstream targets through the lookback
-    windows' partition mappings up to the last partition and splits the work into several runs.)
-    """
+def test_job_backfill_is_runs_of_the_whole_graph_over_exactly_the_days_one_after_another(dagster_ui):
+    """Jobs → daily_risk_graph → Backfill: the job's partition set; runs of at most PER_RUN days of
+    the whole graph, executed one at a time in date order (the `sigmasight/serial` run queue limit),
+    so each range's look-back windows read what the range before stored."""
     days = ["2026-11-09", "2026-11-10", "2026-11-11"]
     params = {
         "selector": {"partitionSetName": "daily_risk_graph_partition_set",
                      "repositorySelector": {"repositoryName": "__repository__",
                                             "repositoryLocationName": "sigmasight_assets"}},
         "partitionNames": days,
-        "runConfigData": {"execution": {"config": {"in_process": {}}}},
     }
     launched = dagster_ui.q(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill = _wait_for_backfill(dagster_ui, launched["backfillId"], "job_backfill_s")
-    (run,) = backfill["runs"]
-    tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert run["status"] == "SUCCESS"
-    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (days[0], days[-1])
+    runs = sorted(backfill["runs"], key=lambda r: r["startTime"])
+    assert [_run_days(r) for r in runs] == [days[:2], days[2:]]
+    assert all(r["status"] == "SUCCESS" for r in runs)
+    assert runs[0]["endTime"] <= runs[1]["startTime"]  # one after the other, in date order
     _assert_only_backfill_runs(dagster_ui)
 
     keys = [{"path": [k]} for k in ui.PARTITIONED_ASSETS]
     nodes = dagster_ui.q(MATERIALISATIONS_QUERY, {"keys": keys, "partitions": days})["assetNodes"]
     for n in nodes:
         assert sorted(m["partition"] for m in n["assetMaterializations"]) == days, _key(n)
-        assert {m["runId"] for m in n["assetMaterializations"]} == {run["runId"]}, _key(n)
         ranges = [(r["startKey"], r["endKey"]) for r in n["assetPartitionStatuses"]["ranges"] if r["status"] == "MATERIALIZED"]
         assert (days[0], days[-1]) in ranges and all(end <= "2026-11-18" for _, end in ranges), (_key(n), ranges)
     wh = Warehouse(dagster_ui.warehouse_url)
     snaps = wh.read("portfolio_snapshots", days[0], "2026-11-13")
     assert sorted(str(d.date()) for d in snaps["date"].unique()) == days  # nothing spilled into 11-12, 11-13
+    wh.engine.dispose()
+    print(f"timings: {dagster_ui.timings}")
+
+
+def test_asset_graph_route_adds_the_days_that_read_the_chosen_ones_and_finishes(dagster_ui):
+    """Asset graph → Materialize → partitions (``partitionNames``): Dagster targets the chosen days of
+    the root asset and every later day whose look-back window reads them, up to the last partition.
+    Chosen at the end of the partitions, that is a few days more; the backfill finishes."""
+    from sigmasight_assets.defs.partitions import trading_days
+
+    last = trading_days.get_last_partition_key()
+    keys = trading_days.get_partition_keys()
+    chosen = keys[-3:-1]  # two days before the last partition
+    params = {"assetSelection": [{"path": [k]} for k in ui.PARTITIONED_ASSETS], "partitionNames": chosen}
+    launched = dagster_ui.q(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill = _wait_for_backfill(dagster_ui, launched["backfillId"], "asset_graph_backfill_s")
+    runs = backfill["runs"]
+    assert runs and all(r["status"] == "SUCCESS" for r in runs)
+    covered = {}
+    for run in runs:
+        assert len(_run_days(run)) <= PER_RUN
+        for a in run["assetSelection"]:
+            covered.setdefault(a["path"][0], set()).update(_run_days(run))
+    assert covered["symbol_universe"] == set(chosen)  # the root: exactly the chosen days
+    assert covered["daily_valuations"] == {*chosen, last}  # + the later day whose window reads them
+    _assert_lineage_order(runs)
+
+
+def test_cli_backfill_submits_to_the_daemon_and_waits_for_it(dagster_ui):
+    days = ["2026-11-19", "2026-11-20"]
+    cmd = [ui.executable("sigmasight"), "backfill", "--from", days[0], "--to", days[-1], "--wait",
+           "--workspace", str(ui.WORKSPACE)]
+    started = time.monotonic()
+    out = subprocess.run(cmd, env=dagster_ui.env, cwd=ui.REPO_ROOT, capture_output=True, text=True,
+                         timeout=BACKFILL_TIMEOUT_S)
+    dagster_ui.timings["cli_backfill_s"] = time.monotonic() - started
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "COMPLETED_SUCCESS" in out.stdout and f"runs of ≤ {PER_RUN} days" in out.stdout
+    wh = Warehouse(dagster_ui.warehouse_url)
+    assert sorted(str(d.date()) for d in wh.read("portfolio_snapshots", days[0], days[-1])["date"].unique()) == days
     wh.engine.dispose()
     print(f"timings: {dagster_ui.timings}")

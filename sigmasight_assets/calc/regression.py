@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import stdtr
 
 from .factors import BETA_CAP, BETA_MIN_OBS, BETA_WINDOW, RIDGE_ALPHA, STYLE_ETFS
 from .frames import (
@@ -250,7 +250,7 @@ def _ols_group(y: np.ndarray, y_finite: np.ndarray, x: np.ndarray, min_obs: int,
         r_squared = 1.0 - ssr / syy
         if inference:
             std_error = np.sqrt(ssr / dof / sxx)
-            p_value = 2.0 * stats.t.sf(np.abs(beta / std_error), dof)
+            p_value = 2.0 * stdtr(dof, -np.abs(beta / std_error))  # two-sided: 2 · P(T_dof > |t|)
             std_error[flat] = 0.0
             p_value[flat] = 1.0
         else:

@@ -19,14 +19,16 @@ from dagster import (
     TimeWindowPartitionMapping,
 )
 
+from .. import config as settings
 from .partitions import partition_days
 
 OWNER = "team:risk-platform"
 
-# Partitions per run of a backfill. Every partitioned asset has the same policy, so the runs of a
-# backfill group assets and a day range together; see the README ("Backfills") for the measurement
-# behind the number.
-PARTITIONS_PER_RUN = 21
+# Partitions per run of a backfill (``SIGMASIGHT_PARTITIONS_PER_RUN``, read when the definitions load).
+# Every partitioned asset has the same policy, so a backfill's runs group assets and a range of days;
+# see the README ("Backfills") for the measurement behind the default.
+DEFAULT_PARTITIONS_PER_RUN = 21
+PARTITIONS_PER_RUN = settings.partitions_per_run(DEFAULT_PARTITIONS_PER_RUN)
 BACKFILL_POLICY = BackfillPolicy.multi_run(PARTITIONS_PER_RUN)
 
 

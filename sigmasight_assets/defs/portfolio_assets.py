@@ -2,9 +2,9 @@
 ``stress_results``.
 
 The four assets share one expensive intermediate — every position's market value on every day — so
-they are computed by one subsettable multi-asset: each keeps its own lineage, checks and table, can
-be materialised alone, and a run that selects several values positions once per day. The range
-work is ``pipelines.portfolio.run``: bounded batches of days and portfolios, each chunk of days
+they are computed together by one multi-asset that values positions once per day: each keeps its own
+lineage, checks and table. It is not subsettable on purpose: a backfill's runs would otherwise
+split the four across lineage layers and value every position again in each. The range work is ``pipelines.portfolio.run``: bounded batches of days and portfolios, each chunk of days
 replaced atomically in every selected table. Run config ``portfolio_ids`` scopes a run to those
 books (only their rows are replaced).
 """
@@ -103,7 +103,7 @@ CHECKS = [
     name="portfolio_analytics",
     specs=SPECS,
     check_specs=CHECKS,
-    can_subset=True,
+    can_subset=False,
     partitions_def=trading_days,
     backfill_policy=BACKFILL_POLICY,
 )
