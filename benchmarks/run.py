@@ -507,14 +507,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def snapshot_code(ref: str, workdir: Path) -> tuple[Path, str]:
-    """``sigmasight_assets`` at ``ref`` plus the current ``benchmarks`` package, in ``workdir/code``."""
+    """``sigmasight_assets`` and ``dagster.yaml`` at ``ref`` plus the current ``benchmarks`` package, in
+    ``workdir/code``."""
     commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=REPO, capture_output=True,
                             text=True, check=True).stdout.strip()
     code = workdir / "code"
     if code.exists():
         shutil.rmtree(code)
     code.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, "sigmasight_assets"], cwd=REPO,
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, "sigmasight_assets", "dagster.yaml"], cwd=REPO,
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
     shutil.copytree(HERE, code / "benchmarks", ignore=shutil.ignore_patterns("_work", "__pycache__", "*.md", "*.json"))

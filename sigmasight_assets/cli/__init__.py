@@ -12,6 +12,8 @@ embedded SQLite file under ``$DAGSTER_HOME``). Long operations show a progress b
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from .backfill import backfill
@@ -34,6 +36,10 @@ def main() -> None:
     Orchestration (materialise, lineage, checks) is Dagster's: `dagster dev -w workspace.yaml`.
     """
 
+
+# The beta Dagster APIs the code location uses on purpose (backfill policies, observable sources) warn
+# on every import of the definitions; a command's output is not the place for that.
+warnings.filterwarnings("ignore", message=r".* is currently in beta")
 
 for command in (load_portfolios, list_portfolios, remove_portfolios, show, symbol_status, demo, backfill, warehouse):
     main.add_command(command)
