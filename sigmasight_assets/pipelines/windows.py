@@ -3,8 +3,9 @@
 Every analytic of a run reads overlapping windows of the same prices (betas and ridge 90 returns,
 spreads 180, covariance and metrics 252, portfolio valuation and correlations 90): a
 :class:`WindowReader` keeps the ``close`` and ``adj_close`` it has read as wide arrays (sessions ×
-symbols) and reads from the warehouse only what it lacks — new symbols, earlier sessions, or the
-sessions after the ones it holds (a later chunk of the range). One reader per run
+symbols) and reads from the warehouse only what it lacks — new symbols or earlier sessions (then
+from the widest look-back before the first session asked), or the sessions after the ones it
+holds (a later chunk of the range). One reader per run
 (:func:`window_reader` keys it by the Dagster run id), so the steps of an in-process run share it.
 Within a run, ``prices`` is stored before any of its readers starts, so a cached window equals a
 fresh read.
@@ -21,9 +22,15 @@ import numpy as np
 import pandas as pd
 
 from .. import calendar
+from ..calc.factors import BETA_WINDOW, COV_WINDOW, RIDGE_WINDOW, SPREAD_WINDOW
+from ..calc.metrics import METRICS_WINDOW
 from ..calc.returns import simple_returns
 
 PRICE_COLUMNS = ("close", "adj_close")
+# A (re)read starts this many sessions before the session asked for: the widest look-back of the
+# run's steps (252 returns = 253 prices), so the steps that follow — whatever their window — are
+# served from the cache instead of reading again further back.
+LOOKBACK_SESSIONS = max(BETA_WINDOW, RIDGE_WINDOW, SPREAD_WINDOW, COV_WINDOW, METRICS_WINDOW) + 1
 
 
 class WindowReader:
@@ -72,7 +79,8 @@ class WindowReader:
         cached = len(self.sessions) > 0
         if not cached or want[0] < self.sessions[0] or not syms.isin(self.symbols).all():
             symbols = syms.union(self.symbols, sort=False) if cached else syms
-            first = min(want[0], self.sessions[0]) if cached else want[0]
+            first = calendar.sessions_back(want[0], LOOKBACK_SESSIONS)[0]
+            first = min(first, self.sessions[0]) if cached else first
             last = max(want[-1], self.sessions[-1]) if cached else want[-1]
             sessions = calendar.sessions(first, last)
             self.values = self._read(symbols, sessions)
