@@ -6,7 +6,6 @@ Pure helpers with no Dagster import; the Dagster partitions definition is built 
 
 from __future__ import annotations
 
-from datetime import date
 from functools import lru_cache
 
 import exchange_calendars as xcals
@@ -57,15 +56,6 @@ def previous_session(day) -> pd.Timestamp:
     day = pd.Timestamp(day).normalize()
     s = _cal_for(day).sessions
     return s[s.searchsorted(day, side="left") - 1]
-
-
-def window_start(day, n_returns: int) -> pd.Timestamp:
-    """First session needed for ``n_returns`` daily returns ending at ``day`` (n_returns + 1 prices)."""
-    return sessions_back(day, n_returns + 1)[0]
-
-
-def to_date(d) -> date:
-    return pd.Timestamp(d).date()
 
 
 def chunks(days: pd.DatetimeIndex, size: int) -> list[pd.DatetimeIndex]:

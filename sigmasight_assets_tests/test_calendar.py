@@ -86,11 +86,11 @@ def test_previous_session_is_strictly_before():
     assert calendar.previous_session("2025-04-21") == TS("2025-04-17")  # over Good Friday
 
 
-def test_window_start_gives_n_plus_one_prices():
-    assert calendar.window_start("2025-01-21", 2) == TS("2025-01-16")  # prices 16, 17, 21 → 2 returns
+def test_a_window_of_n_returns_reads_n_plus_one_prices():
+    assert calendar.sessions_back("2025-01-21", 3)[0] == TS("2025-01-16")  # prices 16, 17, 21 → 2 returns
     d = TS("2025-06-30")
     for n in (1, 30, 90, 252):
-        first = calendar.window_start(d, n)
+        first = calendar.sessions_back(d, n + 1)[0]
         assert len(calendar.sessions(first, d)) == n + 1
 
 

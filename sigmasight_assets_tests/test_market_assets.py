@@ -457,7 +457,7 @@ def test_one_window_reader_per_run_serves_every_window_and_equals_fresh_reads(ma
     from what it read (one warehouse read here), new symbols or earlier sessions are read again, and
     every window equals a fresh read of the warehouse."""
     from sigmasight_assets.calc.returns import simple_returns
-    from sigmasight_assets.pipelines.windows import release_windows, window_reader
+    from sigmasight_assets.pipelines.windows import window_reader
 
     wh = market_run["wh"]
     real = wh.read
@@ -484,7 +484,6 @@ def test_one_window_reader_per_run_serves_every_window_and_equals_fresh_reads(ma
     pd.testing.assert_frame_equal(got, fresh("close", SESS[5], ["NVDA"]), check_names=False, check_freq=False)
     assert calls.count("prices") == 2
     assert window_reader(wh, "run-2") is not reader  # another run starts empty
-    release_windows()
 
 
 def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypatch):
@@ -501,7 +500,7 @@ def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypa
     days = pd.DatetimeIndex(SESS[-9:])
     reader = WindowReader(wh)
     for chunk in calendar.chunks(days, 3):
-        start = calendar.window_start(chunk[0], 5)
+        start = calendar.sessions_back(chunk[0], 6)[0]
         got = reader.prices(syms, start, chunk[-1], "adj_close")
         px = real("prices", start, chunk[-1], keys=syms, columns=["date", "symbol", "adj_close"])
         want = px.pivot(index="date", columns="symbol", values="adj_close").reindex(

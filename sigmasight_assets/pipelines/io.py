@@ -15,10 +15,3 @@ def write_partitions(wh, table_name: str, frame: pd.DataFrame, start, end, **kwa
     from ..warehouse import schemas
 
     return schemas.write_validated(wh, table_name, frame, start, end, **kwargs)
-
-
-def write_many(wh, items) -> list[int]:
-    """:func:`write_partitions` of several ``Replacement``s in one transaction (all or none)."""
-    from ..warehouse import schemas
-
-    return schemas.write_validated_many(wh, items)

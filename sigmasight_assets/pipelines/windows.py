@@ -68,10 +68,6 @@ class WindowReader:
         self._ensure(syms, with_prev)
         return simple_returns(self._slice("adj_close", syms, with_prev)).iloc[1:]
 
-    def release(self) -> None:
-        """Forget the cached window."""
-        self.__init__(self.wh)
-
     # -- cache ----------------------------------------------------------------------------------------
     def _ensure(self, syms: pd.Index, want: pd.DatetimeIndex) -> None:
         if not len(want) or not len(syms):
@@ -127,8 +123,3 @@ def window_reader(wh, key: str | None) -> WindowReader:
         _READERS.clear()
         hit = _READERS[(wh.url, key)] = WindowReader(wh)
     return hit
-
-
-def release_windows() -> None:
-    """Drop every cached window of this process."""
-    _READERS.clear()
