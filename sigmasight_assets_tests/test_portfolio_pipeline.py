@@ -43,17 +43,27 @@ def test_the_batch_budget_is_a_validated_setting(monkeypatch):
             config.batch_portfolio_days(30_000)
 
 
-def test_book_batches_partition_the_portfolios():
-    books = pd.DataFrame({"portfolio_id": [f"P{i}" for i in (3, 1, 2, 5, 4)], "name": "x"})
-    positions = pd.DataFrame({"portfolio_id": ["P1", "P2", "P2", "P5"], "symbol": ["A", "B", "C", "D"],
-                              "investment_class": ["PUBLIC", "PUBLIC", "OPTIONS", "PRIVATE"]})
-    flows = pd.DataFrame({"portfolio_id": ["P1", "P4"], "amount": [1.0, 2.0]})
-    book = portfolio.Book(books, positions, flows, scenarios=None)
-    parts = book.batches(2)
-    assert [b.portfolio_ids for b in parts] == [["P1", "P2"], ["P3", "P4"], ["P5"]]
-    assert sum(len(b.positions) for b in parts) == len(positions) and sum(len(b.flows) for b in parts) == len(flows)
-    assert book.market_symbols == ["A", "B", "C"] and book.public_symbols == ["A", "B"]
-    assert book.batches(5) == [book]
+def test_the_book_index_holds_ids_and_symbols_and_batches_partition_the_ids(tmp_path):
+    from sigmasight_assets.ledger import parse_ledger
+    from sigmasight_assets.warehouse.ledger import store_ledger
+
+    from .conftest import SAMPLE_FLOWS, SAMPLE_POSITIONS
+
+    wh = Warehouse(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    wh.create_all()
+    store_ledger(wh, parse_ledger(SAMPLE_POSITIONS, SAMPLE_FLOWS))
+    index = portfolio.read_book_index(wh)
+    books = portfolio.read_book(wh, scenarios=None)
+    live = books.positions
+    assert index.portfolio_ids == sorted(books.books["portfolio_id"])
+    assert index.market_symbols == sorted(set(live.loc[live["investment_class"] != "PRIVATE", "symbol"]))
+    assert index.public_symbols == sorted(set(live.loc[live["investment_class"] == "PUBLIC", "symbol"]))
+    scoped = portfolio.read_book_index(wh, ["P-LONG", "P-GONE"])
+    assert scoped.portfolio_ids == ["P-LONG"]  # an id no longer in the ledger has no book
+    assert set(scoped.market_symbols) == set(live.loc[live["portfolio_id"] == "P-LONG", "symbol"])
+    ids = portfolio.BookIndex([f"P{i}" for i in range(1, 6)], [], []).batches(2)
+    assert ids == [["P1", "P2"], ["P3", "P4"], ["P5"]]
+    assert portfolio.BookIndex([], [], []).batches(2) == [[]]
 
 
 def _snapshot_rows(day, ids, equity):

@@ -122,7 +122,7 @@ def portfolio_analytics(context: AssetExecutionContext, config: PortfolioScopeCo
                                 BATCH_PORTFOLIO_DAYS, on_chunk=progress)
     for key in (SNAP, CORR, EXPO, STRESS):
         if key.to_user_string() in selected:
-            yield _result(context, key, days, totals, scenarios, len(book.books), scope)
+            yield _result(context, key, days, totals, scenarios, len(book.portfolio_ids), scope)
 
 
 def _selected_checks(context, key: AssetKey, results: list[AssetCheckResult]) -> list[AssetCheckResult]:

@@ -8,7 +8,9 @@ A range is cut into *chunks* of days and a chunk's book into *batches* of portfo
 batch holds at most ``batch_portfolio_days`` portfolio-days (position values, 13 exposure and 19
 stress rows per portfolio-day, their validation copies): a small book gets chunks of up to
 ``MAX_CHUNK_DAYS`` sessions in one batch; a large one gets one-session chunks split into batches
-of ``batch_portfolio_days`` portfolios. Memory follows the batch, never the book or the range.
+of ``batch_portfolio_days`` portfolios. Memory follows the batch, never the book or the range: of
+the whole book a run holds only its portfolio ids and held symbols (:class:`BookIndex`); a book of
+one batch is read once for the range, a larger one batch by batch.
 Market inputs — the price and return window, the betas, the factor covariance, and for a book of
 several batches the day's correlation matrix of every held symbol — are read or computed once per
 chunk and shared by its batches (a pair's correlation depends only on the two return series, so
@@ -70,7 +72,7 @@ PREVIEW_ROWS = 10
 # -- the book -------------------------------------------------------------------------------------------
 @dataclass
 class Book:
-    """The ledger the run computes (read once, so every chunk sees the same one) and the scenarios."""
+    """One batch's ledger (or the whole book when it fits in one batch) and the scenarios."""
 
     books: pd.DataFrame
     positions: pd.DataFrame  # not deleted
@@ -81,29 +83,20 @@ class Book:
     def portfolio_ids(self) -> list[str]:
         return sorted(self.books["portfolio_id"].astype(str))
 
-    @property
-    def market_symbols(self) -> list[str]:
-        """Symbols valued from market prices (PUBLIC and OPTIONS)."""
-        pos = self.positions
-        return sorted(set(pos.loc[pos["investment_class"] != "PRIVATE", "symbol"])) if len(pos) else []
 
-    @property
-    def public_symbols(self) -> list[str]:
-        pos = self.positions
-        return sorted(set(pos.loc[pos["investment_class"] == "PUBLIC", "symbol"])) if len(pos) else []
+@dataclass
+class BookIndex:
+    """What a run needs of the whole book at once — its portfolio ids and the symbols it holds, never
+    its positions (at 100,000 portfolios those are read one batch at a time)."""
 
-    def batches(self, size: int) -> list["Book"]:
-        """The book cut into consecutive batches of at most ``size`` portfolios (by id)."""
+    portfolio_ids: list[str]
+    market_symbols: list[str]  # valued from market prices: PUBLIC and OPTIONS
+    public_symbols: list[str]
+
+    def batches(self, size: int) -> list[list[str]]:
+        """The portfolio ids cut into consecutive batches of at most ``size`` (by id)."""
         ids = self.portfolio_ids
-        if len(ids) <= size:
-            return [self]
-        out = []
-        for i in range(0, len(ids), size):
-            part = set(ids[i : i + size])
-            out.append(Book(self.books[self.books["portfolio_id"].isin(part)],
-                            self.positions[self.positions["portfolio_id"].isin(part)],
-                            self.flows[self.flows["portfolio_id"].isin(part)], self.scenarios))
-        return out
+        return [ids[i : i + size] for i in range(0, len(ids), size)] or [[]]
 
 
 def read_book(wh, scenarios, portfolio_ids: list[str] | None = None) -> Book:
@@ -112,6 +105,25 @@ def read_book(wh, scenarios, portfolio_ids: list[str] | None = None) -> Book:
     if len(positions):
         positions = positions[~positions["deleted"].astype(bool)]
     return Book(books, positions, flows, scenarios)
+
+
+def read_book_index(wh, portfolio_ids: list[str] | None = None) -> BookIndex:
+    """The book's portfolio ids (only those of ``portfolio_ids`` still in the ledger) and the symbols
+    of its live positions, by a DISTINCT query rather than the positions themselves."""
+    from sqlalchemy import select
+
+    books = wh.read("portfolios", keys=portfolio_ids, key_column="portfolio_id", columns=["portfolio_id"])
+    t = wh.table("positions")
+    stmt = select(t.c.symbol, t.c.investment_class).distinct().where(t.c.deleted.is_(False))
+    if portfolio_ids is not None:
+        stmt = stmt.where(t.c.portfolio_id.in_(list(portfolio_ids)))
+    with wh.engine.connect() as conn:
+        held = pd.DataFrame(conn.execute(stmt).fetchall(), columns=["symbol", "investment_class"])
+    return BookIndex(
+        portfolio_ids=sorted(books["portfolio_id"].astype(str)),
+        market_symbols=sorted(set(held.loc[held["investment_class"] != "PRIVATE", "symbol"])),
+        public_symbols=sorted(set(held.loc[held["investment_class"] == "PUBLIC", "symbol"])),
+    )
 
 
 def plan(days: pd.DatetimeIndex, n_portfolios: int, batch_portfolio_days: int = BATCH_PORTFOLIO_DAYS
@@ -222,7 +234,7 @@ class Market:
     union: dict | None = None  # day → (symbols, correlation matrix) for several batches
 
 
-def read_market(wh, reader: WindowReader, book: Book, chunk: pd.DatetimeIndex, selected: set[str],
+def read_market(wh, reader: WindowReader, book: BookIndex, chunk: pd.DatetimeIndex, selected: set[str],
                 scoped: bool) -> Market:
     need_returns = CORR_WINDOW if CORR in selected else VOL_WINDOW
     first = min(calendar.sessions_back(chunk[0], need_returns)[0],
@@ -272,7 +284,7 @@ class ChunkReport:
 
 def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, portfolio_ids: list[str] | None = None,
         batch_portfolio_days: int = BATCH_PORTFOLIO_DAYS, on_chunk: Callable[[ChunkReport], None] | None = None,
-        stage_dir: str | None = None) -> tuple[Book, Totals]:
+        stage_dir: str | None = None) -> tuple[BookIndex, Totals]:
     """Compute and store the ``selected`` tables over ``days`` (see the module docstring).
 
     Parameters
@@ -286,15 +298,17 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, p
 
     Returns
     -------
-    (book, totals) : the book computed and the merged statistics and previews.
+    (book, totals) : the book's index and the merged statistics and previews.
     """
     from ..warehouse import schemas  # pandera: imported by the first run, not by the definitions load
 
     selected = set(selected)
     scope = sorted(set(portfolio_ids)) if portfolio_ids is not None else None
-    book = read_book(wh, scenarios, scope)
-    chunks, per_batch = plan(days, len(book.books), batch_portfolio_days)
+    book = read_book_index(wh, scope)
+    chunks, per_batch = plan(days, len(book.portfolio_ids), batch_portfolio_days)
     batches = book.batches(per_batch)
+    # A book of one batch is read once for the whole range; a larger one a batch at a time.
+    whole = read_book(wh, scenarios, scope) if len(batches) == 1 else None
     active_ids = [s.id for s in scenarios.active]
     totals = Totals()
     last_day = days[-1] if len(days) else None
@@ -318,8 +332,10 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, p
         rows = {name: 0 for name in staged}
         tmp = tempfile.mkdtemp(prefix="sigmasight-portfolio-", dir=stage_dir) if len(batches) > 1 else None
         try:
-            for b, batch in enumerate(batches):
+            for b, ids in enumerate(batches):
+                batch = whole if whole is not None else read_book(wh, scenarios, ids)
                 frames = compute_batch(batch, market, chunk, selected)
+                del batch
                 for name, frame in frames.items():
                     frames[name] = schemas.validate(name, frame)  # a bad frame fails before anything is deleted
                     rows[name] += len(frame)
