@@ -482,6 +482,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--partitions-per-run", type=int, default=None,
                    help="SIGMASIGHT_PARTITIONS_PER_RUN for workload 3's backfill (default: the code's)")
     p.add_argument("--large-portfolios", type=int, help="portfolios of workload 7's book (100,000 at full scale)")
+    p.add_argument("--batch-portfolio-days", type=int, default=None,
+                   help="SIGMASIGHT_BATCH_PORTFOLIO_DAYS of every workload (default: the code's, 30,000)")
     p.add_argument("--quick", action="store_true",
                    help="medium scale: 500 symbols, 1000 portfolios, 30 days, a large book of 5,000")
     p.add_argument("--out", type=Path, default=HERE / "results.md")
@@ -547,7 +549,8 @@ def main(argv=None) -> int:
         "scale": {"symbols": args.symbols, "factor_etfs": 8, "portfolios": args.portfolios,
                   "positions": args.positions, "days": args.days, "history": args.history,
                   "quick": bool(args.quick), "workloads": sorted(selected), "w3_route": args.w3_route,
-                  "partitions_per_run": args.partitions_per_run, "large_portfolios": args.large_portfolios},
+                  "partitions_per_run": args.partitions_per_run, "large_portfolios": args.large_portfolios,
+                  "batch_portfolio_days": args.batch_portfolio_days},
         "dates": dates,
         "machine": machine_info(),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
@@ -567,6 +570,8 @@ def main(argv=None) -> int:
     global CHILD_CWD
     CHILD_CWD = code_dir
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMASIGHT_")}
+    if args.batch_portfolio_days:
+        base_env["SIGMASIGHT_BATCH_PORTFOLIO_DAYS"] = str(args.batch_portfolio_days)
     base_env.update({"SIGMASIGHT_MARKET_DATA": "synthetic", "SIGMASIGHT_SYNTHETIC_SEED": str(args.market_seed),
                      "PYTHONPATH": os.pathsep.join([str(code_dir), base_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)})
 
