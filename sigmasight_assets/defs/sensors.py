@@ -126,9 +126,10 @@ def portfolio_run_requests(start: date, end: date, trigger: str, request_id: str
     return out
 
 
-def remove_request(portfolio_ids: list[str], trigger: str) -> RunRequest:
-    """A run of ``remove_portfolio_rows`` for portfolios no longer in the ledger."""
-    request_id = f"remove-portfolios-{_digest(portfolio_ids)}"
+def remove_request(portfolio_ids: list[str], trigger: str, key: str) -> RunRequest:
+    """A run of ``remove_portfolio_rows`` for portfolios no longer in the ledger (``key``: what makes
+    this removal distinct from an earlier one of the same ids)."""
+    request_id = f"remove-portfolios-{key}-{_digest(portfolio_ids)}"
     return RunRequest(run_key=request_id, job_name=remove_portfolios_job.name,
                       run_config={"ops": {REMOVE_OP: {"config": {"portfolio_ids": list(portfolio_ids)}}}},
                       tags={TRIGGER_TAG: trigger, REQUEST_TAG: request_id})
@@ -231,7 +232,8 @@ def portfolio_ledger_sensor(context: SensorEvaluationContext, warehouse: Warehou
     requests: list[RunRequest] = []
     if removed:
         context.log.info(f"portfolio_ledger_sensor: {sorted(removed)} left the ledger: deleting their rows")
-        requests.append(remove_request(sorted(removed), "portfolio_ledger_sensor"))
+        key = f"{latest}-{_digest([done.get(pid) for pid in sorted(removed)])}"
+        requests.append(remove_request(sorted(removed), "portfolio_ledger_sensor", key))
         for pid in removed:
             done.pop(pid, None)
     changed = sorted(pid for pid, fp in fps.items() if done.get(pid) != fp)
