@@ -27,7 +27,7 @@ OWNER = "team:risk-platform"
 # Partitions per run of a backfill (``SIGMASIGHT_PARTITIONS_PER_RUN``, read when the definitions load).
 # Every partitioned asset has the same policy, so a backfill's runs group assets and a range of days;
 # see the README ("Backfills") for the measurement behind the default.
-DEFAULT_PARTITIONS_PER_RUN = 21
+DEFAULT_PARTITIONS_PER_RUN = 126
 PARTITIONS_PER_RUN = settings.partitions_per_run(DEFAULT_PARTITIONS_PER_RUN)
 BACKFILL_POLICY = BackfillPolicy.multi_run(PARTITIONS_PER_RUN)
 
