@@ -34,7 +34,6 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
 from sigmasight_assets import calendar
-from sigmasight_assets.defs.common import PARTITIONS_PER_RUN
 from sigmasight_assets.defs import sensors as automation
 from sigmasight_assets.defs.sensors import (
     PORTFOLIO_ASSETS,
@@ -308,7 +307,9 @@ def test_new_portfolio_with_known_symbols_is_backfilled_from_its_first_entry(wh,
     assert res.run_requests == [] and "no new or changed" in res.skip_message
 
 
-def test_changed_ledger_is_recomputed_from_its_first_entry_and_reload_is_no_change(wh, instance, tmp_path):
+def test_changed_ledger_is_recomputed_from_its_first_entry_and_reload_is_no_change(wh, instance, tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(automation, "PARTITIONS_PER_RUN", 21)  # 40 sessions: two runs
     cursor = tick(portfolio_ledger_sensor, wh, instance).cursor
     from sigmasight_assets.ledger import parse_ledger
 
@@ -331,10 +332,10 @@ def test_changed_ledger_is_recomputed_from_its_first_entry_and_reload_is_no_chan
     for request in res.run_requests:
         assert request.run_config["ops"]["portfolio_analytics"]["config"]["portfolio_ids"] == ["P-LONG"]
         days = calendar.sessions(request.tags[RANGE_START], request.tags[RANGE_END])
-        assert len(days) <= PARTITIONS_PER_RUN
+        assert len(days) <= 21
         covered += [iso(d) for d in days]
     assert covered == [iso(d) for d in calendar.sessions(max("2025-01-02", first_stored), D)]
-    assert len(res.run_requests) == -(-40 // PARTITIONS_PER_RUN)  # 40 sessions
+    assert len(res.run_requests) == 2
     before = json.loads(cursor)["fingerprints"]
     after = json.loads(res.cursor)["fingerprints"]
     assert {p for p in after if after[p] != before[p]} == {"P-LONG"}
