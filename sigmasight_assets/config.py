@@ -84,8 +84,8 @@ def positive_number(name: str, default, cast=int, noun: str = "an integer"):
 
 def batch_portfolio_days(default: int) -> int:
     """Portfolio-days per batch of the portfolio analytics (``SIGMASIGHT_BATCH_PORTFOLIO_DAYS``): the
-    memory knob of a portfolio step — about 1 GB of RSS at the default 30,000 (10,000 portfolios ×
-    25 positions × 3 sessions, or 30,000 portfolios of one session)."""
+    memory knob of a portfolio step — about 1 GB of RSS for the computation at the default 20,000
+    (10,000 portfolios × 25 positions × 2 sessions, or 20,000 portfolios of one session)."""
     return positive_number("SIGMASIGHT_BATCH_PORTFOLIO_DAYS", default)
 
 

@@ -28,8 +28,8 @@ def test_plan_bounds_every_batch_by_the_portfolio_day_budget():
         assert max(len(c) for c in chunks) * min(per_batch, max(n, 1)) <= budget, (n, budget)  # portfolio-days
         if n > budget:
             assert max(len(c) for c in chunks) == 1 and batches == -(-n // budget)  # one-day chunks, several batches
-    assert portfolio.plan(days, 10_000)[1] == 10_000 and len(portfolio.plan(days, 10_000)[0][0]) == 3
-    assert portfolio.plan(days, 100_000)[1] == 30_000
+    assert portfolio.plan(days, 10_000)[1] == 10_000 and len(portfolio.plan(days, 10_000)[0][0]) == 2
+    assert portfolio.plan(days, 100_000)[1] == 20_000
 
 
 def test_the_batch_budget_is_a_validated_setting(monkeypatch):

@@ -4,9 +4,10 @@
 The four assets share one expensive intermediate — every position's market value on every day — so
 they are computed together by one multi-asset that values positions once per day: each keeps its own
 lineage, checks and table. It is not subsettable on purpose: a backfill's runs would otherwise
-split the four across lineage layers and value every position again in each. The range work is ``pipelines.portfolio.run``: bounded batches of days and portfolios, each chunk of days
-replaced atomically in every selected table. Run config ``portfolio_ids`` scopes a run to those
-books (only their rows are replaced).
+split the four across lineage layers and value every position again in each. The range work is
+``pipelines.portfolio.run``: bounded batches of days and portfolios, each chunk of days replaced
+atomically in all four tables. Run config ``portfolio_ids`` scopes a run to those books (only their
+rows are replaced).
 """
 
 

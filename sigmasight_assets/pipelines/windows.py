@@ -31,6 +31,7 @@ PRICE_COLUMNS = ("close", "adj_close")
 # run's steps (252 returns = 253 prices), so the steps that follow — whatever their window — are
 # served from the cache instead of reading again further back.
 LOOKBACK_SESSIONS = max(BETA_WINDOW, RIDGE_WINDOW, SPREAD_WINDOW, COV_WINDOW, METRICS_WINDOW) + 1
+READ_SLICE = 42  # sessions per warehouse query
 
 
 class WindowReader:
@@ -88,13 +89,17 @@ class WindowReader:
             self.sessions = self.sessions.append(tail)
 
     def _read(self, symbols: pd.Index, sessions: pd.DatetimeIndex) -> dict[str, np.ndarray]:
-        px = self.wh.read("prices", sessions[0], sessions[-1], keys=list(symbols),
-                          columns=["date", "symbol", *PRICE_COLUMNS])
+        # Slices of sessions: the long rows of one query (5,000 symbols × a year is 1.3M rows, ~3× their
+        # size in transient Python objects) never exceed READ_SLICE sessions at once.
+        out = {c: np.full((len(sessions), len(symbols)), np.nan) for c in PRICE_COLUMNS}
+        for i in range(0, len(sessions), READ_SLICE):
+            part = sessions[i : i + READ_SLICE]
+            px = self.wh.read("prices", part[0], part[-1], keys=list(symbols), columns=["date", "symbol", *PRICE_COLUMNS])
+            for c in PRICE_COLUMNS:
+                wide = px.pivot(index="date", columns="symbol", values=c).reindex(index=part, columns=symbols)
+                out[c][i : i + len(part)] = wide.to_numpy(dtype=float)
+            del px
         self.sessions_read += len(sessions)
-        out = {}
-        for c in PRICE_COLUMNS:
-            wide = px.pivot(index="date", columns="symbol", values=c).reindex(index=sessions, columns=symbols)
-            out[c] = wide.to_numpy(dtype=float)
         return out
 
     def _slice(self, column: str, syms: pd.Index, want: pd.DatetimeIndex) -> pd.DataFrame:
