@@ -202,8 +202,11 @@ def graphql(base_url: str, query: str, variables: dict | None = None, timeout: f
     """POST /graphql (what the UI does); returns ``data`` or raises with the server's errors."""
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     req = urllib.request.Request(f"{base_url}/graphql", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        payload = json.load(resp)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            payload = json.load(resp)
+    except urllib.error.HTTPError as exc:  # the server's own account of a 500 is in the body
+        raise GraphQLError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:4000]}") from None
     if payload.get("errors"):
         raise GraphQLError(json.dumps(payload["errors"], indent=1)[:4000])
     return payload["data"]

@@ -2,12 +2,14 @@
 ``stress_results``.
 
 The four assets share one expensive intermediate — every position's market value on every day — so
-they are computed together by one multi-asset that values positions once per day: each keeps its own
-lineage, checks and table. It is not subsettable on purpose: a backfill's runs would otherwise
-split the four across lineage layers and value every position again in each. The range work is
-``pipelines.portfolio.run``: bounded batches of days and portfolios, each chunk of days replaced
-atomically in all four tables. Run config ``portfolio_ids`` scopes a run to those books (only their
-rows are replaced).
+they are computed by one subsettable multi-asset: each keeps its own lineage, checks and table, can
+be materialised alone, and a run that selects several values positions once per day. (A backfill
+of more days than a run holds splits the four across lineage layers, each valuing positions again;
+a non-subsettable multi-asset would avoid that, but Dagster then refuses the asset graph's
+partition dialog, whose look-back expansion targets different days for the four.) The range work
+is ``pipelines.portfolio.run``: bounded batches of days and portfolios, each chunk of days replaced
+atomically in every selected table. Run config ``portfolio_ids`` scopes a run to those books (only
+their rows are replaced).
 """
 
 
@@ -104,7 +106,7 @@ CHECKS = [
     name="portfolio_analytics",
     specs=SPECS,
     check_specs=CHECKS,
-    can_subset=False,
+    can_subset=True,
     partitions_def=trading_days,
     backfill_policy=BACKFILL_POLICY,
 )
