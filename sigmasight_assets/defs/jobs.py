@@ -51,7 +51,9 @@ daily_graph_job = define_asset_job(
     - AssetSelection.assets("portfolios")
     - AssetSelection.checks(freshness.nightly_partition_materialized),
     executor_def=run_executor,
-    run_tags=SERIAL_TAG,
+    # Job tags, not run_tags: Dagster 1.13 gives a job backfill's runs the job's tags only; without
+    # run_tags the same tags also go to every other run of the job.
+    tags=SERIAL_TAG,
     description=(
         "Materialise every partitioned asset (market data → symbol analytics → portfolio analytics) for a "
         "trading day or the selected days. A backfill from this job covers exactly the days selected, in "
