@@ -39,11 +39,12 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sigmasight_assets.calc.regression import RIDGE_FACTOR_ETFS, rolling_ols, rolling_ridge
+from sigmasight_assets.calc.factors import FACTOR_ETFS, STYLE_ETFS
+from sigmasight_assets.calc.regression import rolling_ols, rolling_ridge
 from sigmasight_assets.calc.returns import simple_returns
 from sigmasight_assets.calc.spreads import rolling_spread_betas, spread_returns
 
-ETFS = ["SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV"]
+ETFS = list(FACTOR_ETFS)
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results_regression.json"
 
 
@@ -69,7 +70,7 @@ def make_data(n_symbols: int, sessions: int, seed: int, nan_rate: float):
 
 
 def vectorised(returns, etf, day):
-    styles = etf[list(RIDGE_FACTOR_ETFS.values())].set_axis(list(RIDGE_FACTOR_ETFS), axis=1)
+    styles = etf[list(STYLE_ETFS.values())].set_axis(list(STYLE_ETFS), axis=1)
     market, _ = rolling_ols(returns, etf["SPY"], day)
     ir, _ = rolling_ols(returns, etf["TLT"], day)
     ridge, _ = rolling_ridge(returns, styles, day)
@@ -89,7 +90,7 @@ def loop(returns, etf, day):
     pos = returns.index.get_loc(day[0])
     y_all = returns.to_numpy()
     spy, tlt = etf["SPY"].to_numpy(), etf["TLT"].to_numpy()
-    styles = etf[list(RIDGE_FACTOR_ETFS.values())].to_numpy()
+    styles = etf[list(STYLE_ETFS.values())].to_numpy()
     spreads = spread_returns(etf)
     out = {"market": {}, "ir": {}, "ridge": {}, "spread": {}}
     for j, sym in enumerate(returns.columns):
@@ -123,7 +124,7 @@ def max_differences(vec, ref):
         frame = vec[key].set_index("symbol")
         assert set(frame.index) == set(ref[key]), f"{key}: computed symbol sets differ"
         r = np.array([ref[key][s] for s in frame.index])
-        for i, col in enumerate(("raw_beta", "alpha", "r_squared", "std_error", "p_value")):
+        for i, col in enumerate(("raw_beta", "intercept", "r_squared", "std_error", "p_value")):
             upd(f"ols_{col}", frame[col].to_numpy(), r[:, i])
     ridge = vec["ridge"]
     syms = ridge.symbol.to_numpy()[::6]
@@ -134,7 +135,7 @@ def max_differences(vec, ref):
     keys = list(zip(spread.symbol, spread.factor))
     assert set(keys) == set(ref["spread"]), "spread: computed pairs differ"
     r = np.array([ref["spread"][k] for k in keys])
-    for i, col in enumerate(("raw_beta", "alpha", "r_squared")):
+    for i, col in enumerate(("raw_beta", "intercept", "r_squared")):
         upd(f"spread_{col}", spread[col].to_numpy(), r[:, i])
     diffs["overall"] = max(diffs.values())
     return diffs

@@ -146,8 +146,10 @@ def _daemon_backfill(params: dict, start: str, end: str) -> dict:
     if status != "COMPLETED_SUCCESS" or summary["runs_failed"]:
         raise RuntimeError(f"backfill {backfill_id} ended {status} with {summary['runs_failed']} failed run(s)")
     out = _timings(start, end, run_s, run_cpu, summary, log, "daemon backfill (queued runs)")
+    from sigmasight_assets.defs.common import PARTITIONS_PER_RUN  # the setting, as the runs read it
+
     out.update({"backfill_id": backfill_id, "submit_seconds": round(submitted, 3), "backfill_status": status,
-                "partitions_per_run": int(os.environ.get("SIGMASIGHT_PARTITIONS_PER_RUN") or 0) or None})
+                "partitions_per_run": PARTITIONS_PER_RUN})
     return out
 
 
