@@ -356,3 +356,11 @@ def test_create_all_makes_the_asset_tables_with_indexes(warehouse):
             "symbol_status"} <= names
     idx = set(warehouse.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'prices'")["name"])
     assert {"ix_prices_date_key", "ix_prices_key_date"} <= idx
+
+
+def test_reading_no_key_returns_no_row_with_the_columns_asked(warehouse):
+    """A step with nothing to compute asks for an empty list of keys (e.g. a day whose universe was
+    never built): that is an empty, typed frame, not an error."""
+    got = warehouse.read("daily_valuations", DAYS[0], DAYS[-1], keys=[], columns=["date", "symbol", "pe"])
+    assert list(got.columns) == ["date", "symbol", "pe"] and got.empty
+    assert warehouse.read("positions", keys=[], key_column="symbol").empty

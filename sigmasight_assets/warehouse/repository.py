@@ -295,6 +295,8 @@ class Warehouse:
             wanted, key_list = key_list, None
         chunks = [None] if key_list is None else [key_list[i : i + _IN_CHUNK] for i in range(0, len(key_list), _IN_CHUNK)]
         names = [c.name for c in cols]
+        if key_list is not None and not key_list and wanted is None:  # no key asked for: no row
+            return _from_sql(table, pd.DataFrame({n: pd.Series([], dtype=object) for n in names}), names)
         if wanted is not None and key_column not in names:
             cols = [*cols, table.c[key_column]]
         fetched = [c.name for c in cols]
