@@ -534,8 +534,8 @@ def test_the_job_runs_its_steps_in_one_process_by_default():
     from sigmasight_assets.defs import jobs
     from sigmasight_assets.definitions import defs
 
-    assert jobs._in_process_unless_asked(None) == {"in_process": {}}
-    assert jobs._in_process_unless_asked({"multiprocess": {"max_concurrent": 2}}) == {"multiprocess": {"max_concurrent": 2}}
+    assert jobs.executor_config(None) == {"in_process": {}}
+    assert jobs.executor_config({"multiprocess": {"max_concurrent": 2}}) == {"multiprocess": {"max_concurrent": 2}}
     job = defs.resolve_job_def("daily_risk_graph")
     assert job.executor_def.name == "in_process_or_multiprocess"
     # the job's own tags: what Dagster gives the runs of a job backfill (and every other run of the job)

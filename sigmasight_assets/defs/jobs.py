@@ -33,14 +33,16 @@ from .resources import WarehouseResource
 SERIAL_TAG = {"sigmasight/serial": "daily_risk_graph"}
 
 
-def _in_process_unless_asked(config):
+def executor_config(config):
+    """The executor's config for a run's ``execution.config``: in-process unless it asks for
+    ``multiprocess``."""
     config = dict(config or {})
     if config.get("multiprocess") is not None:
         return {"multiprocess": config["multiprocess"]}
     return {"in_process": config.get("in_process") or {}}
 
 
-run_executor = multi_or_in_process_executor.configured(_in_process_unless_asked, name="in_process_or_multiprocess")
+run_executor = multi_or_in_process_executor.configured(executor_config, name="in_process_or_multiprocess")
 
 # The whole graph for a partition (or a range): what the nightly schedule launches and what a
 # backfill from the job's page runs. The freshness check is left out: it judges *today's* lateness
