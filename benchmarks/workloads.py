@@ -146,10 +146,12 @@ def _daemon_backfill(params: dict, start: str, end: str) -> dict:
     if status != "COMPLETED_SUCCESS" or summary["runs_failed"]:
         raise RuntimeError(f"backfill {backfill_id} ended {status} with {summary['runs_failed']} failed run(s)")
     out = _timings(start, end, run_s, run_cpu, summary, log, "daemon backfill (queued runs)")
-    from sigmasight_assets.defs.common import PARTITIONS_PER_RUN  # the setting, as the runs read it
+    from sigmasight_assets.defs.common import DEFAULT_PARTITIONS_PER_RUN
 
+    # the setting the daemon and the runs were started with (this process imported the code before)
+    per_run = int(os.environ.get("SIGMASIGHT_PARTITIONS_PER_RUN") or DEFAULT_PARTITIONS_PER_RUN)
     out.update({"backfill_id": backfill_id, "submit_seconds": round(submitted, 3), "backfill_status": status,
-                "partitions_per_run": PARTITIONS_PER_RUN})
+                "partitions_per_run": per_run})
     return out
 
 
