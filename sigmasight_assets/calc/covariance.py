@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sigmasight_assets.calc.regression import _concat
+from sigmasight_assets.calc.factors import FACTOR_ETFS
+from sigmasight_assets.calc.frames import concat_parts
 from sigmasight_assets.calc.returns import check_wide_frame, day_positions
 
 __all__ = [
@@ -14,10 +15,10 @@ __all__ = [
     "ewma_factor_covariance",
     "covariance_matrix",
     "repair_correlation",
+    "covariance_by_date",
+    "usable_covariance",
 ]
 
-#: Factor ETFs in the order used for the matrix (market, rates, then the style ETFs).
-FACTOR_ETFS = ("SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV")
 COVARIANCE_COLUMNS = ["date", "factor_1", "factor_2", "covariance", "correlation", "observations"]
 
 # Tolerance below which a negative eigenvalue is float noise rather than a broken matrix.
@@ -163,7 +164,7 @@ def ewma_factor_covariance(
             "correlation": corr.ravel(),
             "observations": np.full(k * k, n, dtype=np.int64),
         })
-    return _concat(parts, COVARIANCE_COLUMNS)
+    return concat_parts(parts, COVARIANCE_COLUMNS)
 
 
 def covariance_matrix(long_frame: pd.DataFrame, day, value: str = "covariance") -> pd.DataFrame:
@@ -202,3 +203,30 @@ def covariance_matrix(long_frame: pd.DataFrame, day, value: str = "covariance") 
     matrix.index.name = None
     matrix.columns.name = None
     return matrix
+
+
+def covariance_by_date(covariance_long: pd.DataFrame) -> dict[pd.Timestamp | None, pd.DataFrame]:
+    """Pivot long ``[date?, factor_1, factor_2, covariance]`` to one labelled 8×8 per date.
+
+    Without a ``date`` column the single matrix is keyed ``None`` (applies to every date).
+    A matrix missing an ETF or with non-finite values is kept as is; callers check with
+    :func:`usable_covariance`.
+    """
+    if covariance_long is None or len(covariance_long) == 0:
+        return {}
+    cl = covariance_long.copy()
+    out: dict = {}
+    if "date" in cl.columns:
+        cl["date"] = pd.to_datetime(cl["date"]).dt.normalize()
+        groups = cl.groupby("date", sort=True)
+    else:
+        groups = [(None, cl)]
+    for d, grp in groups:
+        m = grp.pivot_table(index="factor_1", columns="factor_2", values="covariance", aggfunc="first")
+        out[d] = m.reindex(index=list(FACTOR_ETFS), columns=list(FACTOR_ETFS)).astype(float)
+    return out
+
+
+def usable_covariance(cov: pd.DataFrame | None) -> bool:
+    """True when ``cov`` is a matrix with every entry finite (a day's complete 8×8)."""
+    return cov is not None and bool(np.isfinite(cov.to_numpy()).all())

@@ -78,7 +78,12 @@ def attach_betas(pv: pd.DataFrame, betas: pd.DataFrame, factors) -> np.ndarray:
     return vals[np.where(loc >= 0, loc, len(wide))]
 
 
-def _keys(snapshots: pd.DataFrame) -> pd.DataFrame:
+def portfolio_keys(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """The (date, portfolio_id, equity) rows to emit, normalised, one per (date, portfolio).
+
+    Dates become midnight timestamps and ids strings; duplicate (date, portfolio_id) rows raise
+    ``ValueError``. The row number is the portfolio-day's group code (see :func:`group_codes`).
+    """
     k = snapshots[["date", "portfolio_id", "equity"]].copy()
     k["date"] = pd.to_datetime(k["date"]).dt.normalize()
     k["portfolio_id"] = k["portfolio_id"].astype(str)
@@ -87,7 +92,7 @@ def _keys(snapshots: pd.DataFrame) -> pd.DataFrame:
     return k.reset_index(drop=True)
 
 
-def _group_codes(keys: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+def group_codes(keys: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
     """Row of ``keys`` for each row of ``frame`` by (date, portfolio_id); −1 when absent."""
     idx = pd.MultiIndex.from_frame(keys[["date", "portfolio_id"]])
     probe = pd.MultiIndex.from_arrays(
@@ -125,7 +130,7 @@ def aggregate_exposures(
         ``EXPOSURE_COLUMNS``; one row per (date, portfolio_id in ``snapshots``, factor).
     """
     factors = tuple(factors or FACTORS)
-    keys = _keys(snapshots)
+    keys = portfolio_keys(snapshots)
     n_g, n_f = len(keys), len(factors)
 
     pv = position_values
@@ -135,7 +140,7 @@ def aggregate_exposures(
         & np.isfinite(pv["market_value"].to_numpy(dtype=float))
     )
     pv = pv.loc[scope]
-    g = _group_codes(keys, pv)
+    g = group_codes(keys, pv)
     pv, g = pv.loc[g >= 0], g[g >= 0]
     mv = pv["market_value"].to_numpy(dtype=float)
     absmv = np.abs(mv)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from sigmasight_assets.calc.regression import _concat
+from sigmasight_assets.calc.frames import concat_parts
 from sigmasight_assets.calc.returns import check_wide_frame, clean_prices, day_positions
 
 __all__ = [
@@ -123,4 +123,4 @@ def symbol_returns_metrics(prices_wide: pd.DataFrame, days) -> pd.DataFrame:
         "symbol": np.tile(np.asarray(prices_wide.columns, dtype=object), n_days),
         **{col: out[col].ravel() for col in METRIC_COLUMNS[2:]},
     }]
-    return _concat(parts, METRIC_COLUMNS)
+    return concat_parts(parts, METRIC_COLUMNS)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sigmasight_assets.calc.frames import concat_parts
 from sigmasight_assets.calc.returns import check_wide_frame, day_positions
 
 __all__ = [
@@ -42,6 +43,13 @@ __all__ = [
     "RidgeBlock",
     "ols_block",
     "ridge_block",
+    "aligned_regressors",
+    "aligned_returns",
+    "cap_betas",
+    "insufficient_reason",
+    "ols_reasons",
+    "trailing_window",
+    "validate_window_params",
     "rolling_ols",
     "rolling_ridge",
 ]
@@ -86,7 +94,13 @@ def _is_constant(ss: np.ndarray, n: np.ndarray, maxabs: np.ndarray) -> np.ndarra
     return ss <= n * (_CONSTANT_RTOL * maxabs) ** 2
 
 
-def _validate_params(window: int, min_obs: int, cap: float, least: int) -> None:
+def validate_window_params(window: int, min_obs: int, cap: float, least: int) -> None:
+    """Check a rolling regression's parameters; ``ValueError`` naming the parameter otherwise.
+
+    ``window`` a positive integer, ``min_obs`` an integer in ``[least, window]`` (``least`` =
+    number of fitted parameters plus one residual degree of freedom), ``cap`` > 0 (``inf`` for
+    no cap).
+    """
     if int(window) != window or window < 1:
         raise ValueError(f"window must be a positive integer, got {window!r}")
     if int(min_obs) != min_obs or min_obs < least:
@@ -97,11 +111,13 @@ def _validate_params(window: int, min_obs: int, cap: float, least: int) -> None:
         raise ValueError(f"cap must be positive, got {cap!r}")
 
 
-def _cap(raw: np.ndarray, cap: float) -> tuple[np.ndarray, np.ndarray]:
+def cap_betas(raw: np.ndarray, cap: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(clip(raw, -cap, cap), |raw| > cap)``: the stored beta and its ``capped`` flag."""
     return np.clip(raw, -cap, cap), np.abs(raw) > cap
 
 
-def _insufficient_reason(n: int, min_obs: int) -> str:
+def insufficient_reason(n: int, min_obs: int) -> str:
+    """The ``skipped`` reason for a symbol-day with ``n < min_obs`` complete cases."""
     return f"insufficient_history: {n} < {min_obs} observations"
 
 
@@ -300,14 +316,16 @@ def _candidates(flags: np.ndarray):
         yield g, np.flatnonzero(flags[g])
 
 
-def _window(values: np.ndarray, pos: int, window: int) -> np.ndarray:
+def trailing_window(values: np.ndarray, pos: int, window: int) -> np.ndarray:
+    """Rows ``pos - window + 1 .. pos`` of ``values`` (clipped at row 0): the window ending at
+    and including the partition day's row ``pos``."""
     return values[max(0, pos - window + 1): pos + 1]
 
 
-def _ols_reasons(status: np.ndarray, observations: np.ndarray, idx: np.ndarray, min_obs: int) -> np.ndarray:
+def ols_reasons(status: np.ndarray, observations: np.ndarray, idx: np.ndarray, min_obs: int) -> np.ndarray:
     """Reason strings for the skipped entries ``idx`` of flat status/observation arrays."""
     reasons = [
-        _insufficient_reason(int(observations[i]), min_obs)
+        insufficient_reason(int(observations[i]), min_obs)
         if status[i] == INSUFFICIENT_HISTORY
         else f"constant_regressor: regressor has zero variance over {int(observations[i])} observations"
         for i in idx
@@ -315,12 +333,15 @@ def _ols_reasons(status: np.ndarray, observations: np.ndarray, idx: np.ndarray, 
     return np.asarray(reasons, dtype=object)
 
 
-def _aligned_returns(returns_wide: pd.DataFrame) -> np.ndarray:
+def aligned_returns(returns_wide: pd.DataFrame) -> np.ndarray:
+    """Values of a checked wide returns frame (see ``returns.py``) as a C-contiguous float array,
+    ``NaN`` = missing."""
     check_wide_frame(returns_wide, "returns_wide")
     return np.ascontiguousarray(returns_wide.to_numpy(dtype=float, na_value=np.nan))
 
 
-def _aligned_regressors(frame: pd.Series | pd.DataFrame, index: pd.DatetimeIndex, name: str) -> np.ndarray:
+def aligned_regressors(frame: pd.Series | pd.DataFrame, index: pd.DatetimeIndex, name: str) -> np.ndarray:
+    """Regressor values reindexed on the returns ``index`` (``(sessions,)`` or ``(sessions, k)``)."""
     # Regressors are aligned on the returns index; a session the regressor lacks is a NaN
     # (missing), never a zero.
     if isinstance(frame, pd.DataFrame):
@@ -375,9 +396,9 @@ def rolling_ols(
         observations"`` and ``"constant_regressor: ..."``. A constant symbol return is a defined
         result (beta 0), see :func:`ols_block`.
     """
-    _validate_params(window, min_obs, cap, least=3)
-    values = _aligned_returns(returns_wide)
-    x = _aligned_regressors(regressor, returns_wide.index, "regressor")
+    validate_window_params(window, min_obs, cap, least=3)
+    values = aligned_returns(returns_wide)
+    x = aligned_regressors(regressor, returns_wide.index, "regressor")
     if x.ndim != 1:
         raise ValueError("regressor must be a single series")
     days, positions = day_positions(returns_wide.index, days)
@@ -386,9 +407,9 @@ def rolling_ols(
     res_parts: list[dict[str, np.ndarray]] = []
     skip_parts: list[dict] = []
     for day, pos in zip(days, positions):
-        block = ols_block(_window(values, pos, window), _window(x, pos, window), min_obs)
+        block = ols_block(trailing_window(values, pos, window), trailing_window(x, pos, window), min_obs)
         ok = block.status == OK
-        beta, capped = _cap(block.raw_beta[ok], cap)
+        beta, capped = cap_betas(block.raw_beta[ok], cap)
         res_parts.append({
             "date": np.full(ok.sum(), day.to_datetime64()),
             "symbol": symbols[ok],
@@ -406,9 +427,9 @@ def rolling_ols(
             skip_parts.append({
                 "date": np.full(bad.size, day.to_datetime64()),
                 "symbol": symbols[bad],
-                "reason": _ols_reasons(block.status, block.observations, bad, min_obs),
+                "reason": ols_reasons(block.status, block.observations, bad, min_obs),
             })
-    return _concat(res_parts, OLS_RESULT_COLUMNS), _concat(skip_parts, SKIPPED_COLUMNS)
+    return concat_parts(res_parts, OLS_RESULT_COLUMNS), concat_parts(skip_parts, SKIPPED_COLUMNS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -422,7 +443,10 @@ class RidgeBlock:
 
     ``raw_beta`` has shape ``(n_symbols, n_factors)``; the other arrays ``(n_symbols,)``.
     ``constant_factor`` flags (symbol, factor) pairs whose regressor had zero variance over the
-    symbol's complete cases (their beta is 0 by the StandardScaler convention).
+    symbol's complete cases (their beta is 0 by the StandardScaler convention). ``ssr`` is the
+    residual sum of squares ``Σ (yc − Xc β)²`` of the fitted model (intercept included), in
+    squared return units; ``constant_returns`` flags symbols whose return did not vary over
+    their complete cases.
     """
 
     observations: np.ndarray
@@ -430,6 +454,8 @@ class RidgeBlock:
     r_squared: np.ndarray
     constant_factor: np.ndarray
     status: np.ndarray
+    ssr: np.ndarray
+    constant_returns: np.ndarray
 
 
 def ridge_block(y: np.ndarray, x: np.ndarray, alpha: float = RIDGE_ALPHA,
@@ -555,9 +581,12 @@ def ridge_block(y: np.ndarray, x: np.ndarray, alpha: float = RIDGE_ALPHA,
             ssr[refit] = (e * e).sum(axis=0)
         r_squared = 1.0 - ssr / syy
     r_squared[y_flat] = 0.0
+    ssr[y_flat] = 0.0
     beta[~ok] = np.nan
     r_squared[~ok] = np.nan
-    return RidgeBlock(n_int.astype(np.int64), beta, r_squared, const_factor & ok[:, None], status)
+    ssr[~ok] = np.nan
+    return RidgeBlock(n_int.astype(np.int64), beta, r_squared, const_factor & ok[:, None], status,
+                      ssr=ssr, constant_returns=y_flat & ok)
 
 
 def _centred_columns(x: np.ndarray, x_mean: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
@@ -606,11 +635,11 @@ def rolling_ridge(
         Zero-variance regressors and constant symbol returns are defined results (beta 0),
         see :func:`ridge_block`.
     """
-    _validate_params(window, min_obs, cap, least=2)
-    values = _aligned_returns(returns_wide)
+    validate_window_params(window, min_obs, cap, least=2)
+    values = aligned_returns(returns_wide)
     if not isinstance(regressors_wide, pd.DataFrame) or regressors_wide.shape[1] == 0:
         raise ValueError("regressors_wide must be a DataFrame with at least one factor column")
-    x = _aligned_regressors(regressors_wide, returns_wide.index, "regressors_wide")
+    x = aligned_regressors(regressors_wide, returns_wide.index, "regressors_wide")
     factors = np.asarray([str(c) for c in regressors_wide.columns], dtype=object)
     days, positions = day_positions(returns_wide.index, days)
     symbols = np.asarray(returns_wide.columns, dtype=object)
@@ -619,10 +648,10 @@ def rolling_ridge(
     res_parts: list[dict] = []
     skip_parts: list[dict] = []
     for day, pos in zip(days, positions):
-        block = ridge_block(_window(values, pos, window), _window(x, pos, window), alpha, min_obs)
+        block = ridge_block(trailing_window(values, pos, window), trailing_window(x, pos, window), alpha, min_obs)
         ok = np.flatnonzero(block.status == OK)
         raw = block.raw_beta[ok].ravel()
-        beta, capped = _cap(raw, cap)
+        beta, capped = cap_betas(raw, cap)
         m = ok.size
         res_parts.append({
             "date": np.full(m * k, day.to_datetime64()),
@@ -641,32 +670,8 @@ def rolling_ridge(
                 "date": np.full(bad.size, day.to_datetime64()),
                 "symbol": symbols[bad],
                 "reason": np.asarray(
-                    [_insufficient_reason(int(block.observations[i]), min_obs) for i in bad],
+                    [insufficient_reason(int(block.observations[i]), min_obs) for i in bad],
                     dtype=object,
                 ),
             })
-    return _concat(res_parts, RIDGE_RESULT_COLUMNS), _concat(skip_parts, SKIPPED_COLUMNS)
-
-
-_DTYPES = {
-    "date": "datetime64[ns]",
-    "symbol": object,
-    "factor": object,
-    "reason": object,
-    "factor_1": object,
-    "factor_2": object,
-    "capped": bool,
-    "observations": np.int64,
-}
-
-
-def _concat(parts: list[dict], columns: list[str]) -> pd.DataFrame:
-    """Build one long frame from per-day column arrays (one DataFrame construction, not N)."""
-    data = {}
-    for col in columns:
-        dtype = _DTYPES.get(col, float)
-        if parts:
-            data[col] = np.concatenate([np.asarray(p[col]) for p in parts]).astype(dtype, copy=False)
-        else:
-            data[col] = np.array([], dtype=dtype)
-    return pd.DataFrame(data, columns=columns)
+    return concat_parts(res_parts, RIDGE_RESULT_COLUMNS), concat_parts(skip_parts, SKIPPED_COLUMNS)

@@ -13,15 +13,15 @@ import pandas as pd
 from sigmasight_assets.calc.regression import (
     BETA_CAP,
     OK,
-    _aligned_regressors,
-    _aligned_returns,
-    _cap,
-    _concat,
-    _ols_reasons,
-    _validate_params,
-    _window,
+    aligned_regressors,
+    aligned_returns,
+    cap_betas,
     ols_block,
+    ols_reasons,
+    trailing_window,
+    validate_window_params,
 )
+from sigmasight_assets.calc.frames import concat_parts
 from sigmasight_assets.calc.returns import check_wide_frame, day_positions
 
 __all__ = [
@@ -124,11 +124,11 @@ def rolling_spread_betas(
         Columns ``[date, symbol, factor, reason]`` (per spread, since completeness and variance
         can differ between spreads): ``insufficient_history`` or ``constant_regressor``.
     """
-    _validate_params(window, min_obs, cap, least=3)
-    values = _aligned_returns(returns_wide)
+    validate_window_params(window, min_obs, cap, least=3)
+    values = aligned_returns(returns_wide)
     if not isinstance(spreads_wide, pd.DataFrame) or spreads_wide.shape[1] == 0:
         raise ValueError("spreads_wide must be a DataFrame with at least one spread column")
-    x_all = _aligned_regressors(spreads_wide, returns_wide.index, "spreads_wide")
+    x_all = aligned_regressors(spreads_wide, returns_wide.index, "spreads_wide")
     factors = np.asarray([str(c) for c in spreads_wide.columns], dtype=object)
     days, positions = day_positions(returns_wide.index, days)
     symbols = np.asarray(returns_wide.columns, dtype=object)
@@ -139,7 +139,7 @@ def rolling_spread_betas(
     for day, pos in zip(days, positions):
         # One call for all spreads: the symbol-side work is shared between them.
         block = ols_block(
-            _window(values, pos, window), _window(x_all, pos, window), min_obs, inference=False
+            trailing_window(values, pos, window), trailing_window(x_all, pos, window), min_obs, inference=False
         )
         # (symbols, factors) arrays raveled row-major: rows come out symbol by symbol.
         status = block.status.ravel()
@@ -150,7 +150,7 @@ def rolling_spread_betas(
         sym = np.repeat(symbols, k)
         fac = np.tile(factors, n_sym)
         ok = status == OK
-        beta, capped = _cap(raw[ok], cap)
+        beta, capped = cap_betas(raw[ok], cap)
         res_parts.append({
             "date": np.full(ok.sum(), day.to_datetime64()),
             "symbol": sym[ok],
@@ -168,9 +168,9 @@ def rolling_spread_betas(
                 "date": np.full(bad.size, day.to_datetime64()),
                 "symbol": sym[bad],
                 "factor": fac[bad],
-                "reason": _ols_reasons(status, nobs, bad, min_obs),
+                "reason": ols_reasons(status, nobs, bad, min_obs),
             })
     return (
-        _concat(res_parts, SPREAD_RESULT_COLUMNS),
-        _concat(skip_parts, SPREAD_SKIPPED_COLUMNS),
+        concat_parts(res_parts, SPREAD_RESULT_COLUMNS),
+        concat_parts(skip_parts, SPREAD_SKIPPED_COLUMNS),
     )

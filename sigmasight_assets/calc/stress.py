@@ -61,8 +61,10 @@ import pandas as pd
 from scipy import sparse
 
 from .concentration import top_k_per_group
+from .covariance import covariance_by_date, usable_covariance
+from .factors import FACTOR_ETFS
 
-from .exposures import _group_codes, _keys, attach_betas
+from .exposures import group_codes, portfolio_keys, attach_betas
 from .snapshots import upper_values
 
 SHOCK_FACTOR_TO_ETF: dict[str, str] = {
@@ -75,7 +77,6 @@ SHOCK_FACTOR_TO_ETF: dict[str, str] = {
     "Size": "IWM",
     "Low_Volatility": "USMV",
 }
-FACTOR_ETFS: tuple[str, ...] = ("SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV")
 # Beta applied to each ETF's (mapped) move, aligned with FACTOR_ETFS.
 EXPOSURE_BETAS: tuple[str, ...] = (
     "market", "ir", "value", "growth", "momentum", "quality", "size", "low_volatility",
@@ -188,32 +189,6 @@ def exposure_moves(etf_moves: Mapping[str, float], direct: bool = False) -> np.n
     return out
 
 
-def covariance_by_date(covariance_long: pd.DataFrame) -> dict[pd.Timestamp | None, pd.DataFrame]:
-    """Pivot long ``[date?, factor_1, factor_2, covariance]`` to one labelled 8×8 per date.
-
-    Without a ``date`` column the single matrix is keyed ``None`` (applies to every date).
-    A matrix missing an ETF or with non-finite values is kept as is; callers check with
-    :func:`_usable_cov`.
-    """
-    if covariance_long is None or len(covariance_long) == 0:
-        return {}
-    cl = covariance_long.copy()
-    out: dict = {}
-    if "date" in cl.columns:
-        cl["date"] = pd.to_datetime(cl["date"]).dt.normalize()
-        groups = cl.groupby("date", sort=True)
-    else:
-        groups = [(None, cl)]
-    for d, grp in groups:
-        m = grp.pivot_table(index="factor_1", columns="factor_2", values="covariance", aggfunc="first")
-        out[d] = m.reindex(index=list(FACTOR_ETFS), columns=list(FACTOR_ETFS)).astype(float)
-    return out
-
-
-def _usable_cov(cov: pd.DataFrame | None) -> bool:
-    return cov is not None and bool(np.isfinite(cov.to_numpy()).all())
-
-
 def _normalise_scenarios(scenarios: Iterable, duration: float, include_inactive: bool) -> list[_Scn]:
     out = []
     for s in scenarios:
@@ -238,7 +213,7 @@ def scenario_move_matrices(scns: list[_Scn], cov: pd.DataFrame | None) -> tuple[
     """(8 × S) direct and correlated exposure-move matrices; correlated NaN without covariance."""
     direct = np.column_stack([exposure_moves(s.shocks, direct=True) for s in scns]) if scns else np.empty((8, 0))
     corr = np.full_like(direct, np.nan)
-    if _usable_cov(cov):
+    if usable_covariance(cov):
         for j, s in enumerate(scns):
             corr[:, j] = exposure_moves(conditional_factor_moves(s.shocks, cov))
     return direct, corr
@@ -303,7 +278,7 @@ def compute_stress(
         by date, scenario, portfolio and rank.
     """
     scns = _normalise_scenarios(scenarios, duration, include_inactive)
-    keys = _keys(snapshots)
+    keys = portfolio_keys(snapshots)
     n_g, n_s = len(keys), len(scns)
     covs = covariance_by_date(covariance_long)
 
@@ -312,7 +287,7 @@ def compute_stress(
     priced = pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
         pv["market_value"].to_numpy(dtype=float)
     )
-    g_all = _group_codes(keys, pv)
+    g_all = group_codes(keys, pv)
     in_scope = priced & np.isin(cls, ("PUBLIC", "OPTIONS")) & (g_all >= 0)
     pv, g, cls = pv.loc[in_scope].reset_index(drop=True), g_all[in_scope], cls[in_scope]
     beta = attach_betas(pv, position_betas, EXPOSURE_BETAS) if len(pv) else np.empty((0, 8))
@@ -339,7 +314,7 @@ def compute_stress(
         pnl_c = _cap(mv[psel, None] * (beta[psel] @ m_corr), mv[psel])
         agg = sparse.csr_matrix((np.ones(psel.size), (g[psel], np.arange(psel.size))), shape=(n_g, psel.size))
         direct_g[gsel] = np.asarray(agg @ pnl_d)[gsel]
-        corr_g[gsel] = np.asarray(agg @ np.nan_to_num(pnl_c))[gsel] if _usable_cov(cov) else np.nan
+        corr_g[gsel] = np.asarray(agg @ np.nan_to_num(pnl_c))[gsel] if usable_covariance(cov) else np.nan
         if psel.size and n_s:
             part, (gsel_top, texts) = _top_contributors(pv.iloc[psel], g[psel], mv[psel], pnl_d, pnl_c, scns,
                                                         top_n, return_contributors, frag[psel])
