@@ -516,7 +516,8 @@ def contributor_json(group: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray, t
     group : numpy.ndarray
         ``(n,)`` integer group code (portfolio-day) of each position.
     pnl : numpy.ndarray
-        ``(n, S)`` USD P&L per position and scenario; NaN ranks last and is written ``null``.
+        ``(n, S)`` USD P&L per position and scenario; a NaN entry is not a contribution and is
+        left out of the list.
     prefixes : numpy.ndarray
         ``(n,)`` from :func:`position_json_prefixes`.
     top_n : int
@@ -528,7 +529,7 @@ def contributor_json(group: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray, t
         ``(G,)`` distinct group codes, ascending.
     texts : numpy.ndarray
         ``(G, S)`` JSON texts ``[{"position_id": …, "symbol": …, "pnl": …}, …]``, largest
-        ``|pnl|`` first, P&L rounded to cents.
+        ``|pnl|`` first, P&L rounded to cents; ``"[]"`` for a cell without a finite P&L.
 
     Notes
     -----
@@ -541,23 +542,35 @@ def contributor_json(group: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray, t
 
 
 def _json_texts(idx: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
-    """``(G, S)`` JSON lists from a :func:`~.concentration.top_k_per_group` index table."""
+    """``(G, S)`` JSON lists from a :func:`~.concentration.top_k_per_group` index table.
+
+    Entries whose P&L is NaN are left out (a cell with none is ``"[]"``).
+    """
     n_gl, n_s = idx.shape[:2]
-    valid = idx >= 0
-    _, sj, rk = np.nonzero(valid)
-    pos = idx[valid]
-    # pandas' C JSON encoder formats the numbers (cents, NaN → null) in one call.
+    texts = np.full(n_gl * n_s, "[]", dtype=object)
+    gi, sj, _ = np.nonzero(idx >= 0)  # C order: by group, column, rank
+    pos = idx[idx >= 0]
+    keep = np.isfinite(pnl[pos, sj])
+    gi, sj, pos = gi[keep], sj[keep], pos[keep]
+    if pos.size == 0:
+        return texts.reshape(n_gl, n_s)
+    cell = gi * n_s + sj
+    first = np.r_[True, cell[1:] != cell[:-1]]
+    # pandas' C JSON encoder formats the numbers (cents) in one call.
     num_text = pd.Series(np.round(pnl[pos, sj], 2)).to_json(orient="values", double_precision=2)
     num = np.array(num_text[1:-1].split(","), dtype=object)
-    first = rk == 0
-    last = np.r_[rk[1:] == 0, True]
-    # Interleave the four pieces of every entry and join once (no per-entry concatenation).
+    # Interleave the four pieces of every entry and join once (no per-entry concatenation); a
+    # marker starts every cell, so one split gives each cell's entries.
     pieces = np.empty(4 * pos.size, dtype=object)
-    pieces[0::4] = np.where(first, "\x00[", ", ")
+    sep = np.full(pos.size, ", ", dtype=object)
+    sep[first] = "\x00"  # an object array: a numpy str array would strip the trailing NUL
+    pieces[0::4] = sep
     pieces[1::4] = prefixes[pos]
     pieces[2::4] = num
-    pieces[3::4] = np.where(last, "}]", "}")
-    return np.array("".join(pieces.tolist()).split("\x00")[1:], dtype=object).reshape(n_gl, n_s)
+    pieces[3::4] = "}"
+    bodies = np.array("".join(pieces.tolist()).split("\x00")[1:], dtype=object)
+    texts[cell[first]] = "[" + bodies + "]"
+    return texts.reshape(n_gl, n_s)
 
 
 def _contributor_frame(pv, idx, mv, pnl_d, pnl_c, scns) -> pd.DataFrame:
