@@ -101,6 +101,36 @@ def group_codes(keys: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
     return idx.get_indexer(probe)
 
 
+def market_scope(position_values: pd.DataFrame, keys: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The in-scope positions of factor analytics: priced ``PUBLIC`` and ``OPTIONS`` rows of the
+    (date, portfolio) rows of ``keys``.
+
+    Parameters
+    ----------
+    position_values : pandas.DataFrame
+        From ``compute_snapshots`` (needs ``date, portfolio_id, investment_class, market_value,
+        is_priced``).
+    keys : pandas.DataFrame
+        From :func:`portfolio_keys`.
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        The in-scope rows, index reset; priced means ``is_priced`` and a finite market value.
+    group : numpy.ndarray
+        ``(n,)`` row of ``keys`` of each in-scope row.
+    investment_class : numpy.ndarray
+        ``(n,)`` upper-cased class (``PUBLIC`` or ``OPTIONS``).
+    """
+    pv = position_values
+    cls = upper_values(pv["investment_class"])
+    priced = pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
+        pv["market_value"].to_numpy(dtype=float))
+    g = group_codes(keys, pv)
+    scope = priced & np.isin(cls, IN_SCOPE_CLASSES) & (g >= 0)
+    return pv.loc[scope].reset_index(drop=True), g[scope], cls[scope]
+
+
 def aggregate_exposures(
     position_values: pd.DataFrame,
     symbol_betas: pd.DataFrame,
@@ -133,20 +163,12 @@ def aggregate_exposures(
     keys = portfolio_keys(snapshots)
     n_g, n_f = len(keys), len(factors)
 
-    pv = position_values
-    scope = (
-        np.isin(upper_values(pv["investment_class"]), IN_SCOPE_CLASSES)
-        & pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-        & np.isfinite(pv["market_value"].to_numpy(dtype=float))
-    )
-    pv = pv.loc[scope]
-    g = group_codes(keys, pv)
-    pv, g = pv.loc[g >= 0], g[g >= 0]
+    pv, g, cls = market_scope(position_values, keys)
     mv = pv["market_value"].to_numpy(dtype=float)
     absmv = np.abs(mv)
     beta = attach_betas(pv, symbol_betas, factors) if len(pv) else np.empty((0, n_f))
     # Options are in scope but never use a beta (see module docstring).
-    is_public = upper_values(pv["investment_class"]) == "PUBLIC"
+    is_public = cls == "PUBLIC"
     has = np.isfinite(beta) & is_public[:, None]
 
     n_scope = np.bincount(g, minlength=n_g)

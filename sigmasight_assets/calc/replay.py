@@ -42,11 +42,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .exposures import group_codes, portfolio_keys
+from .exposures import market_scope, portfolio_keys
 from .factor_model import basis_matrix, position_loadings
 from .factors import FACTOR_ETFS
 from .returns import check_wide_frame
-from .snapshots import upper_values
 from .stress import REPLAY_KIND, TOP_CONTRIBUTORS, contributor_json, long_loss_cap, position_json_prefixes
 
 __all__ = [
@@ -225,13 +224,7 @@ def compute_replays(
     n_g, n_s = len(keys), len(meta)
     moves, replayable, reasons = window_factor_moves(etf_window_returns, ids)
 
-    pv = position_values
-    cls = upper_values(pv["investment_class"])
-    priced = pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
-        pv["market_value"].to_numpy(dtype=float))
-    g_all = group_codes(keys, pv)
-    in_scope = priced & np.isin(cls, ("PUBLIC", "OPTIONS")) & (g_all >= 0)
-    pv, g, cls = pv.loc[in_scope].reset_index(drop=True), g_all[in_scope], cls[in_scope]
+    pv, g, cls = market_scope(position_values, keys)
     mv = pv["market_value"].to_numpy(dtype=float)
     absmv = np.abs(mv)
     public = cls == "PUBLIC"

@@ -66,10 +66,9 @@ from scipy import sparse
 
 from .concentration import top_k_per_group
 from .covariance import covariance_by_date, usable_covariance
-from .exposures import attach_betas, group_codes, portfolio_keys
+from .exposures import attach_betas, market_scope, portfolio_keys
 from .factor_model import basis_matrix, position_loadings
 from .factors import FACTOR_ETFS, MARKET_ETF, RATES_ETF
-from .snapshots import upper_values
 
 __all__ = [
     "SHOCK_FACTOR_TO_ETF",
@@ -315,14 +314,7 @@ def _stress(
     n_g, n_s = len(keys), len(scns)
     covs = covariance_by_date(covariance_long)
 
-    pv = position_values
-    cls = upper_values(pv["investment_class"])
-    priced = pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
-        pv["market_value"].to_numpy(dtype=float)
-    )
-    g_all = group_codes(keys, pv)
-    in_scope = priced & np.isin(cls, ("PUBLIC", "OPTIONS")) & (g_all >= 0)
-    pv, g, cls = pv.loc[in_scope].reset_index(drop=True), g_all[in_scope], cls[in_scope]
+    pv, g, cls = market_scope(position_values, keys)
     load = loadings_of(pv) if len(pv) else np.empty((0, len(FACTOR_ETFS)))
     covered = (cls == "PUBLIC") & np.isfinite(load).all(axis=1)
     absmv = np.abs(pv["market_value"].to_numpy(dtype=float))
