@@ -101,7 +101,19 @@ def group_codes(keys: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
     return idx.get_indexer(probe)
 
 
-def market_scope(position_values: pd.DataFrame, keys: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def classify_positions(position_values: pd.DataFrame, keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``position_values``: its group code in ``keys`` (−1 when absent, see
+    :func:`group_codes`), its upper-cased ``investment_class`` and whether it is priced
+    (``is_priced`` and a finite market value)."""
+    pv = position_values
+    priced = pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
+        pv["market_value"].to_numpy(dtype=float))
+    return group_codes(keys, pv), upper_values(pv["investment_class"]), priced
+
+
+def market_scope(position_values: pd.DataFrame, keys: pd.DataFrame,
+                 classified: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The in-scope positions of factor analytics: priced ``PUBLIC`` and ``OPTIONS`` rows of the
     (date, portfolio) rows of ``keys``.
 
@@ -112,6 +124,8 @@ def market_scope(position_values: pd.DataFrame, keys: pd.DataFrame) -> tuple[pd.
         is_priced``).
     keys : pandas.DataFrame
         From :func:`portfolio_keys`.
+    classified : tuple, optional
+        :func:`classify_positions` of the same arguments, when the caller already has it.
 
     Returns
     -------
@@ -122,13 +136,9 @@ def market_scope(position_values: pd.DataFrame, keys: pd.DataFrame) -> tuple[pd.
     investment_class : numpy.ndarray
         ``(n,)`` upper-cased class (``PUBLIC`` or ``OPTIONS``).
     """
-    pv = position_values
-    cls = upper_values(pv["investment_class"])
-    priced = pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
-        pv["market_value"].to_numpy(dtype=float))
-    g = group_codes(keys, pv)
+    g, cls, priced = classified if classified is not None else classify_positions(position_values, keys)
     scope = priced & np.isin(cls, IN_SCOPE_CLASSES) & (g >= 0)
-    return pv.loc[scope].reset_index(drop=True), g[scope], cls[scope]
+    return position_values.loc[scope].reset_index(drop=True), g[scope], cls[scope]
 
 
 def aggregate_exposures(

@@ -46,7 +46,7 @@ from .exposures import market_scope, portfolio_keys
 from .factor_model import basis_matrix, position_loadings
 from .factors import FACTOR_ETFS
 from .returns import check_wide_frame
-from .stress import REPLAY_KIND, TOP_CONTRIBUTORS, contributor_json, long_loss_cap, position_json_prefixes
+from .stress import REPLAY_KIND, TOP_CONTRIBUTORS, contributor_json, long_loss_cap
 
 __all__ = [
     "REPLAY_RESULT_COLUMNS",
@@ -261,7 +261,8 @@ def compute_replays(
     use = replayed.any(axis=1)
     if use.any() and n_s:
         # a position not replayed for a scenario has a NaN there and is left out of its list
-        groups, texts = contributor_json(g[use], pnl[use], position_json_prefixes(pv.loc[use]), top_n)
+        groups, texts = contributor_json(g[use], pnl[use], pv["position_id"].to_numpy(dtype=object)[use],
+                                         pv["symbol"].to_numpy(dtype=object)[use], top_n)
         top_json[groups] = texts
 
     rep = lambda a: np.repeat(np.asarray(a), n_s)  # noqa: E731

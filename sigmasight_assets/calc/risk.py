@@ -52,11 +52,11 @@ from scipy import sparse
 
 from .concentration import top_k_per_group
 from .covariance import covariance_by_date, usable_covariance
-from .exposures import group_codes, market_scope, portfolio_keys
+from .exposures import classify_positions, market_scope, portfolio_keys
 from .factor_model import FACTOR_NAMES, factor_covariance_in_basis, position_loadings
 from .factors import FACTOR_ETFS
 from .frames import concat_parts
-from .snapshots import TRADING_DAYS_PER_YEAR, upper_values
+from .snapshots import TRADING_DAYS_PER_YEAR
 
 __all__ = [
     "TOP_RISK_POSITIONS",
@@ -139,17 +139,14 @@ def covered_book(position_values: pd.DataFrame, factor_model: pd.DataFrame, snap
     """
     keys = portfolio_keys(snapshots)
     n_g = len(keys)
-    pv_all = position_values
-    g_all = group_codes(keys, pv_all)
-    cls_all = upper_values(pv_all["investment_class"])
-    priced_all = pv_all["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
-        pv_all["market_value"].to_numpy(dtype=float))
+    classified = classify_positions(position_values, keys)
+    g_all, cls_all, priced_all = classified
     mine = g_all >= 0
 
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(g_all[mask & mine], minlength=n_g).astype(np.int64)
 
-    pv, g, cls = market_scope(position_values, keys)
+    pv, g, cls = market_scope(position_values, keys, classified)
     mv = pv["market_value"].to_numpy(dtype=float)
     load, spec = position_loadings(pv, factor_model) if len(pv) else (np.empty((0, 8)), np.empty(0))
     covered = (cls == "PUBLIC") & np.isfinite(load).all(axis=1) & np.isfinite(spec)

@@ -328,7 +328,8 @@ def _stress(
     pdates = pd.to_datetime(pv["date"]).dt.normalize().to_numpy()
     key_dates = keys["date"].to_numpy()
 
-    frag = position_json_prefixes(pv) if len(pv) and n_s else np.empty(0, dtype=object)
+    pos_ids = pv["position_id"].to_numpy(dtype=object)
+    symbols = pv["symbol"].to_numpy(dtype=object)
     direct_g = np.full((n_g, n_s), np.nan)
     corr_g = np.full((n_g, n_s), np.nan)
     contrib_parts = []
@@ -347,7 +348,7 @@ def _stress(
         if psel.size and n_s:
             rank_key = np.where(np.isnan(pnl_c), pnl_d, pnl_c)
             groups, idx = top_k_per_group(g[psel], np.abs(rank_key), top_n)
-            top_json[groups] = _json_texts(idx, rank_key, frag[psel])
+            top_json[groups] = _json_texts(idx, rank_key, pos_ids[psel], symbols[psel])
             if return_contributors:
                 contrib_parts.append(_contributor_frame(pv.iloc[psel], idx, mv[psel], pnl_d, pnl_c, scns))
 
@@ -481,26 +482,24 @@ def compute_stress(
 _SAFE_JSON_TEXT = re.compile(r"^[A-Za-z0-9 _.:/^=+#@&()-]*$")
 
 
-def _json_str(text: str) -> str:
-    # json.dumps is the reference; the plain-character fast path gives the identical result.
-    return f'"{text}"' if _SAFE_JSON_TEXT.match(text) else json.dumps(text)
+def _json_strings(values) -> np.ndarray:
+    """Each value as a JSON string literal; ``json.dumps`` for the few with characters to escape
+    (plain text gets the identical result by quoting), once per distinct value."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object).astype(str), use_na_sentinel=False)
+    text = pd.Series(np.asarray(uniques, dtype=object))
+    out = ('"' + text + '"').to_numpy(dtype=object)
+    unsafe = ~text.str.fullmatch(_SAFE_JSON_TEXT.pattern).to_numpy(dtype=bool)
+    out[unsafe] = [json.dumps(t) for t in text[unsafe]]
+    return out[codes]
 
 
-def position_json_prefixes(pv: pd.DataFrame) -> np.ndarray:
-    """``{"position_id": …, "symbol": …, "pnl": `` per row of ``pv``, JSON-escaped.
-
-    Built once per distinct (position, symbol): a position repeats on every day of a range.
-    """
-    pos_id = pv["position_id"].astype(str).to_numpy(dtype=object)
-    sym = pv["symbol"].astype(str).to_numpy(dtype=object)
-    codes, _ = pd.factorize(pos_id + "\x00" + sym)
-    _, first = np.unique(codes, return_index=True)
-    text = np.array([f'{{"position_id": {_json_str(pos_id[i])}, "symbol": {_json_str(sym[i])}, "pnl": '
-                     for i in first], dtype=object)
-    return text[codes]
+def position_json_prefixes(position_id, symbol) -> np.ndarray:
+    """``{"position_id": …, "symbol": …, "pnl": `` for each (position id, symbol), JSON-escaped."""
+    return '{"position_id": ' + _json_strings(position_id) + ', "symbol": ' + _json_strings(symbol) + ', "pnl": '
 
 
-def contributor_json(group: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray]:
+def contributor_json(group: np.ndarray, pnl: np.ndarray, position_id: np.ndarray, symbol: np.ndarray,
+                     top_n: int) -> tuple[np.ndarray, np.ndarray]:
     """JSON lists of the ``top_n`` positions by ``|pnl|`` per group, for every column at once.
 
     Parameters
@@ -510,8 +509,8 @@ def contributor_json(group: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray, t
     pnl : numpy.ndarray
         ``(n, S)`` USD P&L per position and scenario; a NaN entry is not a contribution and is
         left out of the list.
-    prefixes : numpy.ndarray
-        ``(n,)`` from :func:`position_json_prefixes`.
+    position_id, symbol : numpy.ndarray
+        ``(n,)`` identifiers written into the entries.
     top_n : int
         Entries per list.
 
@@ -527,13 +526,14 @@ def contributor_json(group: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray, t
     -----
     All columns are ranked at once by :func:`~.concentration.top_k_per_group`; the JSON is
     assembled with whole-array string operations (one ``str.join`` with a marker before every
-    (group, column), then one ``split``) — no per-portfolio or per-scenario Python loop.
+    non-empty (group, column), then one ``split``) — no per-portfolio or per-scenario Python
+    loop. Identifiers are escaped only for the positions that made a list.
     """
     groups, idx = top_k_per_group(group, np.abs(pnl), top_n)  # (groups, S, kk): the JSON order
-    return groups, _json_texts(idx, pnl, prefixes)
+    return groups, _json_texts(idx, pnl, position_id, symbol)
 
 
-def _json_texts(idx: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
+def _json_texts(idx: np.ndarray, pnl: np.ndarray, position_id: np.ndarray, symbol: np.ndarray) -> np.ndarray:
     """``(G, S)`` JSON lists from a :func:`~.concentration.top_k_per_group` index table.
 
     Entries whose P&L is NaN are left out (a cell with none is ``"[]"``).
@@ -546,6 +546,9 @@ def _json_texts(idx: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray) -> np.nd
     gi, sj, pos = gi[keep], sj[keep], pos[keep]
     if pos.size == 0:
         return texts.reshape(n_gl, n_s)
+    used, slot = np.unique(pos, return_inverse=True)
+    prefixes = position_json_prefixes(np.asarray(position_id, dtype=object)[used],
+                                      np.asarray(symbol, dtype=object)[used])[slot]
     cell = gi * n_s + sj
     first = np.r_[True, cell[1:] != cell[:-1]]
     # pandas' C JSON encoder formats the numbers (cents) in one call.
@@ -557,7 +560,7 @@ def _json_texts(idx: np.ndarray, pnl: np.ndarray, prefixes: np.ndarray) -> np.nd
     sep = np.full(pos.size, ", ", dtype=object)
     sep[first] = "\x00"  # an object array: a numpy str array would strip the trailing NUL
     pieces[0::4] = sep
-    pieces[1::4] = prefixes[pos]
+    pieces[1::4] = prefixes
     pieces[2::4] = num
     pieces[3::4] = "}"
     bodies = np.array("".join(pieces.tolist()).split("\x00")[1:], dtype=object)
