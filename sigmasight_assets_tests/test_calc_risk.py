@@ -230,3 +230,10 @@ def test_a_day_without_covariance_reports_specific_risk_only():
     assert len(day2) and day2.volatility_daily.isna().all() and day2.beta_spy.isna().all()
     assert day2.specific_volatility_daily.notna().all()
     assert (contrib.date == DAYS[0]).all()
+
+
+def test_no_positions_at_all_gives_nan_rows_not_zero():
+    pv, model, snaps, covs = make_book(seed=6)
+    risk, contrib = ex_ante_risk(covered_book(pv.iloc[:0], model, snaps), cov_long(covs))
+    assert len(risk) == len(snaps) and risk.volatility_daily.isna().all() and risk.beta_spy.isna().all()
+    assert risk.coverage.isna().all() and (risk.positions_covered == 0).all() and contrib.empty

@@ -218,8 +218,8 @@ def ex_ante_risk(
     n_g, n = book.n_groups, len(w)
     k = len(FACTOR_NAMES)
     agg = sparse.csr_matrix((np.ones(n), (g, np.arange(n))), shape=(n_g, n))
-    x = np.asarray(agg @ (w[:, None] * book.loadings)).reshape(n_g, k)
-    spec_var = np.bincount(g, weights=w * w * book.specific_variance, minlength=n_g)
+    x = np.asarray(agg @ (w[:, None] * book.loadings), dtype=float).reshape(n_g, k)
+    spec_var = np.bincount(g, weights=w * w * book.specific_variance, minlength=n_g).astype(float)
     # a portfolio-day without a covered position has no measured exposure: NaN, not 0
     none = np.bincount(g, minlength=n_g) == 0
     x[none] = np.nan
