@@ -227,7 +227,7 @@ def ex_ante_risk(
 
     sigma_x = np.full((n_g, k), np.nan)
     var_mm = np.full(n_g, np.nan)
-    sigmas = factor_covariances(None if covariance_long is None else covariance_long, keys["date"])
+    sigmas = factor_covariances(covariance_long, keys["date"])
     key_dates = keys["date"].to_numpy()
     for d, sig in sigmas.items():
         if sig is None:
