@@ -14,6 +14,8 @@ __all__ = [
     "COVARIANCE_COLUMNS",
     "ewma_factor_covariance",
     "covariance_matrix",
+    "covariance_by_date",
+    "usable_covariance",
 ]
 
 COVARIANCE_COLUMNS = ["date", "factor_1", "factor_2", "covariance", "correlation", "observations"]
@@ -168,3 +170,30 @@ def covariance_matrix(long_frame: pd.DataFrame, day, value: str = "covariance") 
     matrix.index.name = None
     matrix.columns.name = None
     return matrix
+
+
+def covariance_by_date(covariance_long: pd.DataFrame) -> dict[pd.Timestamp | None, pd.DataFrame]:
+    """Pivot long ``[date?, factor_1, factor_2, covariance]`` to one labelled 8×8 per date.
+
+    Without a ``date`` column the single matrix is keyed ``None`` (applies to every date).
+    A matrix missing an ETF or with non-finite values is kept as is; callers check with
+    :func:`usable_covariance`.
+    """
+    if covariance_long is None or len(covariance_long) == 0:
+        return {}
+    cl = covariance_long.copy()
+    out: dict = {}
+    if "date" in cl.columns:
+        cl["date"] = pd.to_datetime(cl["date"]).dt.normalize()
+        groups = cl.groupby("date", sort=True)
+    else:
+        groups = [(None, cl)]
+    for d, grp in groups:
+        m = grp.pivot_table(index="factor_1", columns="factor_2", values="covariance", aggfunc="first")
+        out[d] = m.reindex(index=list(FACTOR_ETFS), columns=list(FACTOR_ETFS)).astype(float)
+    return out
+
+
+def usable_covariance(cov: pd.DataFrame | None) -> bool:
+    """True when ``cov`` is a matrix with every entry finite (a day's complete 8×8)."""
+    return cov is not None and bool(np.isfinite(cov.to_numpy()).all())

@@ -77,6 +77,47 @@ def attach_betas(pv: pd.DataFrame, betas: pd.DataFrame, factors) -> np.ndarray:
     return vals[np.where(loc >= 0, loc, len(wide))]
 
 
+def classify_positions(position_values: pd.DataFrame, keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``position_values``: its group code in ``keys`` (−1 when absent, see
+    :func:`~sigmasight_assets.calc.frames.portfolio_day_codes`), its upper-cased
+    ``investment_class`` and whether it is priced (``is_priced`` and a finite market value)."""
+    pv = position_values
+    priced = pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
+        pv["market_value"].to_numpy(dtype=float))
+    return portfolio_day_codes(keys, pv), upper_values(pv["investment_class"]), priced
+
+
+def market_scope(position_values: pd.DataFrame, keys: pd.DataFrame,
+                 classified: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The in-scope positions of factor analytics: priced ``PUBLIC`` and ``OPTIONS`` rows of the
+    (date, portfolio) rows of ``keys`` — the one selection shared by exposures, stress, replays
+    and risk.
+
+    Parameters
+    ----------
+    position_values : pandas.DataFrame
+        From ``compute_snapshots`` (needs ``date, portfolio_id, investment_class, market_value,
+        is_priced``).
+    keys : pandas.DataFrame
+        From :func:`~sigmasight_assets.calc.frames.portfolio_day_keys`.
+    classified : tuple, optional
+        :func:`classify_positions` of the same arguments, when the caller already has it.
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        The in-scope rows, index reset; priced means ``is_priced`` and a finite market value.
+    group : numpy.ndarray
+        ``(n,)`` row of ``keys`` of each in-scope row.
+    investment_class : numpy.ndarray
+        ``(n,)`` upper-cased class (``PUBLIC`` or ``OPTIONS``).
+    """
+    g, cls, priced = classified if classified is not None else classify_positions(position_values, keys)
+    scope = priced & np.isin(cls, IN_SCOPE_CLASSES) & (g >= 0)
+    return position_values.loc[scope].reset_index(drop=True), g[scope], cls[scope]
+
+
 def aggregate_exposures(
     position_values: pd.DataFrame,
     symbol_betas: pd.DataFrame,
@@ -109,20 +150,12 @@ def aggregate_exposures(
     keys = portfolio_day_keys(snapshots)
     n_g, n_f = len(keys), len(factors)
 
-    pv = position_values
-    scope = (
-        np.isin(upper_values(pv["investment_class"]), IN_SCOPE_CLASSES)
-        & pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-        & np.isfinite(pv["market_value"].to_numpy(dtype=float))
-    )
-    pv = pv.loc[scope]
-    g = portfolio_day_codes(keys, pv)
-    pv, g = pv.loc[g >= 0], g[g >= 0]
+    pv, g, cls = market_scope(position_values, keys)
     mv = pv["market_value"].to_numpy(dtype=float)
     absmv = np.abs(mv)
     beta = attach_betas(pv, symbol_betas, factors) if len(pv) else np.empty((0, n_f))
     # Options are in scope but never use a beta (see module docstring).
-    is_public = upper_values(pv["investment_class"]) == "PUBLIC"
+    is_public = cls == "PUBLIC"
     has = np.isfinite(beta) & is_public[:, None]
 
     n_scope = np.bincount(g, minlength=n_g)

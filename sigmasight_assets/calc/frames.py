@@ -38,6 +38,11 @@ RESULT_DTYPES = {
     "reason": object,
     "factor_1": object,
     "factor_2": object,
+    "portfolio_id": object,
+    "position_id": object,
+    "scenario_id": object,
+    "component_type": object,
+    "component": object,
     "capped": bool,
     "observations": np.int64,
 }

@@ -46,6 +46,7 @@ __all__ = [
     "RidgeBlock",
     "ols_block",
     "ridge_block",
+    "insufficient_reason",
     "rolling_ols",
     "rolling_ridge",
 ]
@@ -78,7 +79,7 @@ def _is_constant(ss: np.ndarray, n: np.ndarray, maxabs: np.ndarray) -> np.ndarra
     return ss <= n * (_CONSTANT_RTOL * maxabs) ** 2
 
 
-def _insufficient_reason(n: int, min_obs: int) -> str:
+def insufficient_reason(n: int, min_obs: int) -> str:
     return f"insufficient_history: {n} < {min_obs} observations"
 
 
@@ -280,7 +281,7 @@ def _candidates(flags: np.ndarray):
 def ols_skip_reasons(status: np.ndarray, observations: np.ndarray, idx: np.ndarray, min_obs: int) -> np.ndarray:
     """Reason strings for the skipped entries ``idx`` of flat status/observation arrays."""
     reasons = [
-        _insufficient_reason(int(observations[i]), min_obs)
+        insufficient_reason(int(observations[i]), min_obs)
         if status[i] == INSUFFICIENT_HISTORY
         else f"constant_regressor: regressor has zero variance over {int(observations[i])} observations"
         for i in idx
@@ -377,7 +378,10 @@ class RidgeBlock:
 
     ``raw_beta`` has shape ``(n_symbols, n_factors)``; the other arrays ``(n_symbols,)``.
     ``constant_factor`` flags (symbol, factor) pairs whose regressor had zero variance over the
-    symbol's complete cases (their beta is 0 by the StandardScaler convention).
+    symbol's complete cases (their beta is 0 by the StandardScaler convention). ``ssr`` is the
+    residual sum of squares ``Σ (yc − Xc β)²`` of the fitted model (intercept included), in
+    squared return units; ``constant_returns`` flags symbols whose return did not vary over
+    their complete cases.
     """
 
     observations: np.ndarray
@@ -385,6 +389,8 @@ class RidgeBlock:
     r_squared: np.ndarray
     constant_factor: np.ndarray
     status: np.ndarray
+    ssr: np.ndarray
+    constant_returns: np.ndarray
 
 
 def ridge_block(y: np.ndarray, x: np.ndarray, alpha: float = RIDGE_ALPHA,
@@ -510,9 +516,12 @@ def ridge_block(y: np.ndarray, x: np.ndarray, alpha: float = RIDGE_ALPHA,
             ssr[refit] = (e * e).sum(axis=0)
         r_squared = 1.0 - ssr / syy
     r_squared[y_flat] = 0.0
+    ssr[y_flat] = 0.0
     beta[~ok] = np.nan
     r_squared[~ok] = np.nan
-    return RidgeBlock(n_int.astype(np.int64), beta, r_squared, const_factor & ok[:, None], status)
+    ssr[~ok] = np.nan
+    return RidgeBlock(n_int.astype(np.int64), beta, r_squared, const_factor & ok[:, None], status,
+                      ssr=ssr, constant_returns=y_flat & ok)
 
 
 def _centred_columns(x: np.ndarray, x_mean: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
@@ -597,7 +606,7 @@ def rolling_ridge(
                 "date": np.full(bad.size, day.to_datetime64()),
                 "symbol": symbols[bad],
                 "reason": np.asarray(
-                    [_insufficient_reason(int(block.observations[i]), min_obs) for i in bad],
+                    [insufficient_reason(int(block.observations[i]), min_obs) for i in bad],
                     dtype=object,
                 ),
             })

@@ -1,59 +1,63 @@
-"""Factor stress tests: direct and correlated scenario P&L per portfolio (pure, vectorised).
+"""Factor stress tests on the joint factor model: direct and correlated P&L per portfolio.
 
-Scenario shocks and factor moves
---------------------------------
+Scenario shocks and ETF moves
+-----------------------------
 A scenario names shocks on ``Market, Interest_Rate, Value, Growth, Momentum, Quality, Size,
 Low_Volatility``. Each is a move of one factor ETF (:data:`SHOCK_FACTOR_TO_ETF`), as a decimal
 return, except ``Interest_Rate``, a yield change ``Δy`` (+0.01 = +100bp) turned into the return of
 the long-bond ETF ``ΔTLT = −duration · Δy`` (duration default 17): rates up ⇒ TLT down.
 
-*Direct* moves are the named shocks only. *Correlated* moves first fill every unshocked ETF with
-its conditional expectation given the shocked ones under the day's factor covariance Σ
-(multivariate normal, zero mean): ``Δ_u = Σ_us Σ_ss⁻¹ Δ_s`` (:func:`conditional_factor_moves`).
+A scenario is then a vector of the eight ETF moves ``Δ`` (``FACTOR_ETFS`` order):
 
-Exposure mapping (each factor move counted once)
-------------------------------------------------
-The warehouse has three beta sets per symbol: univariate ``market`` (vs SPY) and ``ir`` (vs TLT)
-betas, and ridge ``style`` betas from one joint regression on the six style ETFs. The style ETFs
-all carry most of the market, so applying market beta to ΔSPY *and* style betas to the raw style
-ETF moves would count the market move twice. The mapping used is::
+* *Direct* (:func:`direct_etf_moves`): only the named ETFs move. An unnamed style ETF moves with
+  SPY (``Δ_k = ΔSPY``, so its excess move is 0), an unnamed SPY or TLT does not move.
+* *Correlated* (:func:`conditional_factor_moves`): every unnamed ETF takes its conditional
+  expectation given the named ones under the day's ETF covariance Σ (zero-mean multivariate
+  normal): ``Δ_u = Σ_us Σ_ss⁻¹ Δ_s``.
 
-    return_i = β_i,market · ΔSPY
-             + β_i,ir     · ΔTLT
-             + Σ_k β_i,k  · (Δ_k − ΔSPY)        k ∈ {VTV, VUG, MTUM, QUAL, IWM, USMV}
+Pricing (each factor move counted once)
+---------------------------------------
+The ETF moves are mapped into the factor model's basis, ``f = A · Δ`` (``factor_model.basis_matrix``:
+market, rates and the six style moves in excess of SPY), and priced with each symbol's joint
+loadings from one regression on that basis: ``pnl_i = MV_i · (L_i · f)``. Because the loadings were
+estimated jointly, a symbol's exposure to the market sits in its ``market`` loading only; a rate
+shock moves SPY by its conditional expectation and that move reaches the position once, through
+``L_market``, plus the rate move itself through ``L_rates``.
 
-with ``β_i,k`` the ridge betas (factors ``value, growth, momentum, quality, size,
-low_volatility``). Rewriting the ridge model ``Σ_k β_k Δ_k = Σ_k β_k (Δ_k − ΔSPY) + (Σ_k β_k) ΔSPY``
-shows why: its implied market loading ``Σ_k β_k`` is dropped and replaced by the dedicated market
-beta, so the market move enters exactly once; the style betas only price each style ETF's move
-*relative to the market*. In *direct* mode an unshocked style ETF has no move of its own, i.e. it
-moves with the market (excess 0) — so a pure market scenario is exactly ``β_market · ΔSPY`` and a
-named style shock with a market shock is priced on its excess (e.g. Quality +12 % with Market −5 %
-is a +17 % quality excess). An unshocked TLT moves 0 in direct mode. Known limitation: market and
-ir betas are univariate, so in a correlated scenario moving both SPY and TLT their (small) shared
-component is not orthogonalised.
-
-Scope and caps
---------------
-* Covered positions: priced ``PUBLIC`` positions with *all eight* betas (market, ir and the six
-  ridge style betas; they come from the same 90-day window, so a symbol normally has all or none).
-  Direct and correlated P&L use the same covered set, so the correlation effect is comparable.
-* ``positions_missing_beta``: priced PUBLIC positions lacking any of the eight betas **plus**
-  OPTIONS (no delta ⇒ no honest factor exposure; same rule as ``aggregated_exposures``). PRIVATE
-  positions have no betas by design and are not stressed; unpriced positions have no value.
-* Position P&L ``pnl_i = MV_i · return_i``; a long position cannot lose more than its value:
-  ``pnl_i ≥ −MV_i`` for ``MV_i > 0``. Shorts are uncapped. The cap is per position, never on net.
-* Portfolio P&L = Σ covered positions. No covered position ⇒ P&L NaN (nothing was measured; a
+Scope, caps and NaN policy
+--------------------------
+* In scope: priced ``PUBLIC`` and ``OPTIONS`` positions of the (date, portfolio) rows of
+  ``snapshots``. Covered: the ``PUBLIC`` ones whose symbol has a complete factor model that day.
+  ``positions_missing_beta`` counts the in-scope positions not covered: ``PUBLIC`` without loadings
+  **plus** ``OPTIONS`` (no delta ⇒ no honest factor exposure; same rule as ``aggregated_exposures``).
+  ``coverage = Σ |MV| covered / Σ |MV| in scope``. ``PRIVATE`` positions have no loadings by design
+  and are not stressed; unpriced positions have no value (snapshots count them).
+* A long position cannot lose more than its value: ``pnl_i ≥ −MV_i`` for ``MV_i > 0``
+  (:func:`long_loss_cap`). Shorts are uncapped. The cap is per position, never on net.
+* Portfolio P&L = Σ over covered positions. No covered position ⇒ P&L NaN (nothing was measured; a
   cash-only or private-only portfolio has NaN, not 0). No usable covariance for the day (absent,
   incomplete or non-finite 8×8) ⇒ correlated P&L and correlation effect NaN, direct still computed.
-* ``*_pct_equity`` are decimal fractions of the day's equity (−0.12 = −12 %), NaN if equity ≤ 0.
+* ``*_pct_equity`` are decimal fractions of the day's equity (−0.12 = −12 %), NaN if equity ≤ 0 or
+  NaN.
+
+Scenarios whose ``kind`` is ``"replay"`` (dated historical windows) are not shocks; they are
+priced by :mod:`sigmasight_assets.calc.replay` and skipped here.
+
+Legacy engine (to be deleted)
+-----------------------------
+:func:`compute_stress` is the engine the ``stress_results`` asset calls today: the same moves,
+priced with three separately estimated beta sets (:data:`EXPOSURE_BETAS`: univariate market and
+IR betas and ridge betas on the raw style ETFs) as if they were joint loadings. The univariate IR
+beta already contains the stock's market exposure through the SPY–TLT correlation, so a correlated
+rate shock counts the market channel about twice. It stays only until the asset switches to
+:func:`compute_joint_stress`; then it and :data:`EXPOSURE_BETAS` go.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,10 +65,31 @@ import pandas as pd
 from scipy import sparse
 
 from .concentration import top_k_per_group
-
-from .exposures import attach_betas
+from .covariance import covariance_by_date, usable_covariance
+from .exposures import attach_betas, market_scope
+from .frames import portfolio_day_keys
+from .factor_model import basis_matrix, position_loadings
 from .factors import FACTOR_ETFS, MARKET_ETF, RATES_ETF, STYLE_ETFS
-from .frames import portfolio_day_codes, portfolio_day_keys, upper_values
+
+__all__ = [
+    "SHOCK_FACTOR_TO_ETF",
+    "RATE_FACTOR",
+    "DEFAULT_RATE_DURATION",
+    "TOP_CONTRIBUTORS",
+    "RESULT_COLUMNS",
+    "STRESS_RESULT_COLUMNS",
+    "CONTRIBUTOR_COLUMNS",
+    "EXPOSURE_BETAS",
+    "shocks_to_etf_returns",
+    "conditional_factor_moves",
+    "direct_etf_moves",
+    "scenario_factor_moves",
+    "long_loss_cap",
+    "position_json_prefixes",
+    "contributor_json",
+    "compute_joint_stress",
+    "compute_stress",
+]
 
 SHOCK_FACTOR_TO_ETF: dict[str, str] = {
     "Market": MARKET_ETF,
@@ -76,19 +101,23 @@ SHOCK_FACTOR_TO_ETF: dict[str, str] = {
     "Size": STYLE_ETFS["size"],
     "Low_Volatility": STYLE_ETFS["low_volatility"],
 }
-# Beta applied to each ETF's (mapped) move, aligned with FACTOR_ETFS.
+#: LEGACY (delete with :func:`compute_stress`): the univariate/ridge betas it reads, read as the
+#: loadings on ``[SPY, TLT, VTV−SPY, …]``.
 EXPOSURE_BETAS: tuple[str, ...] = (
     "market", "ir", "value", "growth", "momentum", "quality", "size", "low_volatility",
 )
 RATE_FACTOR = "Interest_Rate"
 DEFAULT_RATE_DURATION = 17.0
 TOP_CONTRIBUTORS = 5
+REPLAY_KIND = "replay"
 
 RESULT_COLUMNS = [
     "date", "portfolio_id", "scenario_id", "scenario_name", "category", "severity", "direct_pnl",
     "correlated_pnl", "correlation_effect", "direct_pct_equity", "correlated_pct_equity",
     "positions_covered", "positions_missing_beta", "top_contributors",
 ]
+#: :func:`compute_joint_stress` output: the legacy columns plus the covered share of gross value.
+STRESS_RESULT_COLUMNS = [*RESULT_COLUMNS, "coverage"]
 CONTRIBUTOR_COLUMNS = [
     "date", "portfolio_id", "scenario_id", "rank", "position_id", "symbol", "market_value",
     "direct_pnl", "correlated_pnl",
@@ -137,7 +166,7 @@ def conditional_factor_moves(shocks: Mapping[str, float], cov) -> dict[str, floa
     ----------
     shocks : mapping ETF → return
         The shocked ETFs (keys must be labels of ``cov``) and their decimal returns.
-    cov : DataFrame (labelled) or (8, 8) array in :data:`FACTOR_ETFS` order
+    cov : DataFrame (labelled) or (8, 8) array in ``FACTOR_ETFS`` order
         Daily factor return covariance. Must be finite on the rows/columns used.
 
     Returns
@@ -168,56 +197,41 @@ def conditional_factor_moves(shocks: Mapping[str, float], cov) -> dict[str, floa
     return {k: out[k] for k in labels}
 
 
-def exposure_moves(etf_moves: Mapping[str, float], direct: bool = False) -> np.ndarray:
-    """Moves that multiply :data:`EXPOSURE_BETAS`: ``[ΔSPY, ΔTLT, Δ_k − ΔSPY …]``.
+def direct_etf_moves(etf_shocks: Mapping[str, float]) -> dict[str, float]:
+    """The direct-mode move of every ETF: the named ones as given, the others as DESIGN says.
 
-    With ``direct=True``, ``etf_moves`` holds only the named shocks: an absent SPY/TLT moves 0 and
-    an absent style ETF has excess move 0 (it moves with the market).
+    An unnamed style ETF moves with SPY (``Δ_k = ΔSPY``, excess 0; ``ΔSPY = 0`` when SPY is not
+    named either); an unnamed SPY or TLT moves 0.
+
+    Parameters
+    ----------
+    etf_shocks : mapping ETF → decimal return
+        The named moves (output of :func:`shocks_to_etf_returns`).
+
+    Returns
+    -------
+    dict ETF → return
+        All eight ``FACTOR_ETFS``, in that order.
     """
-    spy = float(etf_moves.get(MARKET_ETF, 0.0))
-    out = np.empty(len(FACTOR_ETFS))
-    out[0] = spy
-    out[1] = float(etf_moves.get(RATES_ETF, 0.0))
-    for j, etf in enumerate(FACTOR_ETFS[2:], start=2):
-        if etf in etf_moves:
-            out[j] = float(etf_moves[etf]) - spy
+    unknown = [k for k in etf_shocks if k not in FACTOR_ETFS]
+    if unknown:
+        raise ValueError(f"unknown factor ETFs {unknown}; expected {list(FACTOR_ETFS)}")
+    spy = float(etf_shocks.get(MARKET_ETF, 0.0))
+    out = {}
+    for etf in FACTOR_ETFS:
+        if etf in etf_shocks:
+            out[etf] = float(etf_shocks[etf])
         else:
-            out[j] = 0.0 if direct else np.nan
-    if not direct and np.isnan(out).any():
-        raise ValueError("correlated moves need every factor ETF")
+            out[etf] = 0.0 if etf in (MARKET_ETF, RATES_ETF) else spy
     return out
-
-
-def covariance_by_date(covariance_long: pd.DataFrame) -> dict[pd.Timestamp | None, pd.DataFrame]:
-    """Pivot long ``[date?, factor_1, factor_2, covariance]`` to one labelled 8×8 per date.
-
-    Without a ``date`` column the single matrix is keyed ``None`` (applies to every date).
-    A matrix missing an ETF or with non-finite values is kept as is; callers check with
-    :func:`_usable_cov`.
-    """
-    if covariance_long is None or len(covariance_long) == 0:
-        return {}
-    cl = covariance_long.copy()
-    out: dict = {}
-    if "date" in cl.columns:
-        cl["date"] = pd.to_datetime(cl["date"]).dt.normalize()
-        groups = cl.groupby("date", sort=True)
-    else:
-        groups = [(None, cl)]
-    for d, grp in groups:
-        m = grp.pivot_table(index="factor_1", columns="factor_2", values="covariance", aggfunc="first")
-        out[d] = m.reindex(index=list(FACTOR_ETFS), columns=list(FACTOR_ETFS)).astype(float)
-    return out
-
-
-def _usable_cov(cov: pd.DataFrame | None) -> bool:
-    return cov is not None and bool(np.isfinite(cov.to_numpy()).all())
 
 
 def _normalise_scenarios(scenarios: Iterable, duration: float, include_inactive: bool) -> list[_Scn]:
     out = []
     for s in scenarios:
         get = (lambda k, d=None: s.get(k, d)) if isinstance(s, Mapping) else (lambda k, d=None: getattr(s, k, d))
+        if get("kind") == REPLAY_KIND:
+            continue
         active = bool(get("active", True))
         if not active and not include_inactive:
             continue
@@ -234,118 +248,110 @@ def _normalise_scenarios(scenarios: Iterable, duration: float, include_inactive:
     return out
 
 
-def scenario_move_matrices(scns: list[_Scn], cov: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
-    """(8 × S) direct and correlated exposure-move matrices; correlated NaN without covariance."""
-    direct = np.column_stack([exposure_moves(s.shocks, direct=True) for s in scns]) if scns else np.empty((8, 0))
-    corr = np.full_like(direct, np.nan)
-    if _usable_cov(cov):
-        for j, s in enumerate(scns):
-            corr[:, j] = exposure_moves(conditional_factor_moves(s.shocks, cov))
+def scenario_factor_moves(etf_shocks: list[Mapping[str, float]], cov) -> tuple[np.ndarray, np.ndarray]:
+    """Factor moves ``f = A · Δ`` of each scenario, direct and correlated.
+
+    Parameters
+    ----------
+    etf_shocks : list of mappings ETF → decimal return
+        One per scenario (the named ETF moves).
+    cov : labelled 8×8 DataFrame, (8, 8) array or None
+        The day's ETF covariance of daily returns.
+
+    Returns
+    -------
+    direct, correlated : numpy.ndarray
+        ``(8, S)`` factor moves in ``factor_model.FACTOR_NAMES`` order. ``correlated`` is all NaN
+        when ``cov`` is None or not entirely finite (no usable covariance for the day).
+    """
+    a = basis_matrix()
+    n_s = len(etf_shocks)
+    direct = np.empty((len(FACTOR_ETFS), n_s))
+    corr = np.full((len(FACTOR_ETFS), n_s), np.nan)
+    cov_frame = None if cov is None else _cov_frame(cov)
+    usable = cov_frame is not None and usable_covariance(cov_frame)
+    for j, shocks in enumerate(etf_shocks):
+        d = direct_etf_moves(shocks)
+        direct[:, j] = a @ np.array([d[e] for e in FACTOR_ETFS])
+        if usable:
+            c = conditional_factor_moves(shocks, cov_frame)
+            corr[:, j] = a @ np.array([c[e] for e in FACTOR_ETFS])
     return direct, corr
 
 
-def _cap(pnl: np.ndarray, mv: np.ndarray) -> np.ndarray:
-    """A long position loses at most its value; shorts uncapped."""
+def long_loss_cap(pnl: np.ndarray, mv: np.ndarray) -> np.ndarray:
+    """Floor each long position's P&L at minus its value; shorts uncapped, NaN stays NaN.
+
+    Parameters
+    ----------
+    pnl : numpy.ndarray
+        ``(n, S)`` position P&L in USD, one column per scenario.
+    mv : numpy.ndarray
+        ``(n,)`` signed market values in USD.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``max(pnl, −MV)`` for ``MV > 0``; ``pnl`` unchanged otherwise.
+    """
     floor = np.where(mv > 0, -mv, -np.inf)[:, None]
     return np.where(np.isnan(pnl), np.nan, np.maximum(pnl, floor))
 
 
-def compute_stress(
+def _stress(
     position_values: pd.DataFrame,
-    position_betas: pd.DataFrame,
+    loadings_of: Callable[[pd.DataFrame], np.ndarray],
     snapshots: pd.DataFrame,
     covariance_long: pd.DataFrame | None,
     scenarios: Iterable,
-    duration: float = DEFAULT_RATE_DURATION,
-    include_inactive: bool = False,
-    top_n: int = TOP_CONTRIBUTORS,
-    return_contributors: bool = True,
+    duration: float,
+    include_inactive: bool,
+    top_n: int,
+    return_contributors: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Direct and correlated stress P&L per (date, portfolio, scenario).
-
-    Formulas, exposure mapping, scope and NaN policy are in the module docstring. The work is one
-    (positions × 8) @ (8 × scenarios) product per date; the only loops are over dates and (for the
-    8×8 conditional fill and top-k ranking) scenarios.
-
-    Parameters
-    ----------
-    position_values : DataFrame
-        From ``compute_snapshots`` (``date, portfolio_id, position_id, symbol, investment_class,
-        market_value, is_priced``).
-    position_betas : DataFrame
-        Long ``[date?, symbol, factor, beta]`` holding factors ``market, ir`` and the six ridge
-        style factors (other factors are ignored).
-    snapshots : DataFrame
-        ``[date, portfolio_id, equity]``: which (date, portfolio) rows to emit and the equity.
-    covariance_long : DataFrame or None
-        ``[date?, factor_1, factor_2, covariance, ...]`` over the 8 ETFs (daily returns).
-    scenarios : iterable of mappings or objects
-        Each with ``id, name, category, severity, shocks`` (factor name → decimal shock) and
-        optional ``active`` (default true); e.g. :class:`sigmasight_assets.scenarios.Scenario`.
-    duration : float, default 17
-        TLT duration for ``Interest_Rate`` shocks.
-    include_inactive : bool, default False
-        Also run scenarios with ``active`` false (the historical replays).
-    top_n : int, default 5
-        Contributors kept per (date, portfolio, scenario).
-    return_contributors : bool, default True
-        Also build the long contributor frame; ``False`` returns ``None`` in its place (the
-        asset stores only the JSON, and the long frame costs as much as the ranking).
-
-    Returns
-    -------
-    results : DataFrame
-        ``RESULT_COLUMNS``; ``top_contributors`` is a JSON list of up to ``top_n`` objects
-        ``{"position_id", "symbol", "pnl"}`` ordered by ``|correlated P&L|`` (``|direct P&L|`` when
-        correlated is NaN), P&L rounded to cents.
-    contributors : DataFrame or None
-        ``CONTRIBUTOR_COLUMNS``; the same top positions in long form (rank 1 = largest), ordered
-        by date, scenario, portfolio and rank.
-    """
+    """The shared engine: ``loadings_of(pv)`` gives the ``(n, 8)`` loadings of in-scope rows."""
     scns = _normalise_scenarios(scenarios, duration, include_inactive)
     keys = portfolio_day_keys(snapshots)
     n_g, n_s = len(keys), len(scns)
     covs = covariance_by_date(covariance_long)
 
-    pv = position_values
-    cls = upper_values(pv["investment_class"])
-    priced = pv["is_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(
-        pv["market_value"].to_numpy(dtype=float)
-    )
-    g_all = portfolio_day_codes(keys, pv)
-    in_scope = priced & np.isin(cls, ("PUBLIC", "OPTIONS")) & (g_all >= 0)
-    pv, g, cls = pv.loc[in_scope].reset_index(drop=True), g_all[in_scope], cls[in_scope]
-    beta = attach_betas(pv, position_betas, EXPOSURE_BETAS) if len(pv) else np.empty((0, 8))
-    covered = (cls == "PUBLIC") & np.isfinite(beta).all(axis=1)
+    pv, g, cls = market_scope(position_values, keys)
+    load = loadings_of(pv) if len(pv) else np.empty((0, len(FACTOR_ETFS)))
+    covered = (cls == "PUBLIC") & np.isfinite(load).all(axis=1)
+    absmv = np.abs(pv["market_value"].to_numpy(dtype=float))
     n_cov = np.bincount(g[covered], minlength=n_g)
     n_missing = np.bincount(g[~covered], minlength=n_g)
+    gross_scope = np.bincount(g, weights=absmv, minlength=n_g)
+    gross_cov = np.bincount(g[covered], weights=absmv[covered], minlength=n_g)
 
-    pv, g, beta = pv.loc[covered].reset_index(drop=True), g[covered], beta[covered]
+    pv, g, load = pv.loc[covered].reset_index(drop=True), g[covered], load[covered]
     mv = pv["market_value"].to_numpy(dtype=float)
     pdates = pd.to_datetime(pv["date"]).dt.normalize().to_numpy()
     key_dates = keys["date"].to_numpy()
 
-    frag = _json_prefixes(pv) if len(pv) and n_s else np.empty(0, dtype=object)
+    pos_ids = pv["position_id"].to_numpy(dtype=object)
+    symbols = pv["symbol"].to_numpy(dtype=object)
     direct_g = np.full((n_g, n_s), np.nan)
     corr_g = np.full((n_g, n_s), np.nan)
     contrib_parts = []
     top_json = np.full((n_g, n_s), "[]", dtype=object)
     for d in pd.unique(key_dates):
         cov = covs.get(pd.Timestamp(d), covs.get(None))
-        m_direct, m_corr = scenario_move_matrices(scns, cov)
+        m_direct, m_corr = scenario_factor_moves([s.shocks for s in scns], cov)
         gsel = np.flatnonzero(key_dates == d)
         psel = np.flatnonzero(pdates == d)
-        pnl_d = _cap(mv[psel, None] * (beta[psel] @ m_direct), mv[psel])
-        pnl_c = _cap(mv[psel, None] * (beta[psel] @ m_corr), mv[psel])
+        pnl_d = long_loss_cap(mv[psel, None] * (load[psel] @ m_direct), mv[psel])
+        pnl_c = long_loss_cap(mv[psel, None] * (load[psel] @ m_corr), mv[psel])
         agg = sparse.csr_matrix((np.ones(psel.size), (g[psel], np.arange(psel.size))), shape=(n_g, psel.size))
         direct_g[gsel] = np.asarray(agg @ pnl_d)[gsel]
-        corr_g[gsel] = np.asarray(agg @ np.nan_to_num(pnl_c))[gsel] if _usable_cov(cov) else np.nan
+        # Without a usable covariance every correlated entry is NaN and the sum stays NaN.
+        corr_g[gsel] = np.asarray(agg @ pnl_c)[gsel]
         if psel.size and n_s:
-            part, (gsel_top, texts) = _top_contributors(pv.iloc[psel], g[psel], mv[psel], pnl_d, pnl_c, scns,
-                                                        top_n, return_contributors, frag[psel])
-            if part is not None:
-                contrib_parts.append(part)
-            top_json[gsel_top] = texts
+            rank_key = np.where(np.isnan(pnl_c), pnl_d, pnl_c)
+            groups, idx = top_k_per_group(g[psel], np.abs(rank_key), top_n)
+            top_json[groups] = _json_texts(idx, rank_key, pos_ids[psel], symbols[psel])
+            if return_contributors:
+                contrib_parts.append(_contributor_frame(pv.iloc[psel], idx, mv[psel], pnl_d, pnl_c, scns))
 
     no_cov = n_cov == 0
     direct_g[no_cov] = np.nan
@@ -354,6 +360,7 @@ def compute_stress(
     with np.errstate(divide="ignore", invalid="ignore"):
         d_pct = np.where(equity > 0, direct_g / equity, np.nan)
         c_pct = np.where(equity > 0, corr_g / equity, np.nan)
+        coverage = np.where(gross_scope > 0, gross_cov / np.where(gross_scope > 0, gross_scope, 1.0), np.nan)
 
     rep = lambda a: np.repeat(np.asarray(a), n_s)  # noqa: E731
     til = lambda a: np.tile(np.asarray(a, dtype=object), n_g)  # noqa: E731
@@ -373,8 +380,9 @@ def compute_stress(
             "positions_covered": rep(n_cov).astype(np.int64),
             "positions_missing_beta": rep(n_missing).astype(np.int64),
             "top_contributors": top_json.ravel(),
+            "coverage": rep(coverage),
         }
-    )[RESULT_COLUMNS]
+    )[STRESS_RESULT_COLUMNS]
     if not return_contributors:
         return results, None
     contributors = (
@@ -383,77 +391,207 @@ def compute_stress(
     return results, contributors[CONTRIBUTOR_COLUMNS]
 
 
+def compute_joint_stress(
+    position_values: pd.DataFrame,
+    factor_model: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    covariance_long: pd.DataFrame | None,
+    scenarios: Iterable,
+    duration: float = DEFAULT_RATE_DURATION,
+    include_inactive: bool = False,
+    top_n: int = TOP_CONTRIBUTORS,
+    return_contributors: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Direct and correlated stress P&L per (date, portfolio, scenario) on the joint loadings.
+
+    Formulas, scope and NaN policy are in the module docstring. The work is one
+    ``(positions × 8) @ (8 × scenarios)`` product per date; the only loops are over dates and (for
+    the 8×8 conditional fill) scenarios.
+
+    Parameters
+    ----------
+    position_values : DataFrame
+        From ``compute_snapshots`` (``date, portfolio_id, position_id, symbol, investment_class,
+        market_value, is_priced``).
+    factor_model : DataFrame
+        Long ``[date?, symbol, factor, beta, specific_variance, ...]`` rows of the ``factor_model``
+        table (factors ``factor_model.FACTOR_NAMES``), matched on (date, symbol); without a
+        ``date`` column the rows apply to every date. A symbol-day lacking any of the 8 loadings
+        is not covered.
+    snapshots : DataFrame
+        ``[date, portfolio_id, equity]``: which (date, portfolio) rows to emit and the equity.
+    covariance_long : DataFrame or None
+        ``[date?, factor_1, factor_2, covariance, ...]`` over the 8 ETFs (the
+        ``factor_covariance`` table: daily returns, ETF labels).
+    scenarios : iterable of mappings or objects
+        Each with ``id, name, category, severity, shocks`` (factor name → decimal shock) and
+        optional ``active`` (default true) and ``kind`` (``"replay"`` ones are skipped); e.g.
+        :class:`sigmasight_assets.scenarios.Scenario`.
+    duration : float, default 17
+        TLT duration for ``Interest_Rate`` shocks.
+    include_inactive : bool, default False
+        Also run scenarios with ``active`` false.
+    top_n : int, default 5
+        Contributors kept per (date, portfolio, scenario).
+    return_contributors : bool, default True
+        Also build the long contributor frame; ``False`` returns ``None`` in its place.
+
+    Returns
+    -------
+    results : DataFrame
+        :data:`STRESS_RESULT_COLUMNS`, one row per (date, portfolio in ``snapshots``, shock
+        scenario): P&L in USD, ``*_pct_equity`` decimal, ``coverage`` decimal share of in-scope
+        gross value. ``top_contributors`` is a JSON list of up to ``top_n`` objects
+        ``{"position_id", "symbol", "pnl"}`` ordered by ``|correlated P&L|`` (``|direct P&L|`` when
+        correlated is NaN), P&L rounded to cents.
+    contributors : DataFrame or None
+        :data:`CONTRIBUTOR_COLUMNS`; the same top positions in long form (rank 1 = largest),
+        ordered by date, scenario, portfolio and rank.
+    """
+    return _stress(position_values, lambda pv: position_loadings(pv, factor_model)[0], snapshots,
+                   covariance_long, scenarios, duration, include_inactive, top_n, return_contributors)
+
+
+def compute_stress(
+    position_values: pd.DataFrame,
+    position_betas: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    covariance_long: pd.DataFrame | None,
+    scenarios: Iterable,
+    duration: float = DEFAULT_RATE_DURATION,
+    include_inactive: bool = False,
+    top_n: int = TOP_CONTRIBUTORS,
+    return_contributors: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """LEGACY, to be deleted: :func:`compute_joint_stress` priced with the mixed beta sets.
+
+    ``position_betas`` is long ``[date?, symbol, factor, beta]`` with the univariate ``market``,
+    ``ir`` and the six ridge style betas (:data:`EXPOSURE_BETAS`), used as the loadings on
+    ``[SPY, TLT, VTV−SPY, …]``; this counts the market channel of a correlated rate shock about
+    twice (see the module docstring). Returns :data:`RESULT_COLUMNS` (no ``coverage``).
+    """
+    results, contributors = _stress(position_values, lambda pv: attach_betas(pv, position_betas, EXPOSURE_BETAS),
+                                    snapshots, covariance_long, scenarios, duration, include_inactive, top_n,
+                                    return_contributors)
+    return results[RESULT_COLUMNS], contributors
+
+
+# ---------------------------------------------------------------------------------------------
+# Top contributors
+
+
 _SAFE_JSON_TEXT = re.compile(r"^[A-Za-z0-9 _.:/^=+#@&()-]*$")
 
 
-def _json_str(text: str) -> str:
-    # json.dumps is the reference; the plain-character fast path gives the identical result.
-    return f'"{text}"' if _SAFE_JSON_TEXT.match(text) else json.dumps(text)
+def _json_strings(values) -> np.ndarray:
+    """Each value as a JSON string literal; ``json.dumps`` for the few with characters to escape
+    (plain text gets the identical result by quoting), once per distinct value."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object).astype(str), use_na_sentinel=False)
+    text = pd.Series(np.asarray(uniques, dtype=object))
+    out = ('"' + text + '"').to_numpy(dtype=object)
+    unsafe = ~text.str.fullmatch(_SAFE_JSON_TEXT.pattern).to_numpy(dtype=bool)
+    out[unsafe] = [json.dumps(t) for t in text[unsafe]]
+    return out[codes]
 
 
-def _json_prefixes(pv: pd.DataFrame) -> np.ndarray:
-    """``{"position_id": …, "symbol": …, "pnl": `` per row, JSON-escaped, built once per distinct
-    (position, symbol): a position repeats on every day of the range."""
-    pos_id = pv["position_id"].astype(str).to_numpy(dtype=object)
-    sym = pv["symbol"].astype(str).to_numpy(dtype=object)
-    codes, _ = pd.factorize(pos_id + "\x00" + sym)
-    _, first = np.unique(codes, return_index=True)
-    text = np.array([f'{{"position_id": {_json_str(pos_id[i])}, "symbol": {_json_str(sym[i])}, "pnl": '
-                     for i in first], dtype=object)
-    return text[codes]
+def position_json_prefixes(position_id, symbol) -> np.ndarray:
+    """``{"position_id": …, "symbol": …, "pnl": `` for each (position id, symbol), JSON-escaped."""
+    return '{"position_id": ' + _json_strings(position_id) + ', "symbol": ' + _json_strings(symbol) + ', "pnl": '
 
 
-def _top_contributors(pv, g, mv, pnl_d, pnl_c, scns, top_n, want_long: bool, frag: np.ndarray):
-    """Top ``top_n`` positions per (portfolio, scenario) by |correlated| (else |direct|) P&L.
+def contributor_json(group: np.ndarray, pnl: np.ndarray, position_id: np.ndarray, symbol: np.ndarray,
+                     top_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """JSON lists of the ``top_n`` positions by ``|pnl|`` per group, for every column at once.
 
-    Returns the long contributor frame (``None`` unless ``want_long``) and (group codes, JSON
-    texts in (group, scenario) order). All scenarios are ranked at once by
-    :func:`~.concentration.top_k_per_group`; the JSON is assembled with whole-array string
-    operations (one ``str.join`` with a marker before every (group, scenario), then one
-    ``split``) — no per-portfolio or per-scenario Python loop.
+    Parameters
+    ----------
+    group : numpy.ndarray
+        ``(n,)`` integer group code (portfolio-day) of each position.
+    pnl : numpy.ndarray
+        ``(n, S)`` USD P&L per position and scenario; a NaN entry is not a contribution and is
+        left out of the list.
+    position_id, symbol : numpy.ndarray
+        ``(n,)`` identifiers written into the entries.
+    top_n : int
+        Entries per list.
+
+    Returns
+    -------
+    groups : numpy.ndarray
+        ``(G,)`` distinct group codes, ascending.
+    texts : numpy.ndarray
+        ``(G, S)`` JSON texts ``[{"position_id": …, "symbol": …, "pnl": …}, …]``, largest
+        ``|pnl|`` first, P&L rounded to cents; ``"[]"`` for a cell without a finite P&L.
+
+    Notes
+    -----
+    All columns are ranked at once by :func:`~.concentration.top_k_per_group`; the JSON is
+    assembled with whole-array string operations (one ``str.join`` with a marker before every
+    non-empty (group, column), then one ``split``) — no per-portfolio or per-scenario Python
+    loop. Identifiers are escaped only for the positions that made a list.
     """
-    n_s = len(scns)
-    key_all = np.where(np.isnan(pnl_c), pnl_d, pnl_c)  # (n, S)
-    groups, idx = top_k_per_group(g, np.abs(key_all), top_n)  # (groups, S, kk): the JSON order
-    n_gl = groups.size
+    groups, idx = top_k_per_group(group, np.abs(pnl), top_n)  # (groups, S, kk): the JSON order
+    return groups, _json_texts(idx, pnl, position_id, symbol)
+
+
+def _json_texts(idx: np.ndarray, pnl: np.ndarray, position_id: np.ndarray, symbol: np.ndarray) -> np.ndarray:
+    """``(G, S)`` JSON lists from a :func:`~.concentration.top_k_per_group` index table.
+
+    Entries whose P&L is NaN are left out (a cell with none is ``"[]"``).
+    """
+    n_gl, n_s = idx.shape[:2]
+    texts = np.full(n_gl * n_s, "[]", dtype=object)
+    gi, sj, _ = np.nonzero(idx >= 0)  # C order: by group, column, rank
+    pos = idx[idx >= 0]
+    keep = np.isfinite(pnl[pos, sj])
+    gi, sj, pos = gi[keep], sj[keep], pos[keep]
+    if pos.size == 0:
+        return texts.reshape(n_gl, n_s)
+    used, slot = np.unique(pos, return_inverse=True)
+    prefixes = position_json_prefixes(np.asarray(position_id, dtype=object)[used],
+                                      np.asarray(symbol, dtype=object)[used])[slot]
+    cell = gi * n_s + sj
+    first = np.r_[True, cell[1:] != cell[:-1]]
+    # pandas' C JSON encoder formats the numbers (cents) in one call.
+    num_text = pd.Series(np.round(pnl[pos, sj], 2)).to_json(orient="values", double_precision=2)
+    num = np.array(num_text[1:-1].split(","), dtype=object)
+    # Interleave the four pieces of every entry and join once (no per-entry concatenation); a
+    # marker starts every cell, so one split gives each cell's entries.
+    pieces = np.empty(4 * pos.size, dtype=object)
+    sep = np.full(pos.size, ", ", dtype=object)
+    sep[first] = "\x00"  # an object array: a numpy str array would strip the trailing NUL
+    pieces[0::4] = sep
+    pieces[1::4] = prefixes
+    pieces[2::4] = num
+    pieces[3::4] = "}"
+    bodies = np.array("".join(pieces.tolist()).split("\x00")[1:], dtype=object)
+    texts[cell[first]] = "[" + bodies + "]"
+    return texts.reshape(n_gl, n_s)
+
+
+def _contributor_frame(pv, idx, mv, pnl_d, pnl_c, scns) -> pd.DataFrame:
+    """The long contributor rows of a :func:`~.concentration.top_k_per_group` index table."""
     valid = idx >= 0
     gi, sj, rk = np.nonzero(valid)
     pos = idx[valid]
-
+    dates = pd.to_datetime(pv["date"]).dt.normalize().to_numpy()
+    pid = pv["portfolio_id"].astype(str).to_numpy(dtype=object)
     pos_id = pv["position_id"].astype(str).to_numpy(dtype=object)
     sym = pv["symbol"].astype(str).to_numpy(dtype=object)
-    # pandas' C JSON encoder formats the numbers (cents, NaN → null) in one call.
-    num_text = pd.Series(np.round(key_all[pos, sj], 2)).to_json(orient="values", double_precision=2)
-    num = np.array(num_text[1:-1].split(","), dtype=object)
-    first = rk == 0
-    last = np.r_[rk[1:] == 0, True]
-    # Interleave the four pieces of every entry and join once (no per-entry concatenation).
-    pieces = np.empty(4 * pos.size, dtype=object)
-    pieces[0::4] = np.where(first, "\x00[", ", ")
-    pieces[1::4] = frag[pos]
-    pieces[2::4] = num
-    pieces[3::4] = np.where(last, "}]", "}")
-    texts = np.array("".join(pieces.tolist()).split("\x00")[1:], dtype=object).reshape(n_gl, n_s)
-
-    long = None
-    if want_long:
-        dates = pd.to_datetime(pv["date"]).dt.normalize().to_numpy()
-        pid = pv["portfolio_id"].astype(str).to_numpy(dtype=object)
-        scn_ids = np.array([s.id for s in scns], dtype=object)
-        # The long frame is ordered by scenario, then portfolio, then rank.
-        o = np.lexsort((rk, gi, sj))
-        p_o, s_o = pos[o], sj[o]
-        long = pd.DataFrame(
-            {
-                "date": dates[p_o],
-                "portfolio_id": pid[p_o],
-                "scenario_id": scn_ids[s_o],
-                "rank": rk[o] + 1,
-                "position_id": pos_id[p_o],
-                "symbol": sym[p_o],
-                "market_value": mv[p_o],
-                "direct_pnl": pnl_d[p_o, s_o],
-                "correlated_pnl": pnl_c[p_o, s_o],
-            }
-        )
-    return long, (groups, texts)
+    scn_ids = np.array([s.id for s in scns], dtype=object)
+    # Ordered by scenario, then portfolio, then rank.
+    o = np.lexsort((rk, gi, sj))
+    p_o, s_o = pos[o], sj[o]
+    return pd.DataFrame(
+        {
+            "date": dates[p_o],
+            "portfolio_id": pid[p_o],
+            "scenario_id": scn_ids[s_o],
+            "rank": rk[o] + 1,
+            "position_id": pos_id[p_o],
+            "symbol": sym[p_o],
+            "market_value": mv[p_o],
+            "direct_pnl": pnl_d[p_o, s_o],
+            "correlated_pnl": pnl_c[p_o, s_o],
+        }
+    )
