@@ -93,8 +93,8 @@ def _fmt(value) -> str:
     return repr(value)
 
 
-class _Verdicts:
-    """The first (field, problem) per row, filled rule by rule (vectorised masks)."""
+class RowVerdicts:
+    """The first (field, problem) per row of a frame, filled rule by rule with vectorised masks."""
 
     def __init__(self, index: pd.Index):
         self.field = pd.Series(None, index=index, dtype=object)
@@ -119,6 +119,19 @@ class _Verdicts:
         else:
             self.problem.loc[rows] = [f"{problem} ({_fmt(v)})" for v in values.loc[rows]]
 
+    def absorb(self, problems: pd.DataFrame) -> None:
+        """Take the verdicts of :func:`row_problems` (on some of the rows) for rows without one yet."""
+        found = problems["field"].notna()
+        rows = problems.index[found.to_numpy()]
+        rows = rows[self.field.loc[rows].isna().to_numpy()]
+        self.field.loc[rows] = problems.loc[rows, "field"]
+        self.problem.loc[rows] = problems.loc[rows, "problem"]
+
+    @property
+    def bad(self) -> pd.Series:
+        """Rows with a verdict."""
+        return self.field.notna()
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame({"field": self.field, "problem": self.problem})
 
@@ -132,7 +145,7 @@ def _numeric(frame: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series]:
     return num, raw.notna() & num.isna()
 
 
-def _check_keys(frame: pd.DataFrame, verdicts: _Verdicts) -> None:
+def _check_keys(frame: pd.DataFrame, verdicts: RowVerdicts) -> None:
     verdicts.flag(frame["date"].isna(), "date", "missing")
     sym = frame["symbol"]
     if pd.api.types.is_object_dtype(sym) or pd.api.types.is_string_dtype(sym):
@@ -143,7 +156,7 @@ def _check_keys(frame: pd.DataFrame, verdicts: _Verdicts) -> None:
     verdicts.flag(length > MAX_SYMBOL_LENGTH, "symbol", f"longer than {MAX_SYMBOL_LENGTH} characters", sym)
 
 
-def _check_bounds(frame: pd.DataFrame, bounds, verdicts: _Verdicts) -> dict[str, pd.Series]:
+def _check_bounds(frame: pd.DataFrame, bounds, verdicts: RowVerdicts) -> dict[str, pd.Series]:
     numbers: dict[str, pd.Series] = {}
     for b in bounds:
         num, not_number = _numeric(frame, b.field)
@@ -190,7 +203,7 @@ def row_problems(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     missing = [c for c in (*KEY_COLUMNS, *(b.field for b in bounds)) if c not in frame.columns]
     if missing:
         raise ValueError(f"{table} frame lacks column(s) {missing}")
-    verdicts = _Verdicts(frame.index)
+    verdicts = RowVerdicts(frame.index)
     _check_keys(frame, verdicts)
     if "source" in frame.columns:
         verdicts.flag(frame["source"].isna(), "source", "missing")
