@@ -180,7 +180,8 @@ def _fetch_universe(context, provider, kind: str, days: pd.DatetimeIndex, expect
     except ProviderUnavailableError as exc:
         _retry_or_fail(context, exc)
     frame = result.frame.merge(expected, on=["date", "symbol"], how="inner")
-    return frame, dict(result.failures), symbols
+    # Until symbol_status records skips, a provider's deliberate "not served" reads as its reason.
+    return frame, {**result.skipped, **result.failures}, symbols
 
 
 def _failed_symbols(symbols: list[str], frame: pd.DataFrame, failures: dict[str, str]) -> dict[str, str]:
@@ -223,8 +224,10 @@ def _write_status(wh, asset_name, days, rows: pd.DataFrame, scope) -> None:
                        description=f"Share of requested symbols that delivered nothing (warn above {FAILURE_RATE_WARN:.0%})."),
     ],
     description=(
-        "Daily OHLCV, split- and dividend-adjusted `adj_close`, and the delivering `source`, one row per "
-        "symbol × day for every fetchable symbol of `symbol_universe`. Missing days stay missing (no "
+        "Daily OHLCV as traded, the day's corporate actions (`dividend` per share going ex, `split_ratio` "
+        "new shares per old; both NULL when the provider knows only an adjusted close, which is then the "
+        "`close`), the provider's adjusted `adj_close` (convenience) and the delivering `source`, one row "
+        "per symbol × day for every fetchable symbol of `symbol_universe`. Missing days stay missing (no "
         "fill); failures are recorded per symbol in `symbol_status`."
     ),
 )
@@ -240,7 +243,7 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
     for sym in raw.loc[bad, "symbol"].unique():
         failures.setdefault(sym, "provider returned a zero, negative or missing price")
     frame = raw[~bad].drop_duplicates(["date", "symbol"], keep="last").reset_index(drop=True)
-    frame["volume"] = frame["volume"].astype(float)
+    frame[["volume", "dividend", "split_ratio"]] = frame[["volume", "dividend", "split_ratio"]].astype(float)
     status = _status_rows("prices", expected, frame, failures, "no price for this session")
     with_data = set(frame["symbol"])
     failed_symbols = _failed_symbols(symbols, frame, failures)
@@ -268,7 +271,8 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
             "sources": MetadataValue.json({k: int(v) for k, v in sources.items()}),
             "provider": provider.name,
             "scope": ", ".join(scope) if scope else "all symbols",
-            "preview": md_table(last[["date", "symbol", "close", "adj_close", "volume", "source"]]),
+            "preview": md_table(last[["date", "symbol", "close", "dividend", "split_ratio", "adj_close", "volume",
+                                      "source"]]),
         },
         check_results=[
             AssetCheckResult(check_name="provider_prices_positive", passed=not bool(bad.any()),
