@@ -15,7 +15,8 @@ read as ``adj_close``; other columns are ignored)::
     date         required  YYYY-MM-DD (a trailing midnight time such as "2024-01-02 00:00:00-05:00"
                            is accepted); must be an NYSE session
     close        required unless adj_close is there: USD as traded that day, > 0, every row
-    adj_close    optional  USD, > 0; when the column is absent it is the close
+    adj_close    optional  USD, > 0; when the column is absent it is the close (a blank cell in a
+                           present column rejects the row: the warehouse needs a value)
     open, high, low        optional USD as traded, > 0; blank cells stay missing (NaN)
     volume       optional  shares, ≥ 0; blank stays missing
     dividend     optional  cash per share going ex that day (USD, per post-split share on a split
