@@ -324,15 +324,18 @@ def test_planted_exposures_spread_for_sequential_symbol_names():
 
 # -- valuations ------------------------------------------------------------------------------------
 def share_basis(provider, frame: pd.DataFrame) -> pd.Series:
-    """Per row of ``frame`` (date, symbol): 1 / Π of the symbol's split ratios after the date up to the
-    reference date 2026-12-31, from the published corporate actions (shares per share held then)."""
-    acts = provider.corporate_actions(sorted(frame["symbol"].unique()), frame["date"].min().date(),
-                                      date(2026, 12, 31))
+    """Per row of ``frame`` (date, symbol): shares per share held on 2026-01-02 (the planted basis),
+    from the published corporate actions: ×s for each split after that day up to the date, ÷s for
+    each split after the date up to that day."""
+    base = pd.Timestamp("2026-01-02")
+    acts = provider.corporate_actions(sorted(frame["symbol"].unique()), date(2000, 1, 3),
+                                      max(frame["date"].max(), base).date())
     splits = acts[acts["split_ratio"] != 1.0]
     basis = pd.Series(1.0, index=frame.index)
     for _, a in splits.iterrows():
-        before = (frame["symbol"] == a["symbol"]) & (frame["date"] < a["date"])
-        basis[before] /= a["split_ratio"]
+        mine = frame["symbol"] == a["symbol"]
+        basis[mine & (frame["date"] >= a["date"]) & (a["date"] > base)] *= a["split_ratio"]
+        basis[mine & (frame["date"] < a["date"]) & (a["date"] <= base)] /= a["split_ratio"]
     return basis
 
 
@@ -489,16 +492,17 @@ def test_open_gaps_from_the_previous_close_net_of_dividend_and_split(provider):
 
 
 def test_dividend_schedule(provider):
-    """Every planted dividend payer goes ex four times a year at about yield/4 of the previous close (no
-    ex-date is ever a missing day); non-payers and ZEROVOL never; the ETFs on the first session on or
-    after the 18th of Mar/Jun/Sep/Dec at 0.018/4."""
+    """Every planted dividend payer (ZEROVOL included) goes ex four times a year at about yield/4 of the
+    previous close (no ex-date is ever a missing day); non-payers never; the ETFs on the first session
+    on or after the 18th of Mar/Jun/Sep/Dec at 0.018/4."""
     syms = STOCKS + list(FACTOR_ETFS) + ["ZEROVOL"]
     start, end = date(2015, 1, 2), date(2025, 12, 31)
     acts = provider.corporate_actions(syms, start, end)
     divs = acts[acts["dividend"] > 0].copy()
     exp = planted_exposures(STOCKS + ["ZEROVOL"], SEED)
-    payers = set(exp.index[exp["dividend_yield"] > 0]) - {"ZEROVOL"}
-    assert 0.6 * len(STOCKS) < len(payers) < 0.8 * len(STOCKS)  # about 70 % pay
+    payers = set(exp.index[exp["dividend_yield"] > 0])
+    assert "ZEROVOL" in payers  # (seed 7: its planted yield is 0.37 %)
+    assert 0.6 * len(STOCKS) < len(payers) - 1 < 0.8 * len(STOCKS)  # about 70 % pay
     assert set(divs["symbol"]) == payers | set(FACTOR_ETFS)
     per_year = divs.groupby(["symbol", divs["date"].dt.year]).size()
     assert (per_year == 4).all(), per_year[per_year != 4]
@@ -537,6 +541,16 @@ def test_splits_are_rare_never_on_etfs_and_keep_the_share_basis(provider):
         assert 0.8 < r.close * r.split_ratio / before < 1.25, r
 
 
-def test_zerovol_has_no_actions_and_options_carry_none(provider):
-    f = provider.fetch_prices(["ZEROVOL", "SPY261218P01400000"], date(2025, 1, 2), date(2025, 12, 31)).frame
-    assert (f["dividend"] == 0).all() and (f["split_ratio"] == 1).all()
+def test_zerovol_total_return_is_its_dividend_and_options_carry_no_actions(provider):
+    """ZEROVOL's close never moves: its total return is its dividend on the ex-dates, 0 otherwise."""
+    from sigmasight_assets.calc.returns import total_returns
+
+    zero = provider.fetch_prices(["ZEROVOL"], date(2025, 1, 2), date(2025, 12, 31)).frame.set_index("date")
+    assert zero["close"].nunique() == 1 and (zero["split_ratio"] == 1).all()
+    assert (zero["dividend"] > 0).sum() == 4
+    r, _ = total_returns(*(zero[[c]].set_axis(["ZEROVOL"], axis=1) for c in ("close", "dividend", "split_ratio")))
+    r = r["ZEROVOL"].iloc[1:]
+    np.testing.assert_allclose(r, (zero["dividend"] / zero["close"]).iloc[1:], rtol=0, atol=1e-12)
+    assert (r > 0).sum() == 4 and (r == 0).sum() == len(r) - 4
+    opt = provider.fetch_prices(["SPY261218P01400000"], date(2025, 1, 2), date(2025, 12, 31)).frame
+    assert (opt["dividend"] == 0).all() and (opt["split_ratio"] == 1).all()

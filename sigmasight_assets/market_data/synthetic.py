@@ -32,18 +32,21 @@ Behaviours the analytics must handle, all deterministic:
 * about 0.2 % of stock sessions are missing (no row), never for the factor ETFs and never on a
   day with a corporate action;
 * ``NEWCO`` lists on 2026-03-02 (no rows before), ``GONE`` stops trading after 2026-06-30;
-* ``ZEROVOL`` trades at a constant price (zero variance, no dividends, no splits);
+* ``ZEROVOL`` trades at a constant close (zero price variance, ``r = 0``): its total return is its
+  dividend on the ex-dates of the regular schedule below and 0 on every other day; it never splits;
 * OCC option symbols are priced by Black-Scholes on their synthetic underlying's close (vol = the
   underlying's model vol, r = 4 %), with no price after expiry. The strike is not adjusted for a
   split of the underlying (the options in the demo and the tests are on SPY, which never splits).
 
 Corporate actions and prices as traded
 --------------------------------------
-The model return ``r`` above is the *total* return. Each symbol-day may carry a dividend fraction
-``y`` (of the previous close, per post-split share) and a split ratio ``s`` (1 when none); the close
-as traded then follows ``c_D = c_{D−1}·(1 + r_D − y_D)/s_D`` and the dividend paid is
-``d_D = y_D·c_{D−1}/s_D``, so that ``s_D·(c_D + d_D)/c_{D−1} − 1 = r_D`` exactly before the prices
-are rounded to 1/10,000 of a dollar (after rounding, to within about ``1e-4/c_{D−1}``).
+The model return ``r`` above is the *price* return, as traded. Each symbol-day may carry a dividend
+fraction ``y`` (of the previous close, per post-split share) and a split ratio ``s`` (1 when none):
+the close as traded follows ``c_D = c_{D−1}·(1 + r_D)/s_D``, the dividend paid is
+``d_D = y_D·c_{D−1}/s_D``, and the model's *total* return is ``R_D = r_D + y_D``, so that
+``s_D·(c_D + d_D)/c_{D−1} − 1 = R_D`` exactly before the prices are rounded to 1/10,000 of a dollar
+(after rounding, to within about ``1.5e-4·(1 + s_D)/c_{D−1}``). :meth:`SyntheticProvider.model_returns`
+gives ``R``.
 
 * Dividends, quarterly: each stock with a planted ``dividend_yield`` > 0 (about 70 % of stocks)
   goes ex on the first session on or after day ``1 + ⌊28·u⌋`` of the months ``m, m+3, m+6, m+9``
@@ -59,19 +62,21 @@ are rounded to 1/10,000 of a dollar (after rounding, to within about ``1e-4/c_{D
   *and* a dividend of 0.6 % of the previous close (per post-split share) on 2026-10-15. On these
   days the scripted values replace the day's regular dividend.
 
-The planted start price is the level on the share basis of the reference date ``R`` (below): a
-stock trades ``Π s`` times higher before its splits, as real stocks do before they split.
+The planted start price is per share held on 2026-01-02 (:data:`SHARE_BASIS_DATE`): a stock trades
+``Π s`` times higher before the splits it made until then (as real stocks do before they split) and
+``Π s`` times lower after the ones it makes later, so the path up to the scripted 2026 splits is the
+planted one.
 ``volume`` is in shares traded that day (it scales with the splits before it); ``open`` gaps from
 the previous close net of the day's dividend and split. ``adj_close`` is the back-adjusted total
-return series, ``adj_D = c_R·Π_{R<t≤D}(1 + r_t)`` (and ``c_R/Π_{D<t≤R}(1 + r_t)`` before ``R``),
-meeting the close on ``R`` = 2026-12-31 (a fixed reference, where Yahoo uses the latest date, so the
-numbers never drift as time passes). Valuations: EPS is reset each calendar year to
+return series, ``adj_D = c_ref·Π_{ref<t≤D}(1 + R_t)`` (and ``c_ref/Π_{D<t≤ref}(1 + R_t)`` before
+it), meeting the close on ``ref`` = 2026-12-31 (a fixed reference, where Yahoo uses the latest date,
+so the numbers never drift as time passes). Valuations: EPS is reset each calendar year to
 ``eps_yield × first close of the year`` and grows into the forward EPS by ``eps_growth``, both per
-share as of the day (split-adjusted); the planted shares outstanding are on the share basis of
-``R`` like the start price (divided by every split after the day up to ``R``), which gives PE,
-forward PE and market cap; the provider beta is the planted
-market beta plus a fixed per-symbol error (sd 0.1). The synthetic provider publishes no 52-week
-range (the asset derives it from stored prices).
+share as of the day (split-adjusted); the planted shares outstanding are per share held on
+2026-01-02 like the start price (scaled by the splits between that day and the day), which gives
+PE, forward PE and market cap; the provider beta is the planted market beta plus a fixed per-symbol
+error (sd 0.1). The synthetic provider publishes no 52-week range (the asset derives it from stored
+prices).
 
 A symbol-day's numbers depend only on ``(seed, symbol, session)``: paths always start at the epoch
 (2000-01-03), so a nightly fetch of one day and a history fetch over years agree bit for bit.
@@ -93,6 +98,8 @@ from .symbols import is_private_symbol, parse_occ, stable_hash
 
 EPOCH = pd.Timestamp("2000-01-03")
 ADJ_REFERENCE = pd.Timestamp("2026-12-31")
+#: The planted start price and shares outstanding are per share held on this day.
+SHARE_BASIS_DATE = pd.Timestamp("2026-01-02")
 STYLE_NAMES = ("value", "growth", "momentum", "quality", "size", "low_volatility")
 
 # Symbols with scripted life cycles.
@@ -248,11 +255,20 @@ class SyntheticProvider:
                 + sum(lat["styles"][:, k, None] * style_b[None, :, k] for k in range(len(STYLE_NAMES)))
                 + noise[:, stocks] * exp["idio_vol"].to_numpy()[None, :]
             )
-            for j, i in enumerate(stocks):
+            for i in stocks:
                 if symbols[i] in CONSTANT_PRICE:
                     out[:, i] = 0.0
         out[0, :] = 0.0
         return out
+
+    def _model(self, symbols: list[str], sess: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(price return, dividend fraction, split ratio), each (T, S), on every session of ``sess``.
+
+        The total return is ``price return + dividend fraction`` (see the module docstring).
+        """
+        rets = self._returns(symbols, sess)
+        y, split = self._actions(symbols, sess)
+        return rets, y, split
 
     def _actions(self, symbols: list[str], sess: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
         """(dividend fraction ``y``, split ratio ``s``), each (T, S), on every session of ``sess``.
@@ -283,8 +299,7 @@ class SyntheticProvider:
             ])  # (4, Y, S)
 
         etfs = np.array([i for i, s in enumerate(symbols) if s in FACTOR_ETFS], dtype=np.int64)
-        stocks = np.array([i for i, s in enumerate(symbols) if s not in FACTOR_ETFS and s not in CONSTANT_PRICE],
-                          dtype=np.int64)
+        stocks = np.array([i for i, s in enumerate(symbols) if s not in FACTOR_ETFS], dtype=np.int64)
         if len(etfs):
             months = np.full(len(etfs), ETF_DIVIDEND_MONTHS[0])
             targets = quarter_targets(months, np.full(len(etfs), ETF_DIVIDEND_DAY))
@@ -298,7 +313,7 @@ class SyntheticProvider:
             if payers.any():
                 mark(y, stocks[payers][None, None, :], quarter_targets(first_month[payers], dom[payers]),
                      q[payers][None, None, :])
-            hashed = np.array([s not in SCRIPTED_ACTIONS for s in names])
+            hashed = np.array([s not in SCRIPTED_ACTIONS and s not in CONSTANT_PRICE for s in names])
             if hashed.any():
                 cols = stocks[hashed]
                 keys = stable_hash([symbols[i] for i in cols], salt=f"split:{self.seed}")
@@ -329,37 +344,35 @@ class SyntheticProvider:
         ``close`` (as traded), ``prev_close`` (the previous session's), ``dividend`` (cash per
         post-split share), ``y`` (dividend as a fraction of ``prev_close`` per post-split share),
         ``split``, ``adj`` (back-adjusted close meeting ``close`` on the reference date),
-        ``share_basis`` (shares per share held
-        on the reference date, ``1/Π s`` of the splits after the day up to it) and ``year_open``
-        (the first close of the calendar year per share as of the day). No missing-day or listing
-        mask.
+        ``share_basis`` (shares per share held on :data:`SHARE_BASIS_DATE`) and ``year_open`` (the
+        first close of the calendar year per share as of the day). No missing-day or listing mask.
         """
         horizon = max(pd.Timestamp(end), ADJ_REFERENCE)
         full = self._sessions(horizon)
-        rets = self._returns(symbols, full)
-        y, split = self._actions(symbols, full)
+        rets, y, split = self._model(symbols, full)
         price0 = np.array([_ETF_START_PRICE.get(s, np.nan) for s in symbols], dtype=float)
         stock_mask = np.isnan(price0)
         if stock_mask.any():
             exp = planted_exposures([s for s, m in zip(symbols, stock_mask) if m], self.seed)
             price0[stock_mask] = exp["start_price"].to_numpy()
-        # c_D = c_{D-1}·(1 + r_D − y_D)/s_D, summed in logs from the epoch (a prefix sum, so a day's
-        # value does not depend on how far the path runs). The planted start price is the level on
-        # the share basis of the reference date: before a split the stock trades that many times
-        # higher, as real stocks do before they split.
+        # c_D = c_{D-1}·(1 + r_D)/s_D, summed in logs from the epoch (a prefix sum, so a day's value
+        # does not depend on how far the path runs), on the share basis of SHARE_BASIS_DATE.
         ref = int(full.searchsorted(ADJ_REFERENCE, side="right")) - 1
+        basis = int(full.searchsorted(SHARE_BASIS_DATE, side="right")) - 1
         cum_split = np.cumprod(split, axis=0)
-        growth = np.log1p(rets - y)
+        growth = np.log1p(rets)
         has_split = split != 1.0
         growth[has_split] -= np.log(split[has_split])
         growth[0] = 0.0
-        log_close = np.cumsum(growth, axis=0) + np.log(price0 * cum_split[ref])[None, :]
-        total = np.cumsum(np.log1p(rets), axis=0)
+        log_growth = np.cumsum(growth, axis=0)
+        level = price0 * cum_split[basis]
+        total = np.cumsum(np.log1p(rets + y), axis=0)  # the total return adds the dividend
         lo, hi = int(full.searchsorted(start)), int(full.searchsorted(end, side="right"))
         rows = np.arange(lo, hi)
         prev = np.maximum(rows - 1, 0)
-        close = np.exp(log_close[rows])
-        prev_close = np.exp(log_close[prev])
+        close = level[None, :] * np.exp(log_growth[rows])
+        prev_close = level[None, :] * np.exp(log_growth[prev])
+        close_ref = level * np.exp(log_growth[ref])
         first_of_year = pd.Series(np.arange(len(full))).groupby(full.year.to_numpy()).transform("min").to_numpy()[rows]
         return {
             "sess": full[rows],
@@ -368,9 +381,9 @@ class SyntheticProvider:
             "dividend": y[rows] * prev_close / split[rows],
             "y": y[rows],
             "split": split[rows],
-            "adj": np.exp(log_close[ref][None, :] + total[rows] - total[ref][None, :]),
-            "share_basis": cum_split[rows] / cum_split[ref][None, :],
-            "year_open": np.exp(log_close[first_of_year]) * cum_split[first_of_year] / cum_split[rows],
+            "adj": close_ref[None, :] * np.exp(total[rows] - total[ref][None, :]),
+            "share_basis": cum_split[rows] / cum_split[basis][None, :],
+            "year_open": level[None, :] * np.exp(log_growth[first_of_year]) * cum_split[first_of_year] / cum_split[rows],
         }
 
     def _presence(self, symbols: list[str], sess: pd.DatetimeIndex, action_days: np.ndarray) -> np.ndarray:
@@ -431,7 +444,8 @@ class SyntheticProvider:
         return acts[["date", "symbol", "close", "dividend", "split_ratio"]].reset_index(drop=True)
 
     def model_returns(self, symbols: Sequence[str], start: date, end: date) -> pd.DataFrame:
-        """The latent model's daily *total* returns (unrounded), sessions in [start, end] × symbols.
+        """The latent model's daily *total* returns (price return plus the day's dividend fraction,
+        unrounded), sessions in [start, end] × symbols.
 
         What ``split_ratio × (close + dividend) / previous close − 1`` of the stored rows
         reproduces up to the rounding of the prices; every session is a row, whether or not the
@@ -439,9 +453,9 @@ class SyntheticProvider:
         """
         symbols = list(dict.fromkeys(symbols))
         sess = self._sessions(pd.Timestamp(end))
-        rets = self._returns(symbols, sess)
+        rets, y, _ = self._model(symbols, sess)
         keep = sess >= pd.Timestamp(start)
-        return pd.DataFrame(rets[keep], index=sess[keep], columns=symbols)
+        return pd.DataFrame((rets + y)[keep], index=sess[keep], columns=symbols)
 
     def _stock_frame(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp,
                      with_year_open: bool = False) -> pd.DataFrame:
@@ -544,8 +558,8 @@ class SyntheticProvider:
 
         EPS is ``eps_yield × first close of the calendar year`` per share as of the day (forward:
         × (1 + g)); PE is NaN for non-positive EPS (as providers publish). Market cap is the close
-        times the shares outstanding (the planted count, on the share basis of the reference date
-        2026-12-31, divided by every split after the day up to it). ETFs get
+        times the shares outstanding (the planted count, per share held on 2026-01-02, scaled by the
+        splits between that day and the day). ETFs get
         only the provider beta and dividend yield. Options have no valuation fields (``skipped``);
         private symbols are never served (``failures``).
         """
