@@ -51,6 +51,29 @@ def market_data_spec() -> str:
     return os.environ.get("SIGMASIGHT_MARKET_DATA", "synthetic").strip() or "synthetic"
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def flag(name: str, default: bool = False) -> bool:
+    """A yes/no setting: ``1/true/yes/on`` or ``0/false/no/off`` (any case), ``default`` when unset or
+    blank; anything else raises :class:`ConfigError` naming the variable and the value."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a yes/no value (expected 1 or 0, true or false)")
+
+
+def allow_synthetic_fallback() -> bool:
+    """``SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK``: let a ``SIGMASIGHT_MARKET_DATA`` chain mix a real provider
+    with ``synthetic`` (default no: real and synthetic prices never mix in one warehouse silently)."""
+    return flag("SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK")
+
+
 def synthetic_seed() -> int:
     raw = os.environ.get("SIGMASIGHT_SYNTHETIC_SEED", "7")
     try:

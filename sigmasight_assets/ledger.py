@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .market_data.symbols import classify, is_private_symbol, is_valid_public_symbol, parse_occ
+from .market_data.symbols import classify, is_private_symbol, is_valid_public_symbol, occ_problem, parse_occ
 
 POSITION_REQUIRED = ["portfolio_id", "symbol", "quantity", "entry_price", "entry_date"]
 POSITION_OPTIONAL = [
@@ -187,7 +187,9 @@ def parse_positions(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, list[
         if cls == "OPTIONS":
             occ = parse_occ(symbol)
             if occ is None:
-                problems.append(LedgerProblem(f, r, "symbol", f"{symbol!r} is not an OCC option symbol (ROOT YYMMDD C/P strike×1000 in 8 digits)"))
+                bad_part = occ_problem(symbol)
+                problems.append(LedgerProblem(f, r, "symbol", f"{symbol!r} is a malformed option symbol: {bad_part}" if bad_part
+                                              else f"{symbol!r} is not an OCC option symbol (ROOT YYMMDD C/P strike×1000 in 8 digits)"))
             else:
                 for fld, given, parsed in (
                     ("underlying", underlying, occ.underlying),
@@ -198,6 +200,8 @@ def parse_positions(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, list[
                     if given is not None and given != parsed:
                         problems.append(LedgerProblem(f, r, fld, f"{given} disagrees with the OCC symbol ({parsed})"))
                 underlying, option_type, strike, expiration = occ.underlying, occ.option_type, occ.strike, occ.expiry
+        elif cls == "PUBLIC" and symbol and occ_problem(symbol):
+            problems.append(LedgerProblem(f, r, "symbol", f"{symbol!r} is a malformed option symbol: {occ_problem(symbol)}"))
         elif cls == "PUBLIC" and symbol and not is_valid_public_symbol(symbol):
             problems.append(LedgerProblem(f, r, "symbol", f"{symbol!r} is not a valid ticker"))
         if entry_price is not None:

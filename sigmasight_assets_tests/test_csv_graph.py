@@ -6,7 +6,7 @@ Ledger: ``P-CSV`` holds AAPL, MSFT (short) and JNJ; ``P-GAP`` holds AAPL and NVD
 Set-up (module scope): the market-data assets over the fixture window before the range (history), then
 ONE run of the whole graph over the last 5 sessions of the fixture (2024-07-02..2024-07-09, around
 the July 4th holiday). A second warehouse runs the market-data assets over the same range with the
-fallback chain ``csv:<dir>,synthetic``.
+fallback chain ``csv:<dir>,synthetic`` (opted in with ``SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK=1``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,13 @@ def csv_graph(tmp_path_factory):
         single = run_range(url, RANGE[0], RANGE[-1], spec=f"csv:{CSV_DIR}")  # the whole graph, one run
         chain_url, chain_wh = new_warehouse(base, "chain")
         load_ledger(chain_wh, base / "ledger_chain", POSITIONS, FLOWS)
-        chain = run_range(chain_url, RANGE[0], RANGE[-1], MARKET_ASSETS, spec=f"csv:{CSV_DIR},synthetic")
+        # Filling a real provider's gaps with synthetic prices is refused unless opted in (issue 13).
+        opt_in = pytest.MonkeyPatch()
+        opt_in.setenv("SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK", "1")
+        try:
+            chain = run_range(chain_url, RANGE[0], RANGE[-1], MARKET_ASSETS, spec=f"csv:{CSV_DIR},synthetic")
+        finally:
+            opt_in.undo()
         yield {"wh": wh, "single": single, "history": history, "chain": chain, "chain_wh": chain_wh}
 
 

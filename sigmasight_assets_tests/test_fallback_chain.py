@@ -130,6 +130,57 @@ def test_valuations_fall_back_the_same_way():
     assert result.frame.groupby("symbol")["source"].first().to_dict() == {"X": "yfinance", "Y": "csv"}
 
 
+class Scripted:
+    """A provider answering with a fixed FetchResult (filtered to the symbols asked)."""
+
+    def __init__(self, name, rows=(), failures=None, skipped=None, rejected=()):
+        self.name = name
+        self.rows = list(rows)  # (symbol, day)
+        self.failures, self.skipped = dict(failures or {}), dict(skipped or {})
+        self.rejected = list(rejected)  # (day, symbol, reason)
+        self.calls = []
+
+    def fetch_prices(self, symbols, start, end):
+        self.calls.append(list(symbols))
+        rows = [(s, d) for s, d in self.rows if s in symbols]
+        frame = empty_frame(PRICE_COLUMNS) if not rows else pd.DataFrame(
+            [{"date": pd.Timestamp(d), "symbol": s, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0,
+              "adj_close": 1.0, "volume": 1.0, "dividend": 0.0, "split_ratio": 1.0, "source": self.name}
+             for s, d in rows])[PRICE_COLUMNS]
+        rejected = pd.DataFrame(self.rejected, columns=["date", "symbol", "reason"])
+        rejected["date"] = pd.to_datetime(rejected["date"])
+        return FetchResult(frame, {s: r for s, r in self.failures.items() if s in symbols},
+                           {s: r for s, r in self.skipped.items() if s in symbols},
+                           rejected[rejected["symbol"].isin(symbols)])
+
+    fetch_valuations = fetch_prices
+
+
+def test_skipped_everywhere_is_a_skip_and_skipped_then_failed_is_a_failure():
+    a = Scripted("yfinance", skipped={"X": "no valuation history", "Y": "no valuation history"})
+    b = Scripted("csv", skipped={"X": "no valuations"}, failures={"Y": "valuations.csv: unreadable"})
+    result = FallbackChain([a, b]).fetch_valuations(["X", "Y"], START, END)
+    assert result.skipped == {"X": "yfinance: no valuation history; csv: no valuations"}
+    assert result.failures == {"Y": "yfinance: no valuation history; csv: valuations.csv: unreadable"}
+    assert b.calls == [["X", "Y"]]  # a skip is asked of the next provider
+
+
+def test_rejected_rows_follow_the_provider_that_owns_the_symbol():
+    bad = "SPY.csv, row 4, field 'close': must be positive (-1.0)"
+    a = Scripted("csv", rows=[("SPY", "2024-01-02")], failures={"QQQ": "no file"},
+                 rejected=[("2024-01-03", "SPY", bad), ("2024-01-03", "QQQ", "QQQ.csv, row 3, field 'date': x")])
+    b = Scripted("yfinance", rows=[("QQQ", "2024-01-02"), ("QQQ", "2024-01-03")],
+                 rejected=[("2024-01-04", "QQQ", "high: below low (1.0 vs 2.0)")])
+    result = FallbackChain([a, b]).fetch_prices(["SPY", "QQQ"], START, END)
+    # SPY belongs to csv: its rejected row stands; QQQ was delivered by yfinance, so csv's rejection
+    # of a QQQ row is dropped with the rest of csv's answer for QQQ
+    assert result.rejected.to_dict("records") == [
+        {"date": pd.Timestamp("2024-01-03"), "symbol": "SPY", "reason": f"csv: {bad}"},
+        {"date": pd.Timestamp("2024-01-04"), "symbol": "QQQ", "reason": "yfinance: high: below low (1.0 vs 2.0)"},
+    ]
+    assert result.failures == {} and result.skipped == {}
+
+
 def test_empty_request_and_empty_chain():
     assert FallbackChain([FakeProvider("a")]).fetch_prices([], START, END).frame.empty
     with pytest.raises(ValueError):
@@ -211,11 +262,43 @@ def test_build_chain(tmp_path):
     assert chain.providers[1].directory == tmp_path
 
 
-def test_build_chain_with_synthetic():
-    pytest.importorskip("sigmasight_assets.market_data.synthetic")
+@pytest.mark.parametrize("spec, real", [("yfinance,synthetic", "yfinance"), ("csv:{dir},synthetic", "csv"),
+                                        ("synthetic, yfinance", "yfinance"),
+                                        ("yfinance,csv:{dir},synthetic", "yfinance, csv")])
+def test_a_chain_mixing_real_and_synthetic_prices_is_refused(monkeypatch, tmp_path, spec, real):
+    """Issue 13: real and synthetic market data never mix silently in one warehouse."""
+    monkeypatch.delenv("SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK", raising=False)
+    spec = spec.format(dir=tmp_path)
+    with pytest.raises(ConfigError) as info:
+        build_provider(spec)
+    assert str(info.value) == (
+        f"SIGMASIGHT_MARKET_DATA={spec!r} would mix real ({real}) and synthetic prices in one warehouse; "
+        "set SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK=1 to allow it"
+    )
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", "on"])
+def test_the_opt_in_allows_a_synthetic_fallback(monkeypatch, value):
+    monkeypatch.setenv("SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK", value)
     chain = build_provider("yfinance,synthetic", seed=3)
     assert [p.name for p in chain.providers] == ["yfinance", "synthetic"]
     assert chain.providers[1].seed == 3
+
+
+def test_the_opt_in_can_be_given_explicitly_and_a_bad_value_is_named(monkeypatch):
+    monkeypatch.setenv("SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK", "0")
+    with pytest.raises(ConfigError, match="would mix real"):
+        build_provider("yfinance,synthetic")
+    assert isinstance(build_provider("yfinance,synthetic", allow_synthetic_fallback=True), FallbackChain)
+    monkeypatch.setenv("SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK", "maybe")
+    with pytest.raises(ConfigError) as info:
+        build_provider("yfinance,synthetic")
+    assert str(info.value) == ("SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK='maybe' is not a yes/no value "
+                               "(expected 1 or 0, true or false)")
+    # synthetic alone (the default) and real providers alone need no opt-in
+    assert build_provider("synthetic").name == "synthetic"
+    assert build_provider("yfinance").name == "yfinance"
 
 
 def test_build_from_the_environment(monkeypatch, tmp_path):

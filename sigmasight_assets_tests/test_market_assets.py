@@ -459,10 +459,14 @@ def test_one_window_reader_per_run_serves_every_window_and_equals_fresh_reads(ma
     from sigmasight_assets.calc.returns import simple_returns
     from sigmasight_assets.pipelines.windows import window_reader
 
+    from sigmasight_assets.pipelines.windows import WindowReader
+
     wh = market_run["wh"]
     real = wh.read
     calls = []
-    monkeypatch.setattr(wh, "read", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    # One warehouse pass of the reader (it queries in slices of sessions) counts as one read.
+    real_pass = WindowReader._read
+    monkeypatch.setattr(WindowReader, "_read", lambda self, *a: calls.append("prices") or real_pass(self, *a))
     last = SESS[-1]
     syms = ["AAPL", "MSFT", "SPY"]
 
@@ -495,7 +499,11 @@ def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypa
     wh = market_run["wh"]
     real = wh.read
     reads = []
-    monkeypatch.setattr(wh, "read", lambda *a, **k: reads.append((a[1], a[2])) or real(*a, **k))
+    # One warehouse pass of the reader (it queries in slices of sessions): its first and last session.
+    real_pass = WindowReader._read
+    monkeypatch.setattr(WindowReader, "_read",
+                        lambda self, symbols, sessions: reads.append((sessions[0], sessions[-1]))
+                        or real_pass(self, symbols, sessions))
     syms = ["AAPL", "MSFT", "SPY"]
     days = pd.DatetimeIndex(SESS[-9:])
     reader = WindowReader(wh)

@@ -122,7 +122,8 @@ def test_warehouse_round_trip_and_idempotent_rewrite_on_postgres(pg_url, monkeyp
         "open": [np.nan, 1 / 3, 1e-300, 123456.789012345678],
         "high": rng.normal(size=4), "low": rng.normal(size=4),
         "close": [np.pi, np.e, 5e-324, 1e300], "adj_close": rng.normal(size=4),
-        "volume": [np.nan, 0.0, 1e12, 3.0], "source": ["synthetic", "csv", "yfinance", "a,b \"quoted\"\nline"],
+        "volume": [np.nan, 0.0, 1e12, 3.0], "dividend": [np.nan, 0.0, 0.205, 1e-9],
+        "split_ratio": [np.nan, 1.0, 4.0, 0.1], "source": ["synthetic", "csv", "yfinance", "a,b \"quoted\"\nline"],
     })
     wh.replace_partitions("prices", px, DAY, DAY)
     got = wh.read("prices", DAY, DAY).sort_values("symbol", ignore_index=True)

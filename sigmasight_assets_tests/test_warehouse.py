@@ -24,7 +24,8 @@ def price_rows(days=DAYS, symbols=SYMBOLS, base: float = 100.0) -> pd.DataFrame:
         for i, s in enumerate(symbols):
             c = base + 10 * i + t
             rows.append({"date": d, "symbol": s, "open": c - 0.5, "high": c + 1, "low": c - 1, "close": c,
-                         "adj_close": c * 0.99, "volume": 1e6 + t, "source": "test"})
+                         "adj_close": c * 0.99, "volume": 1e6 + t, "dividend": 0.0, "split_ratio": 1.0,
+                         "source": "test"})
     return pd.DataFrame(rows)
 
 

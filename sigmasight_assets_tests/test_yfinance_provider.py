@@ -107,7 +107,9 @@ class Sleeps(list):
 
 
 def provider(downloader, ticker_factory=None, **kwargs) -> tuple[YFinanceProvider, Sleeps]:
+    """A provider replaying ``downloader``; its fetch date is the fixtures' last session unless given."""
     sleeps = Sleeps()
+    kwargs.setdefault("today", lambda: END)
     p = YFinanceProvider(
         downloader=downloader,
         ticker_factory=ticker_factory or (lambda s: pytest.fail("Ticker must not be used")),
@@ -137,7 +139,9 @@ def test_fixtures_match_what_installed_yfinance_download_returns(case):
 def test_recorded_layouts_are_yfinance_17_layouts():
     frame, _ = load_case("multi_column")
     assert list(frame.columns.names) == ["Price", "Ticker"]
-    assert set(frame.columns.get_level_values(0)) == {"Open", "High", "Low", "Close", "Adj Close", "Volume"}
+    assert set(frame.columns.get_level_values(0)) == {
+        "Open", "High", "Low", "Close", "Adj Close", "Volume", "Dividends", "Stock Splits", "Capital Gains"}
+    assert frame[("Capital Gains", "SPY")].eq(0).all()  # an ETF's history also has capital gains
     assert frame.index.name == "Date" and frame.index.tz is None  # daily bars: ignore_tz → naive
     by_ticker, _ = load_case("multi_ticker")
     assert list(by_ticker.columns.names) == ["Ticker", "Price"]
@@ -166,13 +170,14 @@ def test_multi_ticker_batch_is_normalised_to_the_price_contract():
     np.testing.assert_allclose(aapl["close"], raw[("Close", "AAPL")])
     np.testing.assert_allclose(aapl["adj_close"], raw[("Adj Close", "AAPL")])
     np.testing.assert_allclose(aapl["volume"], raw[("Volume", "AAPL")])
+    assert (f["dividend"] == 0).all() and (f["split_ratio"] == 1).all()  # no action in these days
     assert sleeps == []
     # one call for the whole batch and date range, with the documented arguments
     assert len(replay.calls) == 1
     call = replay.calls[0]
     assert sorted(call["tickers"]) == ["AAPL", "MSFT", "SPY"]
     assert call["start"] == "2024-01-02" and call["end"] == "2024-01-13"  # end exclusive → +1 day
-    assert call["auto_adjust"] is False and call["actions"] is False
+    assert call["auto_adjust"] is False and call["actions"] is True
     assert call["threads"] is False and call["progress"] is False and call["group_by"] == "column"
 
 
@@ -405,11 +410,15 @@ def test_duplicates_tz_aware_index_zero_prices_and_missing_adj_close():
 def test_tickers_that_look_like_field_names(names):
     """Lowe's trades as LOW and Opendoor as OPEN: the ticker level must not be read as fields."""
     idx = pd.DatetimeIndex(["2024-01-02", "2024-01-03"], name="Date")
-    cols = pd.MultiIndex.from_product([["LOW", "OPEN"], ["Open", "Close", "Adj Close"]], names=names)
-    raw = pd.DataFrame(np.arange(1.0, 13.0).reshape(2, 6), index=idx, columns=cols)
+    fields = ["Open", "Close", "Adj Close", "Dividends", "Stock Splits"]
+    cols = pd.MultiIndex.from_product([["LOW", "OPEN"], fields], names=names)
+    values = np.zeros((2, 10))
+    values[:, [0, 1, 2, 5, 6, 7]] = np.arange(1.0, 13.0).reshape(2, 6)
+    raw = pd.DataFrame(values, index=idx, columns=cols)
     f = normalise_download(raw, ["LOW", "OPEN"])
     low = f[f["symbol"] == "LOW"]
     assert list(low["open"]) == [1.0, 7.0] and list(low["close"]) == [2.0, 8.0]
+    assert list(low["adj_close"]) == [3.0, 9.0] and list(low["split_ratio"]) == [1.0, 1.0]
 
 
 def test_utc_stamped_index_keeps_the_session_date():
@@ -435,6 +444,111 @@ def test_requested_spelling_and_date_range_filter():
     assert set(result.frame["symbol"]) == {"aapl"}
     assert result.frame["date"].min() == pd.Timestamp("2024-01-03")
     assert result.frame["date"].max() == pd.Timestamp("2024-01-05")
+
+
+# ------------------------------------------------------------------------------------------------
+# Corporate actions: Yahoo's split-adjusted history turned back into prices as traded
+# ------------------------------------------------------------------------------------------------
+
+HISTORY_FETCH = date(2021, 7, 23)
+H_START, H_END = (pd.Timestamp(d).date() for d in rec.HISTORY_RANGE)
+TRADED = ["open", "high", "low", "close", "volume", "dividend", "split_ratio"]
+
+
+def traded(ticker: str, start, end) -> pd.DataFrame:
+    """The fixture's history as traded (before Yahoo adjusts it), in the provider's columns."""
+    t = rec.traded_history(ticker)
+    t = t[(t.index >= pd.Timestamp(start)) & (t.index <= pd.Timestamp(end))]
+    return pd.DataFrame({
+        "date": t.index.to_numpy(), "open": t["Open"].to_numpy(), "high": t["High"].to_numpy(),
+        "low": t["Low"].to_numpy(), "close": t["Close"].to_numpy(), "volume": t["Volume"].to_numpy(dtype=float),
+        "dividend": t["dividend"].to_numpy(), "split_ratio": t["split"].where(t["split"] > 0, 1.0).to_numpy(),
+    })
+
+
+def test_recorded_history_is_split_adjusted_like_yahoo():
+    raw, _ = load_case("actions_history")
+    # AAPL traded at 499.23 the day before its 4:1 split; Yahoo, a year later, says about 124.81
+    assert raw.loc["2020-08-28", ("Close", "AAPL")] == pytest.approx(499.23 / 4, abs=1e-4)
+    assert raw.loc["2020-08-31", ("Stock Splits", "AAPL")] == 4.0
+    # NVDA's dividend of 0.16 (2020-08-27) is per current share after its 2021 split: 0.04
+    assert raw.loc["2020-08-27", ("Dividends", "NVDA")] == pytest.approx(0.04, abs=1e-7)
+    assert raw.loc["2021-07-20", ("Stock Splits", "NVDA")] == 4.0
+    assert raw.index.max() == pd.Timestamp(HISTORY_FETCH)  # the request ran up to the fetch date
+
+
+def test_history_fetch_stores_prices_as_traded():
+    """A history fetch of 2020-08-17..09-04 made on 2021-07-23: every row equals what traded that
+    day: AAPL's 4:1 split inside the range, NVDA's dividend inside and its split after the range end
+    (known only because the request runs to the fetch date), AMZN with no action at all."""
+    replay = Replay("actions_history")
+    p, _ = provider(replay, today=lambda: HISTORY_FETCH)
+    result = p.fetch_prices(["AAPL", "NVDA", "AMZN"], H_START, H_END)
+    assert result.failures == {}
+    call = replay.calls[0]
+    assert (call["start"], call["end"]) == ("2020-08-17", "2021-07-24")  # extended to the fetch date
+    assert call["actions"] is True and call["auto_adjust"] is False
+    f = result.frame
+    assert f["date"].min() == pd.Timestamp(H_START) and f["date"].max() == pd.Timestamp(H_END)
+    for ticker in ("AAPL", "NVDA", "AMZN"):
+        got = f[f["symbol"] == ticker].reset_index(drop=True)
+        want = traded(ticker, H_START, H_END)
+        pd.testing.assert_frame_equal(got[["date", *TRADED]], want, check_exact=True, check_dtype=False)
+    aapl = f[f["symbol"] == "AAPL"].set_index("date")
+    assert (aapl.loc["2020-08-28", "close"], aapl.loc["2020-08-31", "close"]) == (499.23, 129.04)
+    assert aapl.loc["2020-08-31", "split_ratio"] == 4.0
+    nvda = f[f["symbol"] == "NVDA"].set_index("date")
+    assert nvda.loc["2020-08-27", "dividend"] == 0.16
+    assert (f.loc[f["symbol"] == "AMZN", ["dividend", "split_ratio"]] == [0.0, 1.0]).all().all()
+    # adj_close is Yahoo's, adjusted as of the fetch (a convenience column)
+    raw, _ = load_case("actions_history")
+    np.testing.assert_allclose(aapl["adj_close"], raw.loc[H_START.isoformat():H_END.isoformat(), ("Adj Close", "AAPL")],
+                               atol=5e-5)
+
+
+@pytest.mark.parametrize("case, day", [("actions_nightly_0827", date(2020, 8, 27)),
+                                       ("actions_nightly_0831", date(2020, 8, 31))])
+def test_nightly_fetch_equals_a_later_history_fetch(case, day):
+    """Day D fetched on the night of D (as traded) and fetched again in a history a year later, after
+    NVDA's 4:1 split: the same raw open/high/low/close, volume, dividend and split ratio."""
+    nightly = provider(Replay(case), today=lambda: day)[0].fetch_prices(["AAPL", "NVDA", "AMZN"], day, day)
+    history = provider(Replay("actions_history"), today=lambda: HISTORY_FETCH)[0].fetch_prices(
+        ["AAPL", "NVDA", "AMZN"], H_START, H_END)
+    later = history.frame[history.frame["date"] == pd.Timestamp(day)].reset_index(drop=True)
+    assert len(nightly.frame) == 3
+    pd.testing.assert_frame_equal(nightly.frame[["date", "symbol", *TRADED]], later[["date", "symbol", *TRADED]],
+                                  check_exact=True)
+    raw_night, _ = load_case(case)
+    raw_later, _ = load_case("actions_history")
+    # ...although Yahoo sent different numbers for NVDA that day
+    assert raw_night.loc[day.isoformat(), ("Close", "NVDA")] != raw_later.loc[day.isoformat(), ("Close", "NVDA")]
+
+
+def test_a_split_after_the_last_bar_is_not_applied():
+    """yfinance adds an event-only row for a split dated after the last bar (announced, not yet in
+    Yahoo's prices): it must not scale the history."""
+    idx = pd.DatetimeIndex(["2024-06-06", "2024-06-07", "2024-06-10"], name="Date")
+    raw = pd.DataFrame({"Open": [1200.0, 1210.0, np.nan], "High": [1210.0, 1215.0, np.nan],
+                        "Low": [1190.0, 1200.0, np.nan], "Close": [1209.0, 1208.9, np.nan],
+                        "Adj Close": [1209.0, 1208.9, np.nan], "Volume": [400_000, 410_000, 0],
+                        "Dividends": [0.0, 0.0, 0.0], "Stock Splits": [0.0, 0.0, 10.0]}, index=idx)
+    raw.columns = pd.MultiIndex.from_product([raw.columns, ["NVDA"]], names=["Price", "Ticker"])
+    f = normalise_download(raw, ["NVDA"])
+    assert list(f["close"]) == [1209.0, 1208.9] and list(f["split_ratio"]) == [1.0, 1.0]
+    assert list(f["volume"]) == [400_000.0, 410_000.0]
+
+
+def test_without_actions_the_row_is_on_the_adjusted_basis():
+    """A downloader that returns no Dividends/Stock Splits: actions unknown (NaN), close = Adj Close and
+    open/high/low scaled alike, so returns are on the adjusted basis."""
+    idx = pd.DatetimeIndex(["2024-01-02", "2024-01-03"], name="Date")
+    raw = pd.DataFrame({"Open": [100.0, 102.0], "High": [101.0, 103.0], "Low": [99.0, 100.0],
+                        "Close": [100.0, 102.0], "Adj Close": [98.0, 99.96], "Volume": [10, 20]}, index=idx)
+    raw.columns = pd.MultiIndex.from_product([raw.columns, ["ABC"]], names=["Price", "Ticker"])
+    f = normalise_download(raw, ["ABC"])
+    assert f["dividend"].isna().all() and f["split_ratio"].isna().all()
+    assert list(f["close"]) == [98.0, 99.96] and list(f["adj_close"]) == [98.0, 99.96]
+    assert list(f["open"]) == [98.0, 99.96] and list(f["high"]) == [98.98, 100.94]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -565,12 +679,12 @@ def test_yesterdays_partition_still_gets_the_snapshot(fake_ticker):
     assert list(result.frame["date"]) == [pd.Timestamp("2024-01-12")]
 
 
-def test_historical_valuation_backfill_is_refused_not_faked(fake_ticker):
+def test_historical_valuation_backfill_is_skipped_not_faked(fake_ticker):
     p, _ = provider(lambda **kw: None, fake_ticker, today=lambda: date(2024, 6, 3))
     result = p.fetch_valuations(["AAPL", "SPY"], START, END)
     assert result.frame.empty and list(result.frame.columns) == VALUATION_COLUMNS
-    assert set(result.failures) == {"AAPL", "SPY"}
-    assert "current valuation snapshot" in result.failures["AAPL"]
+    assert result.failures == {} and set(result.skipped) == {"AAPL", "SPY"}  # not an error
+    assert "current valuation snapshot" in result.skipped["AAPL"]
     assert fake_ticker.calls == []  # nothing fetched for a past date
 
 

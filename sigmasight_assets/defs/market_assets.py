@@ -159,8 +159,10 @@ def symbol_universe(context: AssetExecutionContext, config: ScopeConfig, warehou
                        description=f"Share of requested symbols that delivered nothing (warn above {FAILURE_RATE_WARN:.0%})."),
     ],
     description=(
-        "Daily OHLCV, split- and dividend-adjusted `adj_close`, and the delivering `source`, one row per "
-        "symbol × day for every fetchable symbol of `symbol_universe`. Missing days stay missing (no "
+        "Daily OHLCV as traded, the day's corporate actions (`dividend` per share going ex, `split_ratio` "
+        "new shares per old; both NULL when the provider knows only an adjusted close, which is then the "
+        "`close`), the provider's adjusted `adj_close` (convenience) and the delivering `source`, one row "
+        "per symbol × day for every fetchable symbol of `symbol_universe`. Missing days stay missing (no "
         "fill); failures are recorded per symbol in `symbol_status`."
     ),
 )
@@ -196,7 +198,8 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
             "sources": MetadataValue.json({k: int(v) for k, v in sources.items()}),
             "provider": provider.name,
             "scope": ", ".join(scope) if scope else "all symbols",
-            "preview": md_table(last[["date", "symbol", "close", "adj_close", "volume", "source"]]),
+            "preview": md_table(last[["date", "symbol", "close", "dividend", "split_ratio", "adj_close", "volume",
+                                      "source"]]),
         },
         check_results=[
             AssetCheckResult(check_name="provider_prices_positive", passed=res.bad_rows == 0,

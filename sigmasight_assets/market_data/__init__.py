@@ -2,6 +2,7 @@
 
 from .base import (
     PRICE_COLUMNS,
+    REJECTED_COLUMNS,
     VALUATION_COLUMNS,
     FetchResult,
     MarketDataProvider,
@@ -10,6 +11,7 @@ from .base import (
 
 __all__ = [
     "PRICE_COLUMNS",
+    "REJECTED_COLUMNS",
     "VALUATION_COLUMNS",
     "FetchResult",
     "MarketDataProvider",

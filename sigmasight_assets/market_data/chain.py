@@ -5,9 +5,13 @@ Spec grammar (case-insensitive provider names, spaces around tokens ignored)::
     spec     := provider ("," provider)*
     provider := "synthetic" | "yfinance" | "csv:" DIR
 
-e.g. ``synthetic``, ``yfinance``, ``csv:/data/prices``, ``yfinance,csv:/data``, ``yfinance,synthetic``.
+e.g. ``synthetic``, ``yfinance``, ``csv:/data/prices``, ``yfinance,csv:/data``.
 ``DIR`` is everything after the first ``:`` (``~`` is expanded); it cannot contain a comma.
 A single provider builds that provider itself; several build a :class:`FallbackChain` in order.
+
+Real and synthetic prices never mix silently: a chain naming ``synthetic`` together with a real
+provider (``yfinance,synthetic``, ``csv:DIR,synthetic``, ``synthetic,yfinance``) is refused when it
+is built, unless ``SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK=1`` (:data:`ALLOW_ENV_VAR`) opts in.
 """
 
 from __future__ import annotations
@@ -17,17 +21,21 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from .. import config
 from ..config import ConfigError
 from .base import (
     PRICE_COLUMNS,
+    REJECTED_COLUMNS,
     VALUATION_COLUMNS,
     FetchResult,
     MarketDataProvider,
     ProviderUnavailableError,
     empty_frame,
+    empty_rejected,
 )
 
 ENV_VAR = "SIGMASIGHT_MARKET_DATA"
+ALLOW_ENV_VAR = "SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK"
 
 
 class FallbackChain:
@@ -47,6 +55,12 @@ class FallbackChain:
     joined as ``"yfinance: no data returned; csv: no file"``. A provider raising
     :class:`ProviderUnavailableError` is skipped (its reason is recorded for every symbol still
     pending); the chain raises only when every provider it asked was unavailable.
+
+    A symbol nobody delivered is ``skipped`` (reasons joined the same way) when every provider
+    asked skipped it, and a failure otherwise. ``rejected`` rows are kept for the symbols their
+    provider ended up owning and for symbols nobody delivered, each reason prefixed with the
+    provider's name (``"csv: SPY.csv, row 4, field 'close': ..."``); a provider's rejected rows for
+    a symbol a later provider delivered are dropped with the rest of its answer for that symbol.
     """
 
     def __init__(self, providers: Sequence[MarketDataProvider]):
@@ -66,10 +80,13 @@ class FallbackChain:
         if not pending:
             return FetchResult(empty_frame(columns), {})
         reasons: dict[str, list[str]] = {s: [] for s in pending}
+        only_skipped = {s: True for s in pending}
         frames: list[pd.DataFrame] = []
+        rejected: list[tuple[int, pd.DataFrame]] = []
+        owner: dict[str, int] = {}  # symbol -> position of the provider that delivered it
         unavailable: dict[str, str] = {}
         asked = 0
-        for provider in self.providers:
+        for position, provider in enumerate(self.providers):
             if not pending:
                 break
             asked += 1
@@ -80,6 +97,7 @@ class FallbackChain:
                 unavailable[provider.name] = exc.reason
                 for sym in pending:
                     reasons[sym].append(f"{provider.name}: unavailable ({exc.reason})")
+                    only_skipped[sym] = False
                 continue
             frame = result.frame
             frame = frame[frame["symbol"].isin(pending)] if len(frame) else frame
@@ -89,10 +107,20 @@ class FallbackChain:
                     frame["source"] = provider.name
                 frame["source"] = frame["source"].fillna(provider.name)
                 frames.append(frame[columns])
+            bad_rows = result.rejected
+            if len(bad_rows):
+                bad_rows = bad_rows[bad_rows["symbol"].isin(pending)]
+                rejected.append((position, bad_rows.assign(reason=provider.name + ": " + bad_rows["reason"].astype(str))))
             delivered = set(frame["symbol"]) if len(frame) else set()
             for sym in pending:
-                if sym not in delivered:
+                if sym in delivered:
+                    owner[sym] = position
+                    continue
+                if sym in result.skipped:
+                    reasons[sym].append(f"{provider.name}: {result.skipped[sym]}")
+                else:
                     reasons[sym].append(f"{provider.name}: {result.failures.get(sym, 'not returned')}")
+                    only_skipped[sym] = False
             pending = [s for s in pending if s not in delivered]
         self.last_unavailable = unavailable
         if len(unavailable) == asked:
@@ -102,7 +130,15 @@ class FallbackChain:
             pd.concat(frames, ignore_index=True).sort_values(["date", "symbol"], kind="stable")
             .reset_index(drop=True) if frames else empty_frame(columns)
         )
-        return FetchResult(frame, {s: "; ".join(reasons[s]) for s in pending})
+        # A provider's rejections stand only where no later provider delivered the symbol.
+        kept = []
+        for position, bad_rows in rejected:
+            who = bad_rows["symbol"].map(owner)
+            kept.append(bad_rows[who.isna() | (who == position)])
+        rejected_frame = pd.concat(kept, ignore_index=True)[REJECTED_COLUMNS] if kept else empty_rejected()
+        failures = {s: "; ".join(reasons[s]) for s in pending if not only_skipped[s]}
+        skipped = {s: "; ".join(reasons[s]) for s in pending if only_skipped[s]}
+        return FetchResult(frame, failures, skipped, rejected_frame)
 
     def fetch_prices(self, symbols: Sequence[str], start: date, end: date) -> FetchResult:
         """Prices from the first provider able to deliver each symbol (``PRICE_COLUMNS``)."""
@@ -140,7 +176,7 @@ def _build_one(token: str, spec: str, seed: int) -> MarketDataProvider:
     )
 
 
-def build_provider(spec: str, seed: int = 7) -> MarketDataProvider:
+def build_provider(spec: str, seed: int = 7, allow_synthetic_fallback: bool | None = None) -> MarketDataProvider:
     """Build the provider (or fallback chain) a ``SIGMASIGHT_MARKET_DATA`` spec names.
 
     Parameters
@@ -149,6 +185,9 @@ def build_provider(spec: str, seed: int = 7) -> MarketDataProvider:
         See the module docstring for the grammar.
     seed : int, default 7
         Seed of the synthetic provider, when the spec uses it.
+    allow_synthetic_fallback : bool, optional
+        Allow a chain that mixes ``synthetic`` with a real provider. ``None`` (the default) reads
+        ``SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK`` through :func:`sigmasight_assets.config.allow_synthetic_fallback`.
 
     Returns
     -------
@@ -159,7 +198,8 @@ def build_provider(spec: str, seed: int = 7) -> MarketDataProvider:
     ------
     ConfigError
         Naming ``SIGMASIGHT_MARKET_DATA`` and the bad token (unknown name, empty token, ``csv``
-        without a directory, a directory that does not exist).
+        without a directory, a directory that does not exist), or refusing a chain that would mix
+        real and synthetic prices without the opt-in (one line naming both settings).
     """
     if spec is None or not str(spec).strip():
         raise ConfigError(f"{ENV_VAR} is empty (expected e.g. 'synthetic', 'yfinance' or 'csv:DIR')")
@@ -168,4 +208,12 @@ def build_provider(spec: str, seed: int = 7) -> MarketDataProvider:
         if not t:
             raise ConfigError(f"{ENV_VAR}={spec!r}: empty provider name between commas")
     providers = [_build_one(t, spec, seed) for t in tokens]
+    real = [p.name for p in providers if p.name != "synthetic"]
+    if real and len(real) < len(providers):
+        allowed = config.allow_synthetic_fallback() if allow_synthetic_fallback is None else allow_synthetic_fallback
+        if not allowed:
+            raise ConfigError(
+                f"{ENV_VAR}={spec!r} would mix real ({', '.join(dict.fromkeys(real))}) and synthetic prices in "
+                f"one warehouse; set {ALLOW_ENV_VAR}=1 to allow it"
+            )
     return providers[0] if len(providers) == 1 else FallbackChain(providers)

@@ -3,9 +3,28 @@
 Prices
 ------
 Symbols are split into batches of ``batch_size`` and every batch is one ``yfinance.download`` call
-for the whole date range (``auto_adjust=False`` so Yahoo's split- and dividend-adjusted close comes
-back as ``Adj Close`` next to the raw ``Close``; ``threads=False`` because the concurrency is ours:
+(``auto_adjust=False, actions=True``: the unadjusted ``Close`` with ``Adj Close`` beside it, and the
+``Dividends`` and ``Stock Splits`` of every bar; ``threads=False`` because the concurrency is ours:
 at most ``max_workers`` batches run at once in a thread pool).
+
+Prices as traded. Yahoo's ``Close`` (and Open/High/Low) is *not* what traded: it is split-adjusted
+to the day of the fetch, its ``Volume`` is multiplied by the later splits and its ``Dividends`` are
+per current share (AAPL's close before its 4:1 split of 2020-08-31 comes back as about 124.81, not
+the 499.23 it traded at). :func:`normalise_download` turns every row back into prices as traded:
+with ``F_D`` the product of the split ratios strictly after day ``D`` up to the fetch, it multiplies
+the day's open, high, low, close and dividend by ``F_D`` and divides its volume by ``F_D``. A nightly
+fetch of day ``D`` has ``F_D = 1``; a history fetch made later undoes the splits since, so both store
+the same row for ``D``. To know the splits after the end of a history range, the request is
+*extended to the fetch date*: the download asks for ``[start, max(end, today)]`` and the bars after
+``end`` are used only for their ``Stock Splits``, then dropped. Only splits on or before the ticker's
+last priced bar count (Yahoo lists an announced split before it applies it to the history). Prices are
+then rounded to the US tick (a cent at or above $1, 1/100 of a cent below: SEC Rule 612), dividends
+to 1e-6 and volumes to whole shares. Yahoo sends float32 values (about 7 significant digits), so
+without rounding the same day fetched before and after a split would differ in the last digits:
+``float32(1824.30 / 4) × 4`` is 1824.2999 or 1824.3001, but it is 1824.30 to the cent. ``Adj Close``
+is kept as Yahoo sent it (the convenience ``adj_close``, adjusted as of the fetch). ``dividend`` is
+the cash per share going ex that day (0 when none), ``split_ratio`` the new shares per old
+(yfinance's ``Stock Splits``, 0 there meaning none, becomes 1).
 
 ``yfinance.download`` (1.7) does not raise for a failing ticker: it catches the error, logs it on the
 ``yfinance`` logger as ``"['AAA', 'BBB']: YFRateLimitError('Too Many Requests. ...')"`` and returns
@@ -29,15 +48,20 @@ Normalisation of the layouts yfinance returns (all vectorised):
 * columns ``(Price, Ticker)`` (``group_by='column'``) or ``(Ticker, Price)`` (``group_by='ticker'``),
   or flat columns for a single ticker (``multi_level_index=False``); the level holding the field
   names is detected, so either order works;
-* ``Adj Close`` absent → ``adj_close = close``. With ``auto_adjust=False`` yfinance always returns the
-  column (when Yahoo omits the ``adjclose`` series, yfinance itself copies ``Close`` into it), so it
-  can only be absent when a caller-supplied downloader ran with ``auto_adjust=True``; then ``Close`` is
-  already the adjusted close and is the right input for returns;
+* actions unknown: when the response lacks ``Dividends``/``Stock Splits`` (a caller-supplied
+  downloader without ``actions``) or ``Adj Close`` (one with ``auto_adjust=True``, whose ``Close`` is
+  already adjusted), the close cannot be turned back into prices as traded. The row then follows the
+  "actions unknown" convention of :mod:`.base`: ``dividend`` and ``split_ratio`` are NaN and
+  ``close`` is the adjusted close (``Adj Close`` when present, with open/high/low scaled by the same
+  ratio as Yahoo's own auto-adjustment does), so returns are on the adjusted basis;
 * a tz-aware index → its wall-clock date (daily bars are stamped at midnight exchange time; dropping
   the tz keeps the session label, whereas converting to another zone could shift it by a day);
 * a price ≤ 0 is bad data and becomes NaN (never a zero price); rows with no price at all (a ticker
-  absent on a date another ticker traded) are dropped; duplicate dates per ticker (Yahoo sometimes
-  repeats the live bar) collapse to one row keeping the last non-missing value per column;
+  absent on a date another ticker traded, or an event-only row) are dropped after their split has
+  been counted; duplicate dates per ticker (Yahoo sometimes repeats the live bar) collapse to one row
+  keeping the last non-missing value per column (and the largest dividend and split of the copies);
+  a missing event cell on a priced bar is no event (yfinance writes 0 on every bar it has; NaN only
+  appears where download aligned a ticker onto another ticker's dates);
 * ``volume`` is in shares (float so it can be NaN).
 
 Valuations
@@ -46,8 +70,8 @@ Valuations
 market cap through it. The provider therefore serves one row per symbol dated at the latest session
 ``≤ min(end, today)`` and only when that date lies in ``[start, end]`` and is no more than
 ``snapshot_max_age_sessions`` sessions before the latest session of today; otherwise (a historical
-backfill) every symbol is a failure with a reason saying so. History is never faked from today's
-snapshot.
+backfill) every symbol is *skipped* (``FetchResult.skipped``, not an error) with a reason saying
+so. History is never faked from today's snapshot.
 
 Field mapping: ``pe ← trailingPE``, ``forward_pe ← forwardPE``, ``provider_beta ← beta`` (ETFs have
 ``beta3Year`` instead), ``week52_high/low ← fiftyTwoWeekHigh/Low`` (USD), ``market_cap ← marketCap``
@@ -87,6 +111,8 @@ RATE_LIMIT = "rate_limit"
 CONNECTION = "connection"
 
 _FIELD_NAMES = {
+    "dividends": "dividends",
+    "stock splits": "stock_splits",
     "open": "open",
     "high": "high",
     "low": "low",
@@ -97,8 +123,15 @@ _FIELD_NAMES = {
     "volume": "volume",
 }
 # Other per-ticker fields yfinance may return; recognised (to detect the field level), then dropped.
-_OTHER_FIELDS = {"dividends", "stock splits", "capital gains", "repaired?"}
+_OTHER_FIELDS = {"capital gains", "repaired?"}
 _PRICE_FIELDS = ["open", "high", "low", "close", "adj_close"]
+_TRADED_FIELDS = ["open", "high", "low", "close"]  # turned back into prices as traded
+DIVIDEND_DECIMALS = 6
+
+
+def round_to_tick(prices: pd.DataFrame | pd.Series):
+    """US equity prices to their tick: whole cents at or above $1, 1/100 of a cent below (NaN kept)."""
+    return prices.round(2).where(prices >= 1.0, prices.round(4))
 
 _CONNECTION_TYPES = {
     "ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "TimeoutError", "DNSError",
@@ -205,13 +238,15 @@ def _field_level(columns: pd.MultiIndex, requested: set[str]) -> int:
 
 
 def normalise_download(raw: pd.DataFrame | None, symbols: Sequence[str]) -> pd.DataFrame:
-    """Turn a ``yfinance.download`` frame into the long price contract.
+    """Turn a ``yfinance.download`` frame into the long price contract, as traded.
 
     Parameters
     ----------
     raw : DataFrame or None
         What ``yfinance.download`` returned: date index, columns ``(Price, Ticker)`` or
         ``(Ticker, Price)`` MultiIndex, or flat field columns when exactly one symbol was requested.
+        Every bar the response holds counts for the split factor, so it should run up to the fetch
+        date (see the module docstring); the caller filters the result to its range.
     symbols : sequence of str
         The symbols requested in that call; output symbols are spelled as requested (yfinance
         upper-cases tickers). Columns for tickers not requested are ignored.
@@ -220,8 +255,12 @@ def normalise_download(raw: pd.DataFrame | None, symbols: Sequence[str]) -> pd.D
     -------
     DataFrame
         ``PRICE_COLUMNS`` with ``source='yfinance'``, one row per (date, symbol) that has at least
-        one price, sorted by symbol then date. Prices in USD, ``volume`` in shares; missing stays NaN,
-        a price ≤ 0 becomes NaN.
+        one price, sorted by symbol then date. Open/high/low/close and ``dividend`` as traded that
+        day (USD, times the product ``F_D`` of the later split ratios in the response), ``volume``
+        in shares traded (divided by ``F_D``), ``split_ratio`` new shares per old (1 when none),
+        ``adj_close`` as Yahoo sent it. Actions unknown (no event columns or no ``Adj Close``):
+        ``dividend``/``split_ratio`` NaN and ``close`` the adjusted close. Missing stays NaN, a price
+        ≤ 0 becomes NaN.
 
     Raises
     ------
@@ -255,11 +294,12 @@ def normalise_download(raw: pd.DataFrame | None, symbols: Sequence[str]) -> pd.D
     long = long.loc[:, ~long.columns.duplicated()]
     if "close" not in long.columns:
         raise ValueError("yfinance response has no Close column")
-    if "adj_close" not in long.columns:
-        # Only reachable with auto_adjust=True, where Close is already the adjusted close.
-        long["adj_close"] = long["close"]
-    for col in _PRICE_FIELDS + ["volume"]:
+    actions_known = {"dividends", "stock_splits", "adj_close"} <= set(long.columns)
+    had_adj_close = "adj_close" in long.columns
+    for col in _PRICE_FIELDS + ["volume", "dividends", "stock_splits"]:
         long[col] = pd.to_numeric(long[col], errors="coerce").astype("float64") if col in long else np.nan
+    if not had_adj_close:
+        long["adj_close"] = long["close"]  # auto-adjusted: Close is already the adjusted close
     prices = long[_PRICE_FIELDS]
     long[_PRICE_FIELDS] = prices.where(prices > 0)
     long["volume"] = long["volume"].where(long["volume"] >= 0)
@@ -269,14 +309,55 @@ def normalise_download(raw: pd.DataFrame | None, symbols: Sequence[str]) -> pd.D
         dates = dates.tz_localize(None)
     long["date"] = dates.normalize().astype("datetime64[ns]")
     long = long[long["ticker"].isin(list(by_upper))]
-    long = long[long[_PRICE_FIELDS].notna().any(axis=1)]
     if long.empty:
         return empty_frame(PRICE_COLUMNS)
-    # Duplicate dates: keep the last non-missing value per column (groupby.last skips NaN).
-    long = long.groupby(["ticker", "date"], sort=True)[_PRICE_FIELDS + ["volume"]].last().reset_index()
+    # Duplicate dates: keep the last non-missing value per column (groupby.last skips NaN); an event
+    # on any copy counts.
+    grouped = long.groupby(["ticker", "date"], sort=True)
+    long = grouped[_PRICE_FIELDS + ["volume"]].last().join(
+        grouped[["dividends", "stock_splits"]].max()).reset_index()
+    priced = long[_PRICE_FIELDS].notna().any(axis=1)
+    if actions_known:
+        long = _as_traded(long, priced)
+    else:
+        if had_adj_close:  # scale the bar to the adjusted close, as Yahoo's auto-adjustment does
+            ratio = long["adj_close"] / long["close"]
+            for col in ("open", "high", "low"):
+                long[col] = long[col] * ratio
+            long["close"] = long["adj_close"]
+        long["dividend"] = np.nan
+        long["split_ratio"] = np.nan
+    long = long[priced.to_numpy()]
+    if long.empty:
+        return empty_frame(PRICE_COLUMNS)
+    if actions_known:  # adjusted values (adj_close, or every price when actions are unknown) stay as sent
+        long[_TRADED_FIELDS] = round_to_tick(long[_TRADED_FIELDS])
+        long["dividend"] = long["dividend"].round(DIVIDEND_DECIMALS)
+    long["volume"] = long["volume"].round()
     long["symbol"] = long["ticker"].map(by_upper)
     long["source"] = SOURCE
     return long[PRICE_COLUMNS].reset_index(drop=True).rename_axis(columns=None)
+
+
+def _as_traded(long: pd.DataFrame, priced: pd.Series) -> pd.DataFrame:
+    """Undo Yahoo's split adjustment (rows sorted by ticker, date; see :func:`normalise_download`).
+
+    ``F_D`` = product of the split ratios strictly after ``D`` among the ticker's rows dated on or
+    before its last priced bar.
+    """
+    ratio = long["stock_splits"].where(long["stock_splits"] > 0, 1.0)
+    last_bar = long["date"].where(priced).groupby(long["ticker"]).transform("max")
+    ratio = ratio.where(long["date"] <= last_bar, 1.0)
+    # Later splits: a cumulative product from the end of each ticker's rows, excluding the row itself.
+    backwards = ratio[::-1].groupby(long["ticker"][::-1]).cumprod()[::-1]
+    later = backwards / ratio
+    out = long.copy()
+    for col in _TRADED_FIELDS:
+        out[col] = long[col] * later
+    out["volume"] = long["volume"] / later
+    out["dividend"] = long["dividends"].fillna(0.0) * later  # NaN only on rows download aligned (no bar)
+    out["split_ratio"] = ratio
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,7 +557,8 @@ class YFinanceProvider:
         served today's ``info`` snapshot (1 lets the run for yesterday's partition early in the
         morning get one).
     today : callable, default datetime.date.today
-        Clock for the valuation snapshot rule.
+        The fetch date: price requests run up to it (for the splits since) and the valuation
+        snapshot rule uses it.
     rng : random.Random, optional
         Jitter source.
 
@@ -554,12 +636,15 @@ class YFinanceProvider:
         logger = logging.getLogger("yfinance")
         logger.addHandler(handler)
         try:
+            # Up to the fetch date, whatever the range: the splits after the range end are needed to
+            # turn the range's bars back into prices as traded.
+            last = max(end, self.today())
             raw = self.downloader(
                 tickers=tickers,
                 start=start.isoformat(),
-                end=(end + timedelta(days=1)).isoformat(),  # yfinance's end is exclusive
+                end=(last + timedelta(days=1)).isoformat(),  # yfinance's end is exclusive
                 auto_adjust=False,
-                actions=False,
+                actions=True,
                 group_by=self.group_by,
                 threads=False,
                 progress=False,
@@ -642,8 +727,9 @@ class YFinanceProvider:
         Returns
         -------
         FetchResult
-            ``PRICE_COLUMNS`` rows (``source='yfinance'``, USD prices, volume in shares, NaN where
-            Yahoo had no value) and a reason per symbol that delivered no row.
+            ``PRICE_COLUMNS`` rows (``source='yfinance'``): prices, dividend and volume as traded
+            each day, the day's split ratio, NaN where Yahoo had no value; and a reason per symbol
+            that delivered no row.
 
         Raises
         ------
@@ -737,12 +823,12 @@ class YFinanceProvider:
         if not wanted or end < start:
             return FetchResult(empty_frame(VALUATION_COLUMNS), {})
         day = self.snapshot_date(start, end)
-        if day is None:
+        if day is None:  # not an error: Yahoo publishes no valuation history (a skip)
             reason = (
                 f"yfinance only publishes a current valuation snapshot (as of {self.today()}); "
                 f"no valuation history for {start}..{end}"
             )
-            return FetchResult(empty_frame(VALUATION_COLUMNS), {s: reason for s in wanted})
+            return FetchResult(empty_frame(VALUATION_COLUMNS), {}, {s: reason for s in wanted})
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(wanted))) as pool:
             results = list(pool.map(self._info_for, wanted))
         rows, failures, transient = [], {}, {}

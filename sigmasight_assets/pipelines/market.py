@@ -76,7 +76,8 @@ def fetch(provider, kind: str, days: pd.DatetimeIndex, expected: pd.DataFrame) -
     call = provider.fetch_prices if kind == "prices" else provider.fetch_valuations
     result = call(symbols, days[0].date(), days[-1].date())
     frame = result.frame.merge(expected, on=["date", "symbol"], how="inner")
-    return Fetched(frame, dict(result.failures), symbols)
+    # Until symbol_status records skips, a provider's deliberate "not served" reads as its reason.
+    return Fetched(frame, {**result.skipped, **result.failures}, symbols)
 
 
 def failed_symbols(symbols: list[str], frame: pd.DataFrame, failures: dict[str, str]) -> dict[str, str]:
@@ -123,8 +124,9 @@ def store_prices(wh, provider, days: pd.DatetimeIndex, scope: list[str] | None) 
     for sym in raw.loc[bad, "symbol"].unique():
         failures.setdefault(sym, "provider returned a zero, negative or missing price")
     frame = raw[~bad].drop_duplicates(["date", "symbol"], keep="last").reset_index(drop=True)
-    if "volume" in frame:
-        frame["volume"] = frame["volume"].astype(float)
+    for col in ("volume", "dividend", "split_ratio"):
+        if col in frame:
+            frame[col] = frame[col].astype(float)
     status = status_rows("prices", expected, frame, failures, "no price for this session")
     written = write_partitions(wh, "prices", frame, days[0], days[-1], keys=scope)
     write_partitions(wh, "symbol_status", status, days[0], days[-1], keys=scope, extra_filter={"asset": "prices"})

@@ -104,6 +104,8 @@ prices = _asset_table(
     Column("close", Float, nullable=False),
     Column("adj_close", Float, nullable=False),
     Column("volume", Float),
+    Column("dividend", Float),  # NULL together with split_ratio: actions unknown (adjusted close)
+    Column("split_ratio", Float),
     Column("source", String(32), nullable=False),
 )
 
@@ -306,9 +308,17 @@ COLUMN_DOCS = {
     "fetch": "Sent to the market data provider (false for private assets and expired options).",
     "position_count": "Positions holding the symbol that day.",
     "open": "Opening price (USD).", "high": "High (USD).", "low": "Low (USD).",
-    "close": "Closing price (USD), unadjusted.",
-    "adj_close": "Split- and dividend-adjusted close (USD); returns are computed on it.",
-    "volume": "Shares traded.",
+    "close": "Closing price (USD) as traded that day, never adjusted for a later split or dividend; when "
+             "dividend and split_ratio are NULL the provider knew only an adjusted close, and this is it.",
+    "adj_close": "Convenience: the provider's split- and dividend-adjusted close as of its own reference "
+                 "date (USD); returns come from close, dividend and split_ratio, never from this column.",
+    "volume": "Shares traded that day.",
+    "dividend": "Cash dividend per share going ex this day (USD; per post-split share on a split day), 0 "
+                "when none; NULL (with split_ratio) when the provider knows no corporate actions: close is "
+                "then an adjusted close and returns are on the adjusted basis.",
+    "split_ratio": "New shares per old share of a split effective this day (4 for 4:1, 0.1 for 1:10), 1 when "
+                   "none; NULL (with dividend) when the provider knows no corporate actions. Total return "
+                   "r_D = split_ratio_D × (close_D + dividend_D) / close_(D−1) − 1.",
     "source": "Provider that delivered the row (synthetic, yfinance, csv).",
     "pe": "Trailing price/earnings.", "forward_pe": "Forward price/earnings.",
     "provider_beta": "Beta published by the data provider.",

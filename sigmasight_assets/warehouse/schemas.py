@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from pandera.pandas import Check, Column, DataFrameSchema
 
 from .repository import Replacement
@@ -37,19 +39,27 @@ symbol_universe = DataFrameSchema(
     name="symbol_universe",
 )
 
+# Prices are as traded; dividend (cash per share going ex that day, ≥ 0) and split_ratio (new shares
+# per old, > 0) are both known or both NULL ("actions unknown": close is then an adjusted close).
+_finite = Check(lambda s: np.isfinite(s), name="finite")
 prices = DataFrameSchema(
     {
         "date": _date,
         "symbol": _key,
-        "open": _pos_opt,
-        "high": _pos_opt,
-        "low": _pos_opt,
-        "close": _pos,
-        "adj_close": _pos,
-        "volume": Column(float, Check.ge(0), nullable=True),
+        "open": Column(float, [Check.gt(0), _finite], nullable=True),
+        "high": Column(float, [Check.gt(0), _finite], nullable=True),
+        "low": Column(float, [Check.gt(0), _finite], nullable=True),
+        "close": Column(float, [Check.gt(0), _finite], nullable=False),
+        "adj_close": Column(float, [Check.gt(0), _finite], nullable=False),
+        "volume": Column(float, [Check.ge(0), _finite], nullable=True),
+        "dividend": Column(float, [Check.ge(0), _finite], nullable=True),
+        "split_ratio": Column(float, [Check.gt(0), _finite], nullable=True),
         "source": Column(str),
     },
-    checks=[Check(lambda df: (df["high"].isna() | df["low"].isna() | (df["high"] >= df["low"])), name="high_ge_low")],
+    checks=[
+        Check(lambda df: (df["high"].isna() | df["low"].isna() | (df["high"] >= df["low"])), name="high_ge_low"),
+        Check(lambda df: df["dividend"].isna() == df["split_ratio"].isna(), name="actions_both_or_neither"),
+    ],
     unique=["date", "symbol"],
     strict=True,
     name="prices",
