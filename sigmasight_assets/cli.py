@@ -25,6 +25,7 @@ import click
 import pandas as pd
 
 from . import calendar, config
+from .cli_warehouse import warehouse as warehouse_commands
 from .ledger import LedgerValidationError, parse_ledger
 
 DATABASE_URL_HELP = "Warehouse SQLAlchemy URL (default: $SIGMASIGHT_DATABASE_URL, else SQLite in $DAGSTER_HOME)."
@@ -620,6 +621,8 @@ def _print_summary(wh, start, end) -> None:
             if n:
                 click.echo(f"  {name:<22} {n:>10,}")
 
+
+main.add_command(warehouse_commands)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
