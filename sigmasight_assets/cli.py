@@ -111,6 +111,7 @@ def main() -> None:
     Portfolios:  load-portfolios, list
     Results:     show PORTFOLIO_ID, symbol-status SYMBOL...
     End to end:  demo
+    Warehouse:   warehouse grant (PostgreSQL roles: writer, read-only)
     Orchestration (materialise, backfill, lineage, checks) is Dagster's: `dagster dev -w workspace.yaml`.
     """
 

@@ -3,8 +3,9 @@
 ``sigmasight warehouse grant --writer NAME --reader NAME [--reader-sees-ledger]`` creates or updates
 the writer role (the runs: the only role that can insert, delete or create) and the read-only role
 (analysts, BI: ``SELECT`` on every asset table and view, not the ledger unless granted); see
-:mod:`sigmasight_assets.warehouse.roles`. Run it as an admin of the warehouse database, again after
-every upgrade: it is idempotent and creates the tables a new version adds before granting.
+:mod:`sigmasight_assets.warehouse.roles`. Run it as an admin of the warehouse database (its own
+database: the grant owns schema ``public`` there), again after every upgrade: it is idempotent and
+creates the tables a new version adds before granting.
 
 Passwords never go on the command line: ``SIGMASIGHT_WRITER_PASSWORD`` / ``SIGMASIGHT_READER_PASSWORD``
 or ``--prompt-passwords``; the admin URL comes from ``SIGMASIGHT_ADMIN_DATABASE_URL`` (its password
@@ -33,7 +34,6 @@ def warehouse() -> None:
 @click.option("--reader", required=True, help="Read-only role for analysts and BI tools.")
 @click.option("--reader-sees-ledger", is_flag=True,
               help="Also let the reader SELECT the ledger (portfolios, positions, capital flows, private marks).")
-@click.option("--schema", default="public", show_default=True, help="Schema of the warehouse tables.")
 @click.option("--admin-url", envvar=ADMIN_URL_ENV, metavar="URL",
               help=f"Warehouse database as an admin role (default: ${ADMIN_URL_ENV}); keep its password out "
                    "of the command line (the variable, PGPASSWORD or ~/.pgpass).")
@@ -41,8 +41,8 @@ def warehouse() -> None:
               help="Ask for the writer's and the reader's passwords (blank keeps the current one).")
 @click.option("--dry-run", is_flag=True, help="Print the statements and roll back: nothing changes.")
 @click.pass_context
-def grant(ctx: click.Context, writer: str, reader: str, reader_sees_ledger: bool, schema: str,
-          admin_url: str | None, prompt_passwords: bool, dry_run: bool) -> None:
+def grant(ctx: click.Context, writer: str, reader: str, reader_sees_ledger: bool, admin_url: str | None,
+          prompt_passwords: bool, dry_run: bool) -> None:
     """Create or update the writer and the read-only role and all their privileges.
 
     \b
@@ -67,7 +67,7 @@ def grant(ctx: click.Context, writer: str, reader: str, reader_sees_ledger: bool
                                  confirmation_prompt=True, show_default=False)
             passwords[env] = typed or passwords[env]
     try:
-        report = apply_grants(admin_url, writer, reader, reader_sees_ledger=reader_sees_ledger, schema=schema,
+        report = apply_grants(admin_url, writer, reader, reader_sees_ledger=reader_sees_ledger,
                               writer_password=passwords[WRITER_PASSWORD_ENV],
                               reader_password=passwords[READER_PASSWORD_ENV], dry_run=dry_run)
     except RolesError as exc:
@@ -88,7 +88,7 @@ def grant(ctx: click.Context, writer: str, reader: str, reader_sees_ledger: bool
     click.echo(f"  hidden from the reader: {', '.join(hidden) or 'nothing (--reader-sees-ledger)'}")
     if report.revoked_writes:
         click.echo("  write privileges taken from: " + ", ".join(
-            f"{r} on {t or 'schema ' + schema}" for r, t in report.revoked_writes))
+            f"{r} on {t or 'schema public'}" for r, t in report.revoked_writes))
     for role in (writer, reader):
         login = "LOGIN, password set" if role in report.passwords_set else (
             "NOLOGIN (new group role)" if role in report.created_roles else "login and password unchanged")

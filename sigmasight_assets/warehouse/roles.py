@@ -63,7 +63,10 @@ def quote_literal(value: str) -> str:
 
 @dataclass(frozen=True)
 class RolePlan:
-    """Who writes, who reads, in which database and schema, and whether the reader sees the ledger."""
+    """Who writes, who reads, in which database, and whether the reader sees the ledger.
+
+    The warehouse tables live in schema ``public`` of a database of their own (the runs create
+    them on the default search path); ``schema`` names it in the statements."""
 
     writer: str
     reader: str
@@ -72,7 +75,7 @@ class RolePlan:
     reader_sees_ledger: bool = False
 
     def __post_init__(self) -> None:
-        for option, name in (("--writer", self.writer), ("--reader", self.reader), ("--schema", self.schema)):
+        for option, name in (("--writer", self.writer), ("--reader", self.reader), ("schema", self.schema)):
             if not ROLE_NAME.match(name or ""):
                 raise RolesError(f"{option} {name!r}: use a lower-case SQL name (letters, digits, _; at most 63)")
         if self.writer == self.reader:
@@ -307,8 +310,8 @@ def admin_engine(admin_url: str):
 
 
 def apply_grants(admin_url: str, writer: str, reader: str, *, reader_sees_ledger: bool = False,
-                 schema: str = "public", writer_password: str | None = None,
-                 reader_password: str | None = None, dry_run: bool = False) -> GrantReport:
+                 writer_password: str | None = None, reader_password: str | None = None,
+                 dry_run: bool = False) -> GrantReport:
     """Create or update the writer and reader roles and every privilege, in one transaction.
 
     Parameters
@@ -331,7 +334,7 @@ def apply_grants(admin_url: str, writer: str, reader: str, *, reader_sees_ledger
         The statements run (passwords shown as ``<scram verifier>``) and what they did.
     """
     engine = admin_engine(admin_url)
-    plan = RolePlan(writer, reader, make_url(admin_url).database or "", schema, reader_sees_ledger)
+    plan = RolePlan(writer, reader, make_url(admin_url).database or "", reader_sees_ledger=reader_sees_ledger)
     try:
         with engine.connect() as conn:
             trans = conn.begin()
