@@ -166,6 +166,16 @@ def test_reader_sees_the_ledger_only_when_granted_and_loses_it_again(pg_url, rol
     with connect(pg_url, reader) as r:
         for name in LEDGER_PRESENT:
             assert refused(r, f'SELECT * FROM "{name}"'), name
+    # A reader that is a member of the writer would have every right: refused, nothing changes.
+    with connect(pg_url, "postgres") as admin:
+        admin.execute(f'GRANT "{writer}" TO "{reader}"')
+    result = grant("--writer", writer, "--reader", reader, "--reader-sees-ledger")
+    assert result.exit_code == 1 and "cannot be the read-only role" in result.output
+    assert "rolled back, nothing changed" in result.output
+    with connect(pg_url, "postgres") as admin:
+        admin.execute(f'REVOKE "{writer}" FROM "{reader}"')
+    with connect(pg_url, reader) as r:
+        assert refused(r, "SELECT * FROM positions")
 
 
 def test_grant_takes_writes_from_other_roles_and_existing_tables_change_owner(pg_url, roles):  # noqa: F811
@@ -202,6 +212,44 @@ def test_grant_takes_writes_from_other_roles_and_existing_tables_change_owner(pg
         with psycopg.connect(**info, autocommit=True) as admin:
             admin.execute(f'DROP OWNED BY "{old}"')
             admin.execute(f'DROP ROLE "{old}"')
+
+
+def test_a_database_owner_with_createrole_can_grant_and_passwords_can_be_typed(pg_url, roles, monkeypatch):  # noqa: F811
+    """Managed PostgreSQL gives no superuser: the database owner with CREATEROLE runs the grant
+    (it makes itself a member of the writer to act for it). Passwords typed at the prompt: a blank
+    one keeps the role as it is (a new role stays NOLOGIN)."""
+    import psycopg
+
+    writer, reader = roles
+    admin = f"ss_admin_{uuid.uuid4().hex[:8]}"
+    info = _psycopg_conninfo(pg_url)
+    database = make_url(pg_url).database
+    with psycopg.connect(**info, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{admin}" LOGIN CREATEROLE')
+        conn.execute(f'ALTER DATABASE "{database}" OWNER TO "{admin}"')
+    try:
+        monkeypatch.delenv("SIGMASIGHT_WRITER_PASSWORD")
+        monkeypatch.delenv("SIGMASIGHT_READER_PASSWORD")
+        monkeypatch.setenv("SIGMASIGHT_ADMIN_DATABASE_URL", role_url(pg_url, admin))
+        from sigmasight_assets.cli import main
+
+        result = CliRunner().invoke(main, ["warehouse", "grant", "--writer", writer, "--reader", reader,
+                                           "--prompt-passwords"], input="typed-pw\ntyped-pw\n\n\n")
+        assert result.exit_code == 0, result.output
+        assert "typed-pw" not in result.output
+        assert f"{writer}: LOGIN, password set" in result.output and f"{reader}: NOLOGIN (new group role)" in result.output
+        with psycopg.connect(**info, autocommit=True) as conn:
+            login = dict(conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)",
+                                      ([writer, reader],)).fetchall())
+            owners = {o for (o,) in conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")}
+        assert login == {writer: True, reader: False} and owners == {writer}
+    finally:
+        with psycopg.connect(**info, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{database}" OWNER TO CURRENT_USER')
+        with psycopg.connect(**{**info, "dbname": database}, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{admin}"')
+        with psycopg.connect(**info, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE "{admin}"')
 
 
 def test_a_run_with_the_read_only_role_fails_in_one_line_before_writing(pg_url, roles, monkeypatch):  # noqa: F811

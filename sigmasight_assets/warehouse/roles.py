@@ -118,11 +118,11 @@ def role_statements(plan: RolePlan) -> list[str]:
             f"{quote_literal(name)}) THEN CREATE ROLE {quote_ident(name)} NOLOGIN; END IF; END $$"
         )
     # Superuser status or membership in the writer would give the reader every right back.
+    refusal = f"role {plan.reader} is a superuser or a member of {plan.writer}: it cannot be the read-only role"
     out.append(
         "DO $$ BEGIN IF (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = "
         f"{quote_literal(plan.reader)}) OR pg_has_role({quote_literal(plan.reader)}, {quote_literal(plan.writer)}, "
-        f"'MEMBER') THEN RAISE EXCEPTION {quote_literal(f'role {plan.reader} is a superuser or a member of {plan.writer}: it cannot be the read-only role')}; "
-        "END IF; END $$"
+        f"'MEMBER') THEN RAISE EXCEPTION {quote_literal(refusal)}; END IF; END $$"
     )
     # The admin must be able to act as the writer (own its tables, set its default privileges).
     out.append(
@@ -367,7 +367,7 @@ def _grant(conn: Connection, plan: RolePlan, writer_password: str | None, reader
     report.statements.append(f"-- created as {plan.writer}: {', '.join(missing) or 'nothing (all tables exist)'}")
 
     tables = [t for t in plan.table_names() if t in existing_tables(conn, plan.schema)]
-    views = {v: reads for v, reads in schema_views(conn, plan.schema).items()}
+    views = schema_views(conn, plan.schema)
     tail = [*table_statements(plan, tables), *view_statements(plan, views)]
     for sql in tail:
         conn.exec_driver_sql(sql)
