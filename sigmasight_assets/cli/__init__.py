@@ -31,7 +31,7 @@ def main() -> None:
     Portfolios:  load-portfolios, list, remove-portfolios
     Results:     show PORTFOLIO_ID, symbol-status SYMBOL...
     History:     backfill --from D1 --to D2 (runs for the Dagster daemon)
-    Warehouse:   warehouse version, warehouse upgrade
+    Warehouse:   warehouse version, warehouse upgrade, warehouse grant (PostgreSQL roles)
     End to end:  demo
     Orchestration (materialise, lineage, checks) is Dagster's: `dagster dev -w workspace.yaml`.
     """

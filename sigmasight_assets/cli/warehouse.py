@@ -1,16 +1,36 @@
-"""``warehouse version`` and ``warehouse upgrade``: the warehouse's schema version."""
+"""``sigmasight warehouse …``: the warehouse's schema version and its PostgreSQL roles.
+
+``version`` / ``upgrade``: the schema version (``sigmasight_assets/warehouse/versions.py``).
+
+``grant --writer NAME --reader NAME [--reader-sees-ledger]`` creates or updates the writer role (the
+runs: the only role that can insert, delete or create) and the read-only role (analysts, BI:
+``SELECT`` on every asset table and view, not the ledger unless granted); see
+:mod:`sigmasight_assets.warehouse.roles`. Run it as an admin of the warehouse database (its own
+database: the grant owns schema ``public`` there), again after every upgrade: it is idempotent and
+creates the tables a new version adds before granting. Passwords never go on the command line:
+``SIGMASIGHT_WRITER_PASSWORD`` / ``SIGMASIGHT_READER_PASSWORD`` or ``--prompt-passwords``; the admin
+URL comes from ``SIGMASIGHT_ADMIN_DATABASE_URL`` (its password there or in libpq's ``PGPASSWORD`` /
+``~/.pgpass``).
+"""
 
 from __future__ import annotations
 
+import os
+
 import click
+from click.core import ParameterSource
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import config
 from .common import DATABASE_URL_HELP
 
+ADMIN_URL_ENV = "SIGMASIGHT_ADMIN_DATABASE_URL"
+
 
 @click.group("warehouse")
 def warehouse() -> None:
-    """The warehouse's schema version (see sigmasight_assets/warehouse/versions.py)."""
+    """The warehouse: schema version and upgrade, PostgreSQL roles (writer, read-only)."""
 
 
 @warehouse.command("version")
@@ -44,3 +64,69 @@ def upgrade(database_url: str | None) -> None:
         for op in step.operations:
             click.echo(f"  {op.describe()}")
     click.echo(f"warehouse upgraded to schema version {CURRENT_VERSION}")
+
+
+@warehouse.command("grant")
+@click.option("--writer", required=True, help="Role of the runs: owns the tables, the only one that writes.")
+@click.option("--reader", required=True, help="Read-only role for analysts and BI tools.")
+@click.option("--reader-sees-ledger", is_flag=True,
+              help="Also let the reader SELECT the ledger (portfolios, positions, capital flows, private marks).")
+@click.option("--admin-url", envvar=ADMIN_URL_ENV, metavar="URL",
+              help=f"Warehouse database as an admin role (default: ${ADMIN_URL_ENV}); keep its password out "
+                   "of the command line (the variable, PGPASSWORD or ~/.pgpass).")
+@click.option("--prompt-passwords", is_flag=True,
+              help="Ask for the writer's and the reader's passwords (blank keeps the current one).")
+@click.option("--dry-run", is_flag=True, help="Print the statements and roll back: nothing changes.")
+@click.pass_context
+def grant(ctx: click.Context, writer: str, reader: str, reader_sees_ledger: bool, admin_url: str | None,
+          prompt_passwords: bool, dry_run: bool) -> None:
+    """Create or update the writer and the read-only role and all their privileges.
+
+    \b
+    Roles that do not exist are created NOLOGIN (group roles: GRANT them to people's logins),
+    or LOGIN when a password is given:
+      SIGMASIGHT_WRITER_PASSWORD, SIGMASIGHT_READER_PASSWORD, or --prompt-passwords.
+    Tables (and views) the writer creates later are readable by the reader automatically.
+    """
+    from ..warehouse.roles import READER_PASSWORD_ENV, WRITER_PASSWORD_ENV, RolesError, apply_grants
+
+    if not admin_url:
+        raise click.UsageError(f"no admin URL: set {ADMIN_URL_ENV} (or --admin-url) to the warehouse database "
+                               "as a role that may create roles")
+    if ctx.get_parameter_source("admin_url") == ParameterSource.COMMANDLINE and make_url(admin_url).password:
+        raise click.UsageError(f"--admin-url carries a password on the command line: put the URL in {ADMIN_URL_ENV}, "
+                               "or the password in PGPASSWORD or ~/.pgpass")
+    passwords = {WRITER_PASSWORD_ENV: os.environ.get(WRITER_PASSWORD_ENV) or None,
+                 READER_PASSWORD_ENV: os.environ.get(READER_PASSWORD_ENV) or None}
+    if prompt_passwords:
+        for env, role in ((WRITER_PASSWORD_ENV, writer), (READER_PASSWORD_ENV, reader)):
+            typed = click.prompt(f"password for {role} (blank: keep)", default="", hide_input=True,
+                                 confirmation_prompt=True, show_default=False)
+            passwords[env] = typed or passwords[env]
+    try:
+        report = apply_grants(admin_url, writer, reader, reader_sees_ledger=reader_sees_ledger,
+                              writer_password=passwords[WRITER_PASSWORD_ENV],
+                              reader_password=passwords[READER_PASSWORD_ENV], dry_run=dry_run)
+    except RolesError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise click.ClickException(f"the grant was rolled back, nothing changed: {first}") from exc
+
+    if dry_run:
+        click.echo("\n".join(s + ";" if not s.startswith("--") else s for s in report.statements))
+        click.echo("-- dry run: rolled back, nothing changed")
+        return
+    created = f" (created: {', '.join(report.created_roles)})" if report.created_roles else ""
+    click.echo(f"writer {writer} and reader {reader} up to date{created}")
+    click.echo(f"  tables created by {writer}: {', '.join(report.tables_created) or 'none (all existed)'}")
+    click.echo(f"  reader may SELECT {len(report.reader_tables)} tables and {len(report.reader_views)} views")
+    hidden = report.hidden_tables + report.hidden_views
+    click.echo(f"  hidden from the reader: {', '.join(hidden) or 'nothing (--reader-sees-ledger)'}")
+    if report.revoked_writes:
+        click.echo("  write privileges taken from: " + ", ".join(
+            f"{r} on {t or 'schema public'}" for r, t in report.revoked_writes))
+    for role in (writer, reader):
+        login = "LOGIN, password set" if role in report.passwords_set else (
+            "NOLOGIN (new group role)" if role in report.created_roles else "login and password unchanged")
+        click.echo(f"  {role}: {login}")

@@ -17,6 +17,7 @@ class WarehouseResource(ConfigurableResource):
 
     def get(self) -> Warehouse:
         wh = Warehouse(self.url or config.database_url())
+        wh.check_writable("the warehouse resource's url" if self.url else "SIGMASIGHT_DATABASE_URL")
         wh.create_all()
         return wh
 

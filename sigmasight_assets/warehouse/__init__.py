@@ -1,6 +1,6 @@
 """The analytics warehouse: SQLAlchemy tables, engine from URL, partition-aware repository."""
 
-from .repository import Replacement, StagedReplacement, Warehouse
+from .repository import Replacement, StagedReplacement, Warehouse, WarehouseNotWritable
 from .schema import TABLES
 
-__all__ = ["Replacement", "StagedReplacement", "Warehouse", "TABLES"]
+__all__ = ["Replacement", "StagedReplacement", "Warehouse", "WarehouseNotWritable", "TABLES"]

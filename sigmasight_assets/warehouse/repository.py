@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer
 
 from .engine import engine_for
+from .roles import write_problems
 from .schema import TABLES
 from .versions import ensure_current
 
@@ -30,6 +31,10 @@ _CHECKED: set[str] = set()
 
 _IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 INSERT_CHUNK = 250_000
+
+
+class WarehouseNotWritable(RuntimeError):
+    """The warehouse URL cannot write the warehouse (a read-only role, a standby, a read-only file)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,17 @@ class Warehouse:
             return
         ensure_current(self.engine)
         _CHECKED.add(self.url)
+
+    def check_writable(self, setting: str = "SIGMASIGHT_DATABASE_URL") -> None:
+        """Raise :class:`WarehouseNotWritable`, with one line naming ``setting`` (where the URL came
+        from), the role and what the runs need, unless this URL can write every warehouse table.
+        Reads the catalog only; see :func:`.roles.write_problems` for what is checked."""
+        who, problems = write_problems(self)
+        if problems:
+            remedy = (f"The runs need the writer role (see `sigmasight warehouse grant`): point {setting} at its URL"
+                      if self.dialect == "postgresql" else f"Point {setting} at a file this process may write")
+            raise WarehouseNotWritable(f"{setting} {who}, which cannot write the warehouse: "
+                                       f"{'; '.join(problems)}. {remedy}")
 
     def table(self, name: str) -> Table:
         try:
