@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SYMBOL_ASSETS = ["symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
+SYMBOL_ASSETS = ["symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
                  "factor_covariance", "symbol_metrics"]
 PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
 

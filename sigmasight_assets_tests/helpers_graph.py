@@ -32,7 +32,7 @@ from sigmasight_assets.warehouse.ledger import store_ledger
 FACTOR_ETFS = ("SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV")
 STYLE_ETFS = {"value": "VTV", "growth": "VUG", "momentum": "MTUM", "quality": "QUAL", "size": "IWM",
               "low_volatility": "USMV"}
-MARKET_ASSETS = ["symbol_universe", "prices", "daily_valuations"]
+MARKET_ASSETS = ["symbol_universe", "prices", "symbol_returns", "daily_valuations"]
 SYMBOL_ANALYTICS = ["symbol_betas", "ridge_factors", "spread_factors", "factor_covariance", "symbol_metrics"]
 SYMBOL_ASSETS = MARKET_ASSETS + SYMBOL_ANALYTICS
 PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
@@ -42,6 +42,7 @@ TABLE_KEYS = {
     "symbol_universe": ["date", "symbol"],
     "prices": ["date", "symbol"],
     "daily_valuations": ["date", "symbol"],
+    "symbol_returns": ["date", "symbol"],
     "symbol_status": ["date", "symbol", "asset"],
     "symbol_betas": ["date", "symbol", "factor"],
     "ridge_factors": ["date", "symbol", "factor"],

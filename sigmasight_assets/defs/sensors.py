@@ -64,7 +64,7 @@ from .jobs import daily_graph_job, remove_portfolios_job
 from .resources import WarehouseResource
 
 # Symbol-level assets that take ``ScopeConfig`` (factor_covariance is market-wide, never scoped).
-SYMBOL_ASSET_NAMES = ("symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors",
+SYMBOL_ASSET_NAMES = ("symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors",
                       "spread_factors", "symbol_metrics")
 SYMBOL_ASSETS = [AssetKey(n) for n in SYMBOL_ASSET_NAMES]
 PORTFOLIO_ASSETS = [AssetKey(n) for n in PORTFOLIO_TABLES]

@@ -109,6 +109,17 @@ prices = _asset_table(
     Column("source", String(32), nullable=False),
 )
 
+# Point-in-time total return of each symbol-day with a price (DESIGN §5 Returns): a pure function of
+# the prices rows of the day and the previous session, so a later split or dividend never changes it.
+symbol_returns = _asset_table(
+    "symbol_returns",
+    "symbol",
+    Column("total_return", Float),  # NULL: no price on the previous session, or bases differ
+    Column("return_basis", String(16)),  # total | adjusted; NULL with total_return
+    Column("dividend", Float),  # the action applied on the day (NULL: actions unknown)
+    Column("split_ratio", Float),
+)
+
 daily_valuations = _asset_table(
     "daily_valuations",
     "symbol",
@@ -319,6 +330,11 @@ COLUMN_DOCS = {
     "split_ratio": "New shares per old share of a split effective this day (4 for 4:1, 0.1 for 1:10), 1 when "
                    "none; NULL (with dividend) when the provider knows no corporate actions. Total return "
                    "r_D = split_ratio_D × (close_D + dividend_D) / close_(D−1) − 1.",
+    "total_return": "Point-in-time simple daily total return (decimal): split_ratio × (close + dividend) / "
+                    "previous session's close − 1; a dividend on a split day is per post-split share. NULL when "
+                    "either close is missing (never 0, never across a gap) or the two rows are on different bases.",
+    "return_basis": "'total' (as-traded closes with corporate actions) or 'adjusted' (the provider knew only an "
+                    "adjusted close: the return of that series); NULL when total_return is NULL.",
     "source": "Provider that delivered the row (synthetic, yfinance, csv).",
     "pe": "Trailing price/earnings.", "forward_pe": "Forward price/earnings.",
     "provider_beta": "Beta published by the data provider.",
