@@ -181,8 +181,10 @@ def test_unpriced_position_is_not_valued_at_zero():
     row = s.loc[(D1, "P1")]
     assert row.unpriced_count == 1 and row.is_partial
     assert row.position_count == 2
-    # equity counts cash (100,000 − 5,000 − 1,000) plus the priced AAA only
-    assert row.equity == pytest.approx(94_000 + 5_200)
+    # Equity is unknown, not "cash (94,000) + the priced AAA (5,200)": a partial sum would read as a
+    # 1,000 loss. Everything built on equity is unknown with it; cash and the priced exposures stay.
+    assert math.isnan(row.equity) and math.isnan(row.cumulative_pnl)
+    assert row.cash == pytest.approx(94_000)
     assert row.gross_exposure == pytest.approx(5_200)
     assert math.isnan(row.daily_pnl) and math.isnan(row.daily_return)
     n = pv[(pv.date == D1) & (pv.position_id == "N")].iloc[0]
@@ -206,11 +208,11 @@ def test_expired_option_is_inactive_and_worthless():
     assert s.loc[(D3, "P1"), "equity"] == pytest.approx(110_000 - 600)
 
 
-def test_private_without_manual_value_is_unpriced():
+def test_private_without_a_mark_is_valued_at_entry_cost():
     positions = [pos("P1", "X", "PRIV_FUND", "PRIVATE", 1, 20_000, D0, mv=np.nan)]
     s, _ = snap(positions)
-    assert s.loc[(D1, "P1"), "unpriced_count"] == 1
-    assert s.loc[(D1, "P1"), "equity"] == pytest.approx(80_000)
+    assert s.loc[(D1, "P1"), "unpriced_count"] == 0
+    assert s.loc[(D1, "P1"), "equity"] == pytest.approx(100_000)  # 80,000 cash + 20,000 at cost
 
 
 def test_days_are_independent_of_the_batch():

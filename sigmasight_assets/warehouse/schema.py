@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -82,6 +83,18 @@ capital_flows = Table(
 )
 Index("ix_capital_flows_portfolio_date", capital_flows.c.portfolio_id, capital_flows.c.date)
 
+# Dated values of PRIVATE positions (``load-portfolios --marks``); the value on D is the last mark on
+# or before D, the entry cost before the first one.
+private_marks = Table(
+    "private_marks",
+    metadata,
+    Column("portfolio_id", String(64), primary_key=True),
+    Column("position_id", String(64), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("value", Float, nullable=False),  # total USD value of the position, sign as given
+    Column("source_file", Text),
+)
+
 # --- market data assets ---------------------------------------------------------------------------
 symbol_universe = _asset_table(
     "symbol_universe",
@@ -108,6 +121,11 @@ prices = _asset_table(
     Column("split_ratio", Float),
     Column("source", String(32), nullable=False),
 )
+# The rare rows with a corporate action, read by the snapshots for every holding period (a partial
+# index: a scan of years of prices would cost seconds a night). Same text on SQLite and PostgreSQL.
+ACTIONS_WHERE = "dividend > 0 OR split_ratio <> 1"
+Index("ix_prices_actions", prices.c.symbol, prices.c.date,
+      sqlite_where=text(ACTIONS_WHERE), postgresql_where=text(ACTIONS_WHERE))
 
 # Point-in-time total return of each symbol-day with a price (DESIGN §5 Returns): a pure function of
 # the prices rows of the day and the previous session, so a later split or dividend never changes it.
@@ -223,7 +241,8 @@ portfolio_snapshots = _asset_table(
     "portfolio_snapshots",
     "portfolio_id",
     *[Column(c, Float) for c in ("equity", "cash", "long_exposure", "short_exposure", "gross_exposure",
-                                 "net_exposure", "daily_pnl", "daily_return", "cumulative_pnl", "cumulative_flows")],
+                                 "net_exposure", "daily_pnl", "daily_return", "cumulative_pnl", "cumulative_flows",
+                                 "dividends")],
     *[Column(c, Integer, nullable=False) for c in ("position_count", "long_count", "short_count",
                                                    "unpriced_count", "stale_count")],
     Column("is_partial", Boolean, nullable=False),
@@ -349,11 +368,16 @@ COLUMN_DOCS = {
     "observations": "Complete cases in the window.",
     "factor_1": "First ETF of the pair.", "factor_2": "Second ETF of the pair.",
     "covariance": "EWMA covariance of daily simple returns.", "correlation": "EWMA correlation, clipped ±0.95.",
-    "equity": "Cash + market value of priced positions (USD).", "cash": "Flows − entry costs + exit proceeds (USD).",
+    "equity": "Cash + market value of the active positions (USD); NULL when some active position is unpriced "
+              "(is_partial), never cash + the priced part.",
+    "cash": "Flows − entry costs + exit proceeds + dividends received − dividends paid on shorts (USD).",
+    "dividends": "Dividends of the day (USD): credited to longs, debited from shorts held at the previous close "
+                 "(quantity × dividend per share on the ex-date).",
+    "value": "Total USD value of the private position on the mark's date.",
     "long_exposure": "Σ MV > 0 (USD).", "short_exposure": "Σ MV < 0 (USD, negative).",
     "gross_exposure": "Σ |MV| (USD).", "net_exposure": "Σ MV (USD).",
     "daily_pnl": "Equity change vs the previous session less the day's flows (USD); NaN when partial.",
-    "daily_return": "daily_pnl / previous equity.", "cumulative_pnl": "Equity − cumulative flows (USD).",
+    "daily_return": "daily_pnl / previous equity.", "cumulative_pnl": "Equity − cumulative flows (USD); NULL when partial.",
     "cumulative_flows": "Σ capital flows to date (USD).",
     "unpriced_count": "Active positions without a price within 5 sessions (never valued at 0).",
     "is_partial": "Some active position is unpriced.", "has_stale": "Some position priced from an older close.",
