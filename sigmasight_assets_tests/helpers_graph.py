@@ -190,14 +190,23 @@ def assert_tables_equal(a: Warehouse, b: Warehouse, names: Iterable[str], start=
 
 # -- stored returns and oracles ---------------------------------------------------------------------
 def stored_returns(wh: Warehouse, symbols: Sequence[str], day, n_returns: int) -> pd.DataFrame:
-    """Simple adj_close returns of the ``n_returns`` sessions ending at ``day``, from stored prices.
+    """Point-in-time total returns of the ``n_returns`` sessions ending at ``day``, from stored prices.
 
-    Computed here independently: a missing price on either side gives a missing return.
+    Computed here independently of ``symbol_returns``: r = split × (close + dividend) / previous close
+    − 1 on as-traded rows, close / previous close − 1 where both rows know no actions (adjusted
+    basis); a missing price on either side, or rows on different bases, give a missing return.
     """
     sess = calendar.sessions_back(day, n_returns + 1)
-    px = wh.read("prices", sess[0], sess[-1], keys=list(symbols), columns=["date", "symbol", "adj_close"])
-    wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=list(symbols))
-    return (wide / wide.shift(1) - 1.0).iloc[1:]
+    px = wh.read("prices", sess[0], sess[-1], keys=list(symbols),
+                 columns=["date", "symbol", "close", "dividend", "split_ratio"])
+
+    def wide(col):
+        return px.pivot(index="date", columns="symbol", values=col).reindex(index=sess, columns=list(symbols))
+
+    close, div, split = wide("close"), wide("dividend"), wide("split_ratio")
+    known = div.notna() & split.notna()
+    r = split.fillna(1.0) * (close + div.fillna(0.0)) / close.shift(1) - 1.0
+    return r.where(known == known.shift(1, fill_value=False)).iloc[1:]
 
 
 def ols_oracle(y: pd.Series, x: pd.Series, min_obs: int = 30) -> dict | None:

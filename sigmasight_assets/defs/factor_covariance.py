@@ -13,7 +13,7 @@ from ..calc.factors import COV_CLIP, COV_LAMBDA, COV_MIN_OBS, COV_WINDOW, FACTOR
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
-from .common import BACKFILL_POLICY, OWNER, lookback, md_table, range_metadata, run_days, table_metadata
+from .common import BACKFILL_POLICY, OWNER, md_table, range_metadata, returns_window, run_days, table_metadata
 from .market_assets import symbol_returns
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -23,7 +23,7 @@ from .symbol_regressions import GROUP
 @asset(
     partitions_def=trading_days,
     backfill_policy=BACKFILL_POLICY,
-    deps=[lookback(symbol_returns, COV_WINDOW)],
+    deps=[returns_window(symbol_returns, COV_WINDOW)],
     group_name=GROUP,
     kinds={"pandas", "numpy", "sql"},
     owners=[OWNER],

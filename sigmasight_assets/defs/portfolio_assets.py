@@ -33,8 +33,8 @@ from ..pipelines import portfolio as pipeline
 from ..pipelines.windows import window_reader
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
-from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, lookback, md_table, range_metadata, run_days,
-                     scope_portfolios, table_metadata)
+from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, lookback, md_table, range_metadata,
+                     returns_window, run_days, scope_portfolios, table_metadata)
 from .partitions import trading_days
 from .resources import WarehouseResource
 
@@ -63,8 +63,8 @@ SPECS = [
     # Dagster allows one partition mapping per upstream key in a multi-asset, so both snapshots (63
     # sessions of volatility) and correlations (90) declare the wider returns window. Snapshots value
     # positions with the close of the day (or a stale one within 5 sessions) and the previous session.
-    _spec(SNAP, ["portfolios", lookback("prices", pipeline.STALE_SESSIONS + 1), lookback("symbol_returns", CORR_WINDOW)],
-          tables.portfolio_snapshots, "portfolio × day",
+    _spec(SNAP, ["portfolios", lookback("prices", pipeline.STALE_SESSIONS + 1),
+                 returns_window("symbol_returns", CORR_WINDOW)], tables.portfolio_snapshots, "portfolio × day",
           "One row per portfolio per trading day, a pure function of the ledger (positions, capital flows, "
           "private marks), prices on the day and the previous session and the corporate actions since entry — "
           "never an earlier snapshot, so any day can be computed alone. Quantities include every split after "
@@ -75,7 +75,7 @@ SPECS = [
           "sessions (on `symbol_returns`). Options ×100, private assets at their last mark on or before the day "
           "(entry cost before the first), shorts negative; an unpriced position makes equity and every ratio "
           "on it NULL (`is_partial`, `unpriced_count`), never valued at 0."),
-    _spec(CORR, ["portfolios", lookback("symbol_returns", CORR_WINDOW), SNAP], tables.correlations, "portfolio × day",
+    _spec(CORR, ["portfolios", returns_window("symbol_returns", CORR_WINDOW), SNAP], tables.correlations, "portfolio × day",
           f"Per portfolio: PUBLIC positions with |MV| ≥ ${CORR_MIN_VALUE:,.0f} and ≥ {CORR_MIN_WEIGHT:.0%} of gross; "
           f"Pearson correlation of log(1 + total return) (`symbol_returns`) over {CORR_WINDOW} sessions on pairwise complete cases (≥ "
           f"{CORR_MIN_OVERLAP} overlapping days), PSD repair by eigenvalue clipping; the matrix stored "

@@ -13,8 +13,8 @@ from ..calc.metrics import METRICS_WINDOW
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
-from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, lookback, md_table, range_metadata, run_days, scope_symbols,
-                     table_metadata)
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, md_table, range_metadata, returns_window, run_days,
+                     scope_symbols, table_metadata)
 from .market_assets import daily_valuations, prices, symbol_returns, symbol_universe
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -26,7 +26,7 @@ PREVIEW_COLUMNS = ["symbol", "close", "return_1d", "return_ytd", "volatility_63d
 @asset(
     partitions_def=trading_days,
     backfill_policy=BACKFILL_POLICY,
-    deps=[symbol_universe, prices, lookback(symbol_returns, METRICS_WINDOW), daily_valuations, symbol_betas, ridge_factors,
+    deps=[symbol_universe, prices, returns_window(symbol_returns, METRICS_WINDOW), daily_valuations, symbol_betas, ridge_factors,
           spread_factors],
     group_name=GROUP,
     kinds={"pandas", "sql"},

@@ -36,7 +36,7 @@ PRICE_LOOKBACK_SESSIONS = 10
 READ_SLICE = 42  # sessions per warehouse query
 
 
-class _WideCache:
+class WideCache:
     """Columns of one table over sessions × symbols, cached as wide arrays; reads only what it lacks."""
 
     def __init__(self, wh, table: str, columns: tuple[str, ...], lookback: int):
@@ -97,8 +97,8 @@ class WindowReader:
 
     def __init__(self, wh):
         self.wh = wh
-        self._prices = _WideCache(wh, "prices", PRICE_COLUMNS, PRICE_LOOKBACK_SESSIONS)
-        self._returns = _WideCache(wh, "symbol_returns", (RETURN_COLUMN,), LOOKBACK_SESSIONS)
+        self._prices = WideCache(wh, "prices", PRICE_COLUMNS, PRICE_LOOKBACK_SESSIONS)
+        self._returns = WideCache(wh, "symbol_returns", (RETURN_COLUMN,), LOOKBACK_SESSIONS)
 
     @property
     def sessions_read(self) -> int:
