@@ -140,11 +140,20 @@ def betas_of(wh, day, symbol) -> dict[str, float]:
     return out
 
 
-def hand_equity(px: pd.DataFrame, day) -> float:
+def hand_dividends(wh, day) -> float:
+    """Dividends of P-HAND's stocks with an ex-date after the 2026-01-05 entry up to ``day``: credited
+    on the long 200 AAPL, debited on the short 100 MSFT (neither splits in 2026)."""
+    acts = wh.read("prices", "2026-01-06", day, keys=["AAPL", "MSFT"], columns=["symbol", "dividend", "split_ratio"])
+    assert (acts["split_ratio"] == 1.0).all()
+    per_share = acts.groupby("symbol")["dividend"].sum()
+    return 200 * per_share.get("AAPL", 0.0) - 100 * per_share.get("MSFT", 0.0)
+
+
+def hand_equity(px: pd.DataFrame, day, wh) -> float:
     flows = 500_000 - (10_000 if day >= pd.Timestamp("2026-03-14") else 0) + (25_000 if day >= pd.Timestamp("2026-03-18") else 0)
     cost = 200 * 150 + (-100) * 180 + 3 * 5.0 * 100 + 200_000
     mv = 200 * px.at[day, "AAPL"] - 100 * px.at[day, "MSFT"] + 300 * px.at[day, OPTION] + 250_000
-    return flows - cost + mv
+    return flows - cost + hand_dividends(wh, day) + mv
 
 
 def scenarios(path=SCENARIO_FILE) -> list[dict]:
@@ -203,9 +212,9 @@ def test_hand_portfolio_snapshot_equals_the_arithmetic_on_stored_prices(graph):
         s = row(snaps, portfolio_id="P-HAND", date=day)
         a, m, o = 200 * px.at[day, "AAPL"], -100 * px.at[day, "MSFT"], 300 * px.at[day, OPTION]
         flows = 500_000 - 10_000 + (25_000 if day >= pd.Timestamp("2026-03-18") else 0)
-        cash = flows - (200 * 150 - 100 * 180 + 300 * 5.0 + 200_000)
-        equity = hand_equity(px, day)
-        prev_equity = hand_equity(px, PREV[day])
+        cash = flows - (200 * 150 - 100 * 180 + 300 * 5.0 + 200_000) + hand_dividends(wh, day)
+        equity = hand_equity(px, day, wh)
+        prev_equity = hand_equity(px, PREV[day], wh)
         flow_today = {pd.Timestamp("2026-03-16"): -10_000, pd.Timestamp("2026-03-18"): 25_000}.get(day, 0)
         pnl = equity - prev_equity - flow_today
         expect = {
@@ -213,6 +222,7 @@ def test_hand_portfolio_snapshot_equals_the_arithmetic_on_stored_prices(graph):
             "long_exposure": a + o + 250_000, "short_exposure": m, "gross_exposure": a - m + o + 250_000,
             "net_exposure": a + m + o + 250_000, "daily_pnl": pnl, "daily_return": pnl / prev_equity,
             "cumulative_flows": flows, "cumulative_pnl": equity - flows,
+            "dividends": hand_dividends(wh, day) - hand_dividends(wh, PREV[day]),
         }
         assert expect["equity"] == pytest.approx(equity, rel=1e-12)
         for col, v in expect.items():
