@@ -68,9 +68,10 @@ symbol are not merged) give ``hhi``, ``effective_positions_hhi = 1/hhi``, ``top3
 ``top10_weight`` (NaN when gross is 0 or there is no priced position).
 
 ``volatility_{21,63}d`` is the realised volatility of *the day's holdings* held over the last 21 /
-63 sessions ending at ``D`` (what the current book would have done), on the simple daily returns
-``r_i,t`` of ``returns_wide`` (a missing return stays missing). Only market-priced positions (``PUBLIC``/``OPTIONS`` priced on ``D``) take part:
-``PRIVATE`` marks have no return series. With ``w_i = MV_i / G`` (signed; ``G`` = their gross):
+63 sessions ending at ``D`` (what the current book would have done), on the daily total returns
+``r_i,t`` of ``returns_wide`` (``symbol_returns``; a missing return stays missing). Only
+market-priced positions (``PUBLIC``/``OPTIONS`` priced on ``D``) take part: ``PRIVATE`` marks have
+no return series. With ``w_i = MV_i / G`` (signed; ``G`` = their gross):
 
 * ``c_t = Σ_{i: r_i,t known} |w_i|`` — gross weight with a return on day ``t``;
 * ``r_p,t = Σ_{i: r_i,t known} w_i r_i,t / c_t`` if ``c_t ≥ 0.90`` else missing (renormalised
@@ -247,7 +248,8 @@ class _Actions:
         ev = pd.DataFrame({"symbol": actions["symbol"].astype(str).to_numpy(dtype=object)[keep],
                            "t": _day_array(actions["date"])[keep], "split": split[keep], "div": div[keep]})
         market = ~ledger.is_private & ~ledger.is_option
-        pos = pd.DataFrame({"i": np.flatnonzero(market), "symbol": ledger.symbol[market], "entry": ledger.entry[market]})
+        pos = pd.DataFrame({"i": np.flatnonzero(market), "symbol": ledger.symbol[market],
+                            "entry": ledger.entry[market]})
         pairs = pos.merge(ev, on="symbol", how="inner")
         pairs = pairs[pairs["t"] > pairs["entry"]].sort_values(["i", "t"], kind="mergesort", ignore_index=True)
         if pairs.empty:
@@ -455,7 +457,7 @@ def compute_snapshots(
     stale_days : int, default 5
         Largest look-back, in sessions, of a stale close.
     returns_wide : DataFrame, optional
-        Simple daily returns by session (index, ascending) × symbol, NaN missing, for the
+        Daily total returns by session (index, ascending) × symbol, NaN missing, for the
         volatility columns (63 sessions ending at each day for a full window). Without it, or for
         a day missing from its index, volatilities are NaN.
     actions : DataFrame, optional

@@ -243,7 +243,7 @@ class Market:
     """A chunk's market inputs, shared by its batches."""
 
     close: pd.DataFrame  # sessions × market symbols
-    returns: pd.DataFrame  # simple returns, same layout
+    returns: pd.DataFrame  # point-in-time total returns (symbol_returns), sessions of the windows × market symbols
     log_returns: pd.DataFrame
     betas: pd.DataFrame | None
     covariance: pd.DataFrame | None

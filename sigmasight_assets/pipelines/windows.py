@@ -4,9 +4,9 @@ Every analytic of a run reads overlapping windows of the same returns (betas and
 spreads 180, covariance and metrics 252, correlations 90, snapshot volatility 63) and a few sessions
 of prices (position valuation): a :class:`WindowReader` keeps the ``total_return`` of
 ``symbol_returns`` and the ``close`` and ``adj_close`` of ``prices`` it has read as wide arrays
-(sessions × symbols, one cache per table) and reads from the warehouse only what it lacks — new symbols or earlier sessions (then
-from the widest look-back before the first session asked), or the sessions after the ones it
-holds (a later chunk of the range). One reader per run
+(sessions × symbols, one :class:`WideCache` per table) and reads from the warehouse only what it
+lacks — new symbols or earlier sessions (then from the table's look-back before the first session
+asked), or the sessions after the ones it holds (a later chunk of the range). One reader per run
 (:func:`window_reader` keys it by the Dagster run id), so the steps of an in-process run share it.
 Within a run, ``prices`` and ``symbol_returns`` are stored before any of their readers starts, so
 a cached window equals a fresh read.
