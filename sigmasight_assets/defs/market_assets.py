@@ -67,7 +67,7 @@ GROUP = "market_data"
             group_name=GROUP,
             description=(
                 "The portfolio ledger as loaded by `sigmasight load-portfolios`: tables `portfolios`, "
-                "`positions` and `capital_flows`. Unpartitioned; its data version changes whenever a "
+                "`positions`, `capital_flows` and `private_marks`. Unpartitioned; its data version changes whenever a "
                 "ledger is (re)loaded, which is what the onboarding sensors react to."
             ),
             owners=[OWNER],
@@ -79,13 +79,15 @@ GROUP = "market_data"
 def portfolios(warehouse: WarehouseResource):
     wh = warehouse.get()
     books, pos, flows = read_ledger(wh)
+    marks = wh.read("private_marks", key_column="portfolio_id")
     digest = hashlib.sha256()
-    for frame in (books.drop(columns=["loaded_at"], errors="ignore"), pos, flows):
+    for frame in (books.drop(columns=["loaded_at"], errors="ignore"), pos, flows, marks):
         digest.update(pd.util.hash_pandas_object(frame.sort_index(axis=1), index=False).to_numpy().tobytes())
     yield ObserveResult(
         asset_key="portfolios",
         data_version=DataVersion(f"{len(books)}p-{len(pos)}pos-{digest.hexdigest()[:16]}"),
-        metadata={"portfolios": len(books), "positions": len(pos), "capital_flows": len(flows)},
+        metadata={"portfolios": len(books), "positions": len(pos), "capital_flows": len(flows),
+                  "private_marks": len(marks)},
     )
 
 

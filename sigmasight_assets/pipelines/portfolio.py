@@ -444,8 +444,10 @@ def _canonical(frame: pd.DataFrame, sort_by: list[str]) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), "").astype(str)
 
 
-def ledger_fingerprints(books: pd.DataFrame, positions: pd.DataFrame, flows: pd.DataFrame) -> dict[str, str]:
-    """Per portfolio: a hash of its positions and capital-flow rows (canonical text, order-free).
+def ledger_fingerprints(books: pd.DataFrame, positions: pd.DataFrame, flows: pd.DataFrame,
+                        marks: pd.DataFrame | None = None) -> dict[str, str]:
+    """Per portfolio: a hash of its positions, capital-flow and private-mark rows (canonical text,
+    order-free). A portfolio without marks hashes as it did before marks existed.
 
     Values are compared as text so a dtype change caused by another portfolio's rows (e.g. a column
     gaining a NULL) never changes this portfolio's fingerprint.
@@ -466,6 +468,11 @@ def ledger_fingerprints(books: pd.DataFrame, positions: pd.DataFrame, flows: pd.
             digests.setdefault(pids[a], hashlib.sha256()).update(np.sort(row_hash[a:b]).tobytes())
         for d in digests.values():
             d.update(b"|")
+    if marks is not None and len(marks):
+        canon = _canonical(marks[["portfolio_id", "position_id", "date", "value"]], ["portfolio_id", "position_id", "date"])
+        row_hash = pd.util.hash_pandas_object(canon, index=False).to_numpy()
+        for pid, idx in canon.groupby("portfolio_id").indices.items():
+            digests.setdefault(pid, hashlib.sha256()).update(b"marks" + np.sort(row_hash[idx]).tobytes())
     return {pid: d.hexdigest()[:16] for pid, d in digests.items()}
 
 
