@@ -233,9 +233,9 @@ def setup_ledger(params: dict) -> dict:
 
 
 def setup_history(params: dict) -> dict:
-    """symbol_universe + prices over the history sessions before the first measured partition."""
+    """symbol_universe + prices + symbol_returns over the history sessions before the first measured partition."""
     d = params["dates"]
-    return _materialize(params, d["history_start"], d["history_end"], ["symbol_universe", "prices"])
+    return _materialize(params, d["history_start"], d["history_end"], ["symbol_universe", "prices", "symbol_returns"])
 
 
 def w3_backfill(params: dict) -> dict:

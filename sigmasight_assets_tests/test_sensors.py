@@ -43,7 +43,7 @@ from sigmasight_assets.defs.sensors import (
     portfolio_ledger_sensor,
 )
 from sigmasight_assets.defs.common import ScopeConfig
-from sigmasight_assets.defs.market_assets import daily_valuations, prices, symbol_universe
+from sigmasight_assets.defs.market_assets import daily_valuations, prices, symbol_returns, symbol_universe
 from sigmasight_assets.defs.resources import WarehouseResource
 from sigmasight_assets.pipelines.portfolio import ledger_fingerprints
 from sigmasight_assets.warehouse.ledger import read_ledger, store_ledger
@@ -67,7 +67,7 @@ def _build_base(directory: Path, sessions: int):
     store_ledger(wh, parse_ledger(SAMPLE_POSITIONS, SAMPLE_FLOWS))
     sess = calendar.sessions_back(D, sessions)
     keys = PartitionKeyRange(iso(sess[0]), iso(sess[-1]))
-    for asset_def in (symbol_universe, prices, daily_valuations):
+    for asset_def in (symbol_universe, prices, symbol_returns, daily_valuations):
         asset_def(build_asset_context(partition_key_range=keys, resources=resources(url)), ScopeConfig())
     assert run_range(url, sess[-2], sess[-1]).success
     return wh
