@@ -107,7 +107,7 @@ STEPS: tuple[Step, ...] = (
         AddColumn("prices", "dividend"),
         AddColumn("prices", "split_ratio"),
         AddColumn("portfolio_snapshots", "dividends"),
-        Sql("CREATE INDEX IF NOT EXISTS ix_prices_actions ON prices (symbol, date) "
+        Sql("CREATE INDEX IF NOT EXISTS ix_prices_actions ON prices (date, symbol, dividend, split_ratio) "
             "WHERE dividend > 0 OR split_ratio <> 1"),
     ), rebuilds_market_data=True),
 )
