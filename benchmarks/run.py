@@ -45,7 +45,7 @@ TARGETS = {
 }
 LABELS = {
     "setup_ledger": "setup: generate + store the ledger",
-    "setup_history": "setup: price history (symbol_universe + prices)",
+    "setup_history": "setup: price history (symbol_universe + prices + symbol_returns)",
     "w3_backfill": "3. whole graph, backfill through the daemon",
     "w1_symbol_partition": "1. one partition, symbol-level assets",
     "w2_portfolio_partition": "2. one partition, portfolio assets",

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SYMBOL_ASSETS = ["symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
+SYMBOL_ASSETS = ["symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
                  "factor_covariance", "symbol_metrics"]
 PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
 
@@ -233,9 +233,9 @@ def setup_ledger(params: dict) -> dict:
 
 
 def setup_history(params: dict) -> dict:
-    """symbol_universe + prices over the history sessions before the first measured partition."""
+    """symbol_universe + prices + symbol_returns over the history sessions before the first measured partition."""
     d = params["dates"]
-    return _materialize(params, d["history_start"], d["history_end"], ["symbol_universe", "prices"])
+    return _materialize(params, d["history_start"], d["history_end"], ["symbol_universe", "prices", "symbol_returns"])
 
 
 def w3_backfill(params: dict) -> dict:

@@ -6,7 +6,7 @@ from dagster import Definitions, apply_freshness_policy
 from .defs import failures, freshness, schedules, sensors
 from .defs.factor_covariance import factor_covariance
 from .defs.jobs import JOBS, run_executor
-from .defs.market_assets import daily_valuations, portfolios, prices, symbol_universe
+from .defs.market_assets import daily_valuations, portfolios, prices, symbol_returns, symbol_universe
 from .defs.portfolio_assets import portfolio_analytics
 from .defs.resources import MarketDataResource, WarehouseResource
 from .defs.symbol_metrics import symbol_metrics
@@ -29,6 +29,7 @@ defs = Definitions(
             for a in (
                 symbol_universe,
                 prices,
+                symbol_returns,
                 daily_valuations,
                 symbol_betas,
                 ridge_factors,

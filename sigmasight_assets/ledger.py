@@ -14,7 +14,8 @@ Positions file (one row per position lot; header required, column order free)::
     investment_class optional PUBLIC | OPTIONS | PRIVATE (inferred from the symbol when blank)
     underlying, option_type (C|P), strike, expiration   optional; parsed from the OCC symbol and
                                                         checked against it when given
-    manual_value    required for PRIVATE: the position's current total value in USD
+    manual_value    optional, PRIVATE only: the position's total value in USD, read as a mark dated
+                    at entry (without it and without a later mark, the position is valued at cost)
     deleted         optional  true/false (soft-deleted positions are kept but never active)
 
 Capital flows file::
@@ -24,6 +25,17 @@ Capital flows file::
     amount          required  USD, + deposit / − withdrawal, non-zero
     description     optional
     flow_id         optional  unique within the portfolio (defaults to "<date>#<n>")
+
+Private marks file (``--marks``; dated values of PRIVATE positions)::
+
+    portfolio_id    required  a portfolio in the positions file or already loaded
+    position_id     one of    the PRIVATE position's id in that portfolio
+    symbol          the two   or its symbol, when exactly one PRIVATE position of the portfolio holds it
+    date            required  YYYY-MM-DD, on or after the position's entry date
+    value           required  total USD value of the position on that date (sign as the position)
+
+The value of a PRIVATE position on a day D is its last mark dated on or before D (the entry cost
+before the first); a mark dated after D never reaches D.
 
 Every problem is collected (file, 1-based line number counting the header as line 1, field, message)
 and raised together as :class:`LedgerValidationError`; nothing is returned half-parsed.
@@ -56,6 +68,9 @@ POSITION_OPTIONAL = [
 ]
 FLOW_REQUIRED = ["portfolio_id", "date", "amount"]
 FLOW_OPTIONAL = ["description", "flow_id"]
+MARK_REQUIRED = ["portfolio_id", "date", "value"]
+MARK_OPTIONAL = ["position_id", "symbol"]
+MARK_COLUMNS = ["portfolio_id", "position_id", "date", "value", "source_file"]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _TRUE = {"true", "1", "yes", "y"}
 _FALSE = {"false", "0", "no", "n", ""}
@@ -89,6 +104,8 @@ class Ledger:
     capital_flows: pd.DataFrame
     problems: list[LedgerProblem] = field(default_factory=list)
     flows_given: bool = True  # False: positions only; stored flows are kept
+    marks: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MARK_COLUMNS))
+    marks_given: bool = False  # False: stored marks are kept
 
 
 def _read(path: Path, required: list[str], optional: list[str], problems: list[LedgerProblem]) -> pd.DataFrame | None:
@@ -179,7 +196,7 @@ def parse_positions(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, list[
         cls = classify(symbol, declared or None) if symbol else "PUBLIC"
         if declared == "PUBLIC" and cls != "PUBLIC":
             problems.append(LedgerProblem(f, r, "investment_class", f"PUBLIC contradicts symbol {symbol!r} (looks {cls})"))
-        manual_value = _number(rec["manual_value"], f, r, "manual_value", problems, required=(cls == "PRIVATE"))
+        manual_value = _number(rec["manual_value"], f, r, "manual_value", problems, required=False)
         underlying = rec["underlying"].upper() or None
         option_type = rec["option_type"].upper() or None
         strike = _number(rec["strike"], f, r, "strike", problems, required=False)
@@ -291,18 +308,101 @@ def parse_flows(path: str | Path, known_portfolios: set[str]) -> tuple[pd.DataFr
     return pd.DataFrame(rows, columns=["portfolio_id", "flow_id", "date", "amount", "description"]), problems
 
 
+def parse_marks(path: str | Path, positions: pd.DataFrame) -> tuple[pd.DataFrame, list[LedgerProblem]]:
+    """Validate a private marks file against ``positions`` (the positions each portfolio will have:
+    those of the positions file, else the stored ones); returns (marks, problems)."""
+    path = Path(path)
+    problems: list[LedgerProblem] = []
+    frame = _read(path, MARK_REQUIRED, MARK_OPTIONAL, problems)
+    if frame is None:
+        return pd.DataFrame(columns=MARK_COLUMNS), problems
+    f = str(path)
+    live = positions[~positions["deleted"].astype(bool)] if len(positions) else positions
+    by_pf = {pid: grp for pid, grp in live.groupby("portfolio_id")} if len(live) else {}
+    rows, seen = [], {}
+    for rec in frame.to_dict("records"):
+        r = rec["_row"]
+        n_before = len(problems)
+        pid = rec["portfolio_id"]
+        held = by_pf.get(pid)
+        if held is None:
+            problems.append(LedgerProblem(f, r, "portfolio_id", f"{pid!r} has no positions in the positions file nor "
+                                                                "in the warehouse"))
+        d = _date(rec["date"], f, r, "date", problems)
+        value = _number(rec["value"], f, r, "value", problems)
+        position_id, symbol = rec["position_id"], rec["symbol"].upper().replace(" ", "")
+        target = None
+        if position_id == "" and symbol == "":
+            problems.append(LedgerProblem(f, r, "position_id", "give position_id or symbol"))
+        elif held is not None:
+            if position_id:
+                match = held[held["position_id"] == position_id]
+                fld, what = "position_id", repr(position_id)
+            else:
+                match = held[held["symbol"] == symbol]
+                fld, what = "symbol", repr(symbol)
+            private = match[match["investment_class"] == "PRIVATE"]
+            if match.empty:
+                problems.append(LedgerProblem(f, r, fld, f"{what} is not a position of portfolio {pid}"))
+            elif private.empty:
+                problems.append(LedgerProblem(f, r, fld, f"{what} in portfolio {pid} is not PRIVATE (only private "
+                                                         "positions take marks; market positions use prices)"))
+            elif len(private) > 1:
+                problems.append(LedgerProblem(f, r, fld, f"{what} names {len(private)} private positions of {pid}: "
+                                                         f"use position_id ({', '.join(sorted(private['position_id']))})"))
+            else:
+                target = private.iloc[0]
+                if position_id and symbol and symbol != target["symbol"]:
+                    problems.append(LedgerProblem(f, r, "symbol", f"{symbol!r} disagrees with position {position_id!r} "
+                                                                  f"({target['symbol']})"))
+                if d is not None and pd.Timestamp(d) < pd.Timestamp(target["entry_date"]):
+                    problems.append(LedgerProblem(f, r, "date", f"{d} is before the position's entry date "
+                                                                f"{pd.Timestamp(target['entry_date']).date()}"))
+        if target is not None and d is not None:
+            key = (pid, target["position_id"], d)
+            if key in seen:
+                problems.append(LedgerProblem(f, r, "date", f"a second mark of {target['position_id']!r} in {pid} on "
+                                                            f"{d} (also row {seen[key]})"))
+            seen[key] = r
+        if len(problems) > n_before or target is None:
+            continue
+        rows.append({"portfolio_id": pid, "position_id": target["position_id"], "date": pd.Timestamp(d),
+                     "value": float(value), "source_file": f})
+    if frame.empty:
+        problems.append(LedgerProblem(f, 1, "-", "the file has a header but no marks"))
+    return pd.DataFrame(rows, columns=MARK_COLUMNS), problems
+
+
 def parse_ledger(positions_path: str | Path, flows_path: str | Path | None = None,
-                 already_loaded: set[str] | None = None) -> Ledger:
-    """Parse and validate both files; raise :class:`LedgerValidationError` listing every problem."""
+                 already_loaded: set[str] | None = None, marks_path: str | Path | None = None,
+                 stored_positions: pd.DataFrame | None = None) -> Ledger:
+    """Parse and validate the files; raise :class:`LedgerValidationError` listing every problem.
+
+    ``stored_positions``: the warehouse's positions, against which marks of portfolios that are not
+    in the positions file are checked."""
     portfolios, positions, problems = parse_positions(positions_path)
     flows = pd.DataFrame(columns=["portfolio_id", "flow_id", "date", "amount", "description"])
     if flows_path is not None:
         known = set(portfolios.get("portfolio_id", [])) | set(already_loaded or ())
         flows, flow_problems = parse_flows(flows_path, known)
         problems += flow_problems
+    marks = pd.DataFrame(columns=MARK_COLUMNS)
+    if marks_path is not None:
+        # A portfolio of the positions file is replaced by it; the others keep their stored positions.
+        new_ids = set(portfolios.get("portfolio_id", []))
+        stored = stored_positions if stored_positions is not None and len(stored_positions) else None
+        parts = [positions] if len(positions) else []
+        if stored is not None:
+            parts.append(stored[~stored["portfolio_id"].isin(new_ids)])
+        cols = ["portfolio_id", "position_id", "symbol", "investment_class", "entry_date", "deleted"]
+        ledger_positions = (pd.concat([p[cols] for p in parts], ignore_index=True) if parts
+                            else pd.DataFrame(columns=cols))
+        marks, mark_problems = parse_marks(marks_path, ledger_positions)
+        problems += mark_problems
     if problems:
         raise LedgerValidationError(problems)
-    return Ledger(portfolios, positions, flows, flows_given=flows_path is not None)
+    return Ledger(portfolios, positions, flows, flows_given=flows_path is not None, marks=marks,
+                  marks_given=marks_path is not None)
 
 
 def private_symbols(positions: pd.DataFrame) -> set[str]:

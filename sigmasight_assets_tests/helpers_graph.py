@@ -32,7 +32,7 @@ from sigmasight_assets.warehouse.ledger import store_ledger
 FACTOR_ETFS = ("SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV")
 STYLE_ETFS = {"value": "VTV", "growth": "VUG", "momentum": "MTUM", "quality": "QUAL", "size": "IWM",
               "low_volatility": "USMV"}
-MARKET_ASSETS = ["symbol_universe", "prices", "daily_valuations"]
+MARKET_ASSETS = ["symbol_universe", "prices", "symbol_returns", "daily_valuations"]
 SYMBOL_ANALYTICS = ["symbol_betas", "ridge_factors", "spread_factors", "factor_covariance", "symbol_metrics"]
 SYMBOL_ASSETS = MARKET_ASSETS + SYMBOL_ANALYTICS
 PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
@@ -42,6 +42,7 @@ TABLE_KEYS = {
     "symbol_universe": ["date", "symbol"],
     "prices": ["date", "symbol"],
     "daily_valuations": ["date", "symbol"],
+    "symbol_returns": ["date", "symbol"],
     "symbol_status": ["date", "symbol", "asset"],
     "symbol_betas": ["date", "symbol", "factor"],
     "ridge_factors": ["date", "symbol", "factor"],
@@ -189,14 +190,23 @@ def assert_tables_equal(a: Warehouse, b: Warehouse, names: Iterable[str], start=
 
 # -- stored returns and oracles ---------------------------------------------------------------------
 def stored_returns(wh: Warehouse, symbols: Sequence[str], day, n_returns: int) -> pd.DataFrame:
-    """Simple adj_close returns of the ``n_returns`` sessions ending at ``day``, from stored prices.
+    """Point-in-time total returns of the ``n_returns`` sessions ending at ``day``, from stored prices.
 
-    Computed here independently: a missing price on either side gives a missing return.
+    Computed here independently of ``symbol_returns``: r = split × (close + dividend) / previous close
+    − 1 on as-traded rows, close / previous close − 1 where both rows know no actions (adjusted
+    basis); a missing price on either side, or rows on different bases, give a missing return.
     """
     sess = calendar.sessions_back(day, n_returns + 1)
-    px = wh.read("prices", sess[0], sess[-1], keys=list(symbols), columns=["date", "symbol", "adj_close"])
-    wide = px.pivot(index="date", columns="symbol", values="adj_close").reindex(index=sess, columns=list(symbols))
-    return (wide / wide.shift(1) - 1.0).iloc[1:]
+    px = wh.read("prices", sess[0], sess[-1], keys=list(symbols),
+                 columns=["date", "symbol", "close", "dividend", "split_ratio"])
+
+    def wide(col):
+        return px.pivot(index="date", columns="symbol", values=col).reindex(index=sess, columns=list(symbols))
+
+    close, div, split = wide("close"), wide("dividend"), wide("split_ratio")
+    known = div.notna() & split.notna()
+    r = split.fillna(1.0) * (close + div.fillna(0.0)) / close.shift(1) - 1.0
+    return r.where(known == known.shift(1, fill_value=False)).iloc[1:]
 
 
 def ols_oracle(y: pd.Series, x: pd.Series, min_obs: int = 30) -> dict | None:

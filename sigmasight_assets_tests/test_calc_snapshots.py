@@ -181,8 +181,10 @@ def test_unpriced_position_is_not_valued_at_zero():
     row = s.loc[(D1, "P1")]
     assert row.unpriced_count == 1 and row.is_partial
     assert row.position_count == 2
-    # equity counts cash (100,000 − 5,000 − 1,000) plus the priced AAA only
-    assert row.equity == pytest.approx(94_000 + 5_200)
+    # Equity is unknown, not "cash (94,000) + the priced AAA (5,200)": a partial sum would read as a
+    # 1,000 loss. Everything built on equity is unknown with it; cash and the priced exposures stay.
+    assert math.isnan(row.equity) and math.isnan(row.cumulative_pnl)
+    assert row.cash == pytest.approx(94_000)
     assert row.gross_exposure == pytest.approx(5_200)
     assert math.isnan(row.daily_pnl) and math.isnan(row.daily_return)
     n = pv[(pv.date == D1) & (pv.position_id == "N")].iloc[0]
@@ -206,11 +208,11 @@ def test_expired_option_is_inactive_and_worthless():
     assert s.loc[(D3, "P1"), "equity"] == pytest.approx(110_000 - 600)
 
 
-def test_private_without_manual_value_is_unpriced():
+def test_private_without_a_mark_is_valued_at_entry_cost():
     positions = [pos("P1", "X", "PRIV_FUND", "PRIVATE", 1, 20_000, D0, mv=np.nan)]
     s, _ = snap(positions)
-    assert s.loc[(D1, "P1"), "unpriced_count"] == 1
-    assert s.loc[(D1, "P1"), "equity"] == pytest.approx(80_000)
+    assert s.loc[(D1, "P1"), "unpriced_count"] == 0
+    assert s.loc[(D1, "P1"), "equity"] == pytest.approx(100_000)  # 80,000 cash + 20,000 at cost
 
 
 def test_days_are_independent_of_the_batch():
@@ -352,3 +354,89 @@ def test_a_book_without_flows_or_positions_still_has_float_money_columns():
         assert s[col].dtype == np.float64, col
         assert s[col].iloc[0] == 0.0
     assert pv.empty
+
+
+# -- splits, dividends and dated marks (issue 14), by hand -----------------------------------------------
+# SPL: 4:1 split on D2 (102 → 25.5: no move), then on D4 a 2:1 split with a 0.25 dividend per
+# post-split share (26 → 13.0: a total return of 2 × 13.25 / 26 − 1 = +1.92 %).
+ACT_CLOSE = pd.DataFrame({"SPL": [100.0, 102.0, 25.5, 26.0, 13.0, 13.0, 13.0, 13.0]}, index=SESSIONS)
+ACTIONS = pd.DataFrame({"date": [D2, D4, D1], "symbol": ["SPL", "SPL", "ZZZ"], "dividend": [0.0, 0.25, 1.0],
+                        "split_ratio": [4.0, 2.0, 1.0]})
+ACT_FLOWS = flows_frame([("P1", D0, 100_000)])
+
+
+def act_snap(positions, days=SESSIONS[:6], actions=ACTIONS, marks=None):
+    s, pv = compute_snapshots(PORTFOLIOS, frame(positions), ACT_FLOWS, ACT_CLOSE, days, actions=actions, marks=marks)
+    return s.set_index(["date", "portfolio_id"]), pv.set_index(["date", "position_id"])
+
+
+def test_a_split_after_entry_multiplies_the_quantity_and_is_no_loss():
+    s, pv = act_snap([pos("P1", "L", "SPL", "PUBLIC", 100, 100.0, D0)])
+    assert pv.loc[(D1, "L"), "quantity"] == 100 and pv.loc[(D2, "L"), "quantity"] == 400
+    assert pv.loc[(D4, "L"), "quantity"] == 800
+    assert s.loc[(D2, "P1"), "daily_pnl"] == pytest.approx(400 * 25.5 - 100 * 102.0)  # 0: no fake −75 %
+    assert s.loc[(D2, "P1"), "equity"] == pytest.approx(100_000 - 10_000 + 400 * 25.5)
+    # D4: 400 → 800 shares, 800 × 0.25 credited; P&L = 800 × 13 + 200 − 400 × 26 = +200.
+    assert s.loc[(D4, "P1"), "dividends"] == pytest.approx(200.0)
+    assert s.loc[(D4, "P1"), "daily_pnl"] == pytest.approx(800 * 13.0 + 200.0 - 400 * 26.0)
+    assert s.loc[(D4, "P1"), "cash"] == pytest.approx(90_000 + 200.0)
+    assert s.loc[(D3, "P1"), "dividends"] == 0.0
+    # the P&L of the day is the holder's total return on the previous value
+    assert s.loc[(D4, "P1"), "daily_pnl"] / (400 * 26.0) == pytest.approx(2 * (13.0 + 0.25) / 26.0 - 1)
+
+
+def test_a_short_pays_the_dividend_and_its_split_shares():
+    s, pv = act_snap([pos("P1", "S", "SPL", "PUBLIC", -100, 100.0, D0)])
+    assert pv.loc[(D4, "S"), "quantity"] == -800
+    assert s.loc[(D4, "P1"), "dividends"] == pytest.approx(-200.0)
+    assert s.loc[(D4, "P1"), "daily_pnl"] == pytest.approx(-(800 * 13.0 + 200.0 - 400 * 26.0))
+    assert s.loc[(D2, "P1"), "daily_pnl"] == pytest.approx(0.0)
+
+
+def test_entry_on_a_split_day_is_already_post_split_and_the_ex_date_rule_for_dividends():
+    s, pv = act_snap([
+        pos("P1", "E2", "SPL", "PUBLIC", 400, 25.5, D2),  # bought on the split day at its own close
+        pos("P1", "E4", "SPL", "PUBLIC", 10, 13.0, D4),  # bought on the ex-date: no dividend
+    ])
+    assert pv.loc[(D2, "E2"), "quantity"] == 400 and pv.loc[(D3, "E2"), "quantity"] == 400
+    assert pv.loc[(D4, "E2"), "quantity"] == 800 and pv.loc[(D4, "E4"), "quantity"] == 10
+    assert s.loc[(D4, "P1"), "dividends"] == pytest.approx(800 * 0.25)
+
+
+def test_exit_proceeds_use_the_quantity_after_the_splits_and_an_exit_on_the_ex_date_gets_the_dividend():
+    s, _ = act_snap([pos("P1", "X", "SPL", "PUBLIC", 100, 100.0, D0, exit=D3, exitp=26.0),
+                     pos("P1", "Y", "SPL", "PUBLIC", 100, 100.0, D0, exit=D4, exitp=13.0)])
+    # X: 400 shares sold at 26 on D3; Y: held at D3's close, sold on the ex-date D4 (800 at 13 + 200).
+    assert s.loc[(D3, "P1"), "cash"] == pytest.approx(100_000 - 20_000 + 400 * 26.0)
+    assert s.loc[(D4, "P1"), "cash"] == pytest.approx(100_000 - 20_000 + 400 * 26.0 + 800 * 13.0 + 200.0)
+    assert s.loc[(D4, "P1"), "dividends"] == pytest.approx(200.0)
+    assert s.loc[(D4, "P1"), "daily_pnl"] == pytest.approx(800 * 13.0 + 200.0 - 400 * 26.0)
+    assert s.loc[(D5, "P1"), "dividends"] == 0.0 and s.loc[(D5, "P1"), "position_count"] == 0
+
+
+def test_unknown_actions_and_other_symbols_change_nothing():
+    unknown = pd.DataFrame({"date": [D2], "symbol": ["SPL"], "dividend": [np.nan], "split_ratio": [np.nan]})
+    s, pv = act_snap([pos("P1", "L", "SPL", "PUBLIC", 100, 100.0, D0)], actions=unknown)
+    assert pv.loc[(D2, "L"), "quantity"] == 100 and s.loc[(D2, "P1"), "dividends"] == 0.0
+
+
+D5 = SESSIONS[5]
+
+
+def test_private_value_is_the_last_mark_on_or_before_the_day_never_a_later_one():
+    positions = [pos("P1", "F", "FUND_A", "PRIVATE", 1, 20_000, D0, mv=21_000),  # manual_value = mark at entry
+                 pos("P1", "G", "FUND_B", "PRIVATE", 2, 5_000, D1)]  # no manual value: at cost first
+    marks = pd.DataFrame({"portfolio_id": ["P1", "P1", "P1", "P1"], "position_id": ["F", "F", "G", "F"],
+                          "date": [D2, D5, D3, D0], "value": [25_000.0, 30_000.0, 12_000.0, 22_000.0]})
+    s, pv = act_snap(positions, marks=marks)
+    mv = pv["market_value"]
+    assert mv[(D0, "F")] == 22_000  # the file's mark dated at entry wins over manual_value
+    assert mv[(D1, "F")] == 22_000 and mv[(D2, "F")] == 25_000
+    assert mv[(D4, "F")] == 25_000  # the D5 mark never reaches D4
+    assert mv[(D5, "F")] == 30_000
+    assert mv[(D1, "G")] == 10_000 and mv[(D2, "G")] == 10_000  # entry cost before the first mark
+    assert mv[(D3, "G")] == 12_000 and pv.loc[(D3, "G"), "price"] == 6_000
+    assert s.loc[(D4, "P1"), "equity"] == pytest.approx(100_000 - 20_000 - 10_000 + 25_000 + 12_000)
+    assert not s["is_partial"].any()
+    without, _ = act_snap(positions, days=[D4], marks=marks[marks["date"] <= D4])
+    assert without.loc[(D4, "P1"), "equity"] == s.loc[(D4, "P1"), "equity"]  # later marks change nothing

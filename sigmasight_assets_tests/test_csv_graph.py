@@ -158,6 +158,14 @@ def test_symbol_missing_from_the_directory_is_failed_in_symbol_status_not_the_ru
     snaps = wh.read("portfolio_snapshots").set_index(["portfolio_id", "date"])
     gap = snaps.xs("P-GAP")
     assert (gap["unpriced_count"] == 1).all() and gap["is_partial"].all() and gap["daily_pnl"].isna().all()
+    # Its equity is unknown, not cash + the priced AAPL, and so is every ratio built on it.
+    assert gap["equity"].isna().all() and gap["cumulative_pnl"].isna().all() and gap["daily_return"].isna().all()
+    expo = wh.read("aggregated_exposures", RANGE[0], RANGE[-1], keys=["P-GAP"])
+    market = expo[expo["factor"] == "market"]
+    assert len(market) == len(RANGE) and market["exposure_dollar"].notna().all()
+    assert market["exposure_value"].isna().all()
+    stress = wh.read("stress_results", RANGE[0], RANGE[-1], keys=["P-GAP"])
+    assert len(stress) and stress["direct_pct_equity"].isna().all() and stress["correlated_pct_equity"].isna().all()
     px = wh.read("prices", RANGE[0], RANGE[-1], keys=["AAPL"]).set_index("date")["close"]
     np.testing.assert_allclose(gap["gross_exposure"].to_numpy(), 50 * px.reindex(gap.index).to_numpy(), rtol=1e-12)
     full = snaps.xs("P-CSV")

@@ -136,16 +136,19 @@ def test_exit_price_without_exit_date(tmp_path):
     assert_problem(problems_of(p), p, 2, "exit_date", "required when exit_price")
 
 
-def test_private_without_manual_value(tmp_path):
+def test_private_without_manual_value_is_accepted_and_valued_at_cost(tmp_path):
+    # manual_value is only a mark dated at entry: without it the position is valued at its entry cost
+    # until its first mark (`--marks`).
     p = write(tmp_path, "pos.csv", POS_HEADER + ",investment_class,manual_value",
               f"{GOOD_ROW},,", "P1,FUND_X,1,1000000,2025-01-02,PRIVATE,")
-    assert_problem(problems_of(p), p, 3, "manual_value", "required")
+    pos = parse_ledger(p).positions.set_index("symbol")
+    assert pos.loc["FUND_X", "investment_class"] == "PRIVATE" and pd.isna(pos.loc["FUND_X", "manual_value"])
 
 
-def test_private_symbol_infers_private_and_needs_manual_value(tmp_path):
+def test_private_symbol_infers_private(tmp_path):
     # An underscore makes the symbol private even without investment_class.
     p = write(tmp_path, "pos.csv", POS_HEADER, "P1,MY_FUND,1,1000,2025-01-02")
-    assert_problem(problems_of(p), p, 2, "manual_value")
+    assert parse_ledger(p).positions.iloc[0]["investment_class"] == "PRIVATE"
 
 
 def test_bad_occ_symbol_declared_options(tmp_path):
@@ -374,3 +377,79 @@ def test_reloading_with_a_flows_file_replaces_the_flows(warehouse, loaded_sample
     store_ledger(warehouse, parse_ledger(SAMPLE_POSITIONS, flows))
     after = read_ledger(warehouse)[2]
     assert after["amount"].tolist() == [5000.0]
+
+
+# -- private marks ------------------------------------------------------------------------------------
+MARK_POS = [POS_HEADER + ",position_id,investment_class,manual_value",
+            "P1,FUND_X,1,1000000,2025-01-02,FX,PRIVATE,1100000",
+            "P1,FUND_Y,1,500000,2025-03-03,FY1,PRIVATE,",
+            "P1,FUND_Y,1,400000,2025-04-01,FY2,PRIVATE,",
+            "P1,AAPL,100,150,2025-01-02,A,,"]
+
+
+def marks_problems(tmp_path, *lines):
+    pos = write(tmp_path, "pos.csv", *MARK_POS)
+    marks = write(tmp_path, "marks.csv", *lines)
+    with pytest.raises(LedgerValidationError) as info:
+        parse_ledger(pos, marks_path=marks)
+    return marks, info.value
+
+
+def test_marks_by_position_id_or_symbol_are_loaded_and_replace_stored_marks(warehouse, tmp_path):
+    pos = write(tmp_path, "pos.csv", *MARK_POS)
+    marks = write(tmp_path, "marks.csv", "portfolio_id,position_id,symbol,date,value",
+                  "P1,FX,,2025-06-30,1200000", "P1,,FUND_X,2025-09-30,1250000", "P1,FY2,,2025-06-30,390000")
+    ledger = parse_ledger(pos, marks_path=marks)
+    got = ledger.marks.sort_values(["position_id", "date"])
+    assert list(got["position_id"]) == ["FX", "FX", "FY2"]
+    assert list(got["value"]) == [1_200_000.0, 1_250_000.0, 390_000.0]
+    store_ledger(warehouse, ledger)
+    assert len(warehouse.read("private_marks", key_column="portfolio_id")) == 3
+    # Reloading positions without --marks keeps them; a marks file replaces them.
+    store_ledger(warehouse, parse_ledger(pos))
+    assert len(warehouse.read("private_marks", key_column="portfolio_id")) == 3
+    one = write(tmp_path, "one.csv", "portfolio_id,position_id,date,value", "P1,FX,2025-07-31,1210000")
+    store_ledger(warehouse, parse_ledger(pos, marks_path=one))
+    stored = warehouse.read("private_marks", key_column="portfolio_id")
+    assert list(stored["value"]) == [1_210_000.0]
+
+
+@pytest.mark.parametrize("row,field,text", [
+    ("P9,FX,,2025-06-30,1", "portfolio_id", "no positions"),
+    ("P1,NOPE,,2025-06-30,1", "position_id", "not a position"),
+    ("P1,A,,2025-06-30,1", "position_id", "not PRIVATE"),
+    ("P1,,FUND_Y,2025-06-30,1", "symbol", "2 private positions"),
+    ("P1,,,2025-06-30,1", "position_id", "position_id or symbol"),
+    ("P1,FX,,2024-12-31,1", "date", "before the position's entry"),
+    ("P1,FX,,2025-13-01,1", "date", "not a date"),
+    ("P1,FX,,2025-06-30,abc", "value", "not a number"),
+    ("P1,FX,FUND_Y,2025-06-30,1", "symbol", "disagrees"),
+])
+def test_bad_mark_rows_name_file_row_and_field_and_nothing_is_loaded(tmp_path, row, field, text):
+    marks, err = marks_problems(tmp_path, "portfolio_id,position_id,symbol,date,value", "P1,FX,,2025-05-30,1", row)
+    assert_problem(err, marks, 3, field, text)
+    assert "nothing was loaded" in str(err)
+
+
+def test_a_duplicate_mark_is_rejected(tmp_path):
+    marks, err = marks_problems(tmp_path, "portfolio_id,position_id,date,value", "P1,FX,2025-05-30,1",
+                                "P1,FX,2025-05-30,2")
+    assert_problem(err, marks, 3, "date", "second mark")
+
+
+def test_cli_loads_marks_and_refuses_a_bad_file_whole(tmp_path, warehouse, tmp_warehouse_url):
+    pos = write(tmp_path, "pos.csv", *MARK_POS)
+    good = write(tmp_path, "marks.csv", "portfolio_id,symbol,date,value", "P1,FUND_X,2025-06-30,1200000")
+    runner = CliRunner()
+    res = runner.invoke(main, ["load-portfolios", str(pos), "--marks", str(good), "--database-url", tmp_warehouse_url,
+                               "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "1 private mark(s)" in res.output
+    bad = write(tmp_path, "bad.csv", "portfolio_id,symbol,date,value", "P1,FUND_X,2025-07-31,1300000",
+                "P1,AAPL,2025-07-31,1")
+    res = runner.invoke(main, ["load-portfolios", str(pos), "--marks", str(bad), "--database-url", tmp_warehouse_url,
+                               "--no-progress"])
+    assert res.exit_code == 2
+    assert f"{bad}, row 3, field 'symbol'" in res.output
+    stored = warehouse.read("private_marks", key_column="portfolio_id")
+    assert list(stored["value"]) == [1_200_000.0]  # all or nothing: the good row of the bad file is not loaded

@@ -34,7 +34,7 @@ from sigmasight_assets.warehouse.ledger import store_ledger
 
 from .conftest import SAMPLE_FLOWS, SAMPLE_POSITIONS
 
-MARKET = ["symbol_universe", "prices", "daily_valuations"]
+MARKET = ["symbol_universe", "prices", "symbol_returns", "daily_valuations"]
 SESS = calendar.sessions_back("2026-06-30", 30)  # NEWCO listed, GONE exits 06-30, an option expires 06-18
 START, END = SESS[0].date().isoformat(), SESS[-1].date().isoformat()
 KEYS = [d.date().isoformat() for d in SESS]
@@ -453,25 +453,23 @@ def test_nightly_52_week_range_from_sql_equals_the_rolling_window(warehouse):
 
 
 def test_one_window_reader_per_run_serves_every_window_and_equals_fresh_reads(market_run, monkeypatch):
-    """The steps of one run share one reader: overlapping windows of prices and returns are served
-    from what it read (one warehouse read here), new symbols or earlier sessions are read again, and
-    every window equals a fresh read of the warehouse."""
-    from sigmasight_assets.calc.returns import simple_returns
-    from sigmasight_assets.pipelines.windows import window_reader
-
-    from sigmasight_assets.pipelines.windows import WindowReader
+    """The steps of one run share one reader: overlapping windows of prices and of returns are served
+    from what it read (one warehouse pass per table here), new symbols or earlier sessions are read
+    again, and every window equals a fresh read of the warehouse. Returns are the stored
+    point-in-time ``symbol_returns``, never recomputed from prices."""
+    from sigmasight_assets.pipelines.windows import WideCache, window_reader
 
     wh = market_run["wh"]
     real = wh.read
     calls = []
-    # One warehouse pass of the reader (it queries in slices of sessions) counts as one read.
-    real_pass = WindowReader._read
-    monkeypatch.setattr(WindowReader, "_read", lambda self, *a: calls.append("prices") or real_pass(self, *a))
+    # One warehouse pass of a cache (it queries in slices of sessions) counts as one read of its table.
+    real_pass = WideCache._read
+    monkeypatch.setattr(WideCache, "_read", lambda self, *a: calls.append(self.table) or real_pass(self, *a))
     last = SESS[-1]
     syms = ["AAPL", "MSFT", "SPY"]
 
-    def fresh(column, start, symbols=syms):
-        px = real("prices", start, last, keys=symbols, columns=["date", "symbol", column])
+    def fresh(column, start, symbols=syms, table="prices"):
+        px = real(table, start, last, keys=symbols, columns=["date", "symbol", column])
         sess = calendar.sessions(start, last)
         return px.pivot(index="date", columns="symbol", values=column).reindex(index=sess, columns=symbols)
 
@@ -480,10 +478,12 @@ def test_one_window_reader_per_run_serves_every_window_and_equals_fresh_reads(ma
     for start, column in ((SESS[0], "adj_close"), (SESS[5], "close"), (SESS[20], "adj_close")):
         got = reader.prices(syms, start, last, column)
         pd.testing.assert_frame_equal(got, fresh(column, start), check_names=False, check_freq=False)
-    got = reader.returns(syms, SESS[6], last)
-    want = simple_returns(fresh("adj_close", SESS[5])).iloc[1:]
-    pd.testing.assert_frame_equal(got, want, check_names=False, check_freq=False)
-    assert calls.count("prices") == 1
+    for start in (SESS[6], SESS[1], SESS[12]):
+        got = reader.returns(syms, start, last)
+        want = fresh("total_return", start, table="symbol_returns")
+        pd.testing.assert_frame_equal(got, want, check_names=False, check_freq=False)
+    assert got.notna().all().all()
+    assert calls.count("prices") == 1 and calls.count("symbol_returns") == 1
     got = reader.prices(["NVDA"], SESS[5], last, "close")  # a new symbol: read again
     pd.testing.assert_frame_equal(got, fresh("close", SESS[5], ["NVDA"]), check_names=False, check_freq=False)
     assert calls.count("prices") == 2
@@ -494,14 +494,14 @@ def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypa
     """A chunked range (regressions, metrics, portfolio chunks) asks for windows ending later and
     later: the cached window is extended by the sessions after it, and every window equals a fresh
     read."""
-    from sigmasight_assets.pipelines.windows import WindowReader
+    from sigmasight_assets.pipelines.windows import WindowReader, WideCache
 
     wh = market_run["wh"]
     real = wh.read
     reads = []
     # One warehouse pass of the reader (it queries in slices of sessions): its first and last session.
-    real_pass = WindowReader._read
-    monkeypatch.setattr(WindowReader, "_read",
+    real_pass = WideCache._read
+    monkeypatch.setattr(WideCache, "_read",
                         lambda self, symbols, sessions: reads.append((sessions[0], sessions[-1]))
                         or real_pass(self, symbols, sessions))
     syms = ["AAPL", "MSFT", "SPY"]

@@ -34,6 +34,7 @@ from sigmasight_assets import calendar
 from sigmasight_assets.market_data.synthetic import SyntheticProvider
 
 from .helpers_graph import (
+    stored_returns,
     MARKET_ASSETS,
     PORTFOLIO_ASSETS,
     STYLE_ETFS,
@@ -140,11 +141,32 @@ def betas_of(wh, day, symbol) -> dict[str, float]:
     return out
 
 
-def hand_equity(px: pd.DataFrame, day) -> float:
+def held_dividends(wh, symbol: str, qty: float, entry, through, exit=None) -> float:
+    """Dividends a holding of ``qty`` receives (a short pays): ex-dates after ``entry`` up to ``through``
+    (and up to ``exit``, the last day held at a previous close), from the stored prices; no split."""
+    end = min(pd.Timestamp(through), pd.Timestamp(exit)) if exit is not None else pd.Timestamp(through)
+    if end <= pd.Timestamp(entry):
+        return 0.0
+    acts = wh.read("prices", calendar.sessions(pd.Timestamp(entry) + pd.Timedelta(days=1), end)[0], end,
+                   keys=[symbol], columns=["dividend", "split_ratio"])
+    assert (acts["split_ratio"] == 1.0).all()
+    return qty * float(acts["dividend"].sum())
+
+
+def hand_dividends(wh, day) -> float:
+    """Dividends of P-HAND's stocks with an ex-date after the 2026-01-05 entry up to ``day``: credited
+    on the long 200 AAPL, debited on the short 100 MSFT (neither splits in 2026)."""
+    acts = wh.read("prices", "2026-01-06", day, keys=["AAPL", "MSFT"], columns=["symbol", "dividend", "split_ratio"])
+    assert (acts["split_ratio"] == 1.0).all()
+    per_share = acts.groupby("symbol")["dividend"].sum()
+    return 200 * per_share.get("AAPL", 0.0) - 100 * per_share.get("MSFT", 0.0)
+
+
+def hand_equity(px: pd.DataFrame, day, wh) -> float:
     flows = 500_000 - (10_000 if day >= pd.Timestamp("2026-03-14") else 0) + (25_000 if day >= pd.Timestamp("2026-03-18") else 0)
     cost = 200 * 150 + (-100) * 180 + 3 * 5.0 * 100 + 200_000
     mv = 200 * px.at[day, "AAPL"] - 100 * px.at[day, "MSFT"] + 300 * px.at[day, OPTION] + 250_000
-    return flows - cost + mv
+    return flows - cost + hand_dividends(wh, day) + mv
 
 
 def scenarios(path=SCENARIO_FILE) -> list[dict]:
@@ -203,9 +225,9 @@ def test_hand_portfolio_snapshot_equals_the_arithmetic_on_stored_prices(graph):
         s = row(snaps, portfolio_id="P-HAND", date=day)
         a, m, o = 200 * px.at[day, "AAPL"], -100 * px.at[day, "MSFT"], 300 * px.at[day, OPTION]
         flows = 500_000 - 10_000 + (25_000 if day >= pd.Timestamp("2026-03-18") else 0)
-        cash = flows - (200 * 150 - 100 * 180 + 300 * 5.0 + 200_000)
-        equity = hand_equity(px, day)
-        prev_equity = hand_equity(px, PREV[day])
+        cash = flows - (200 * 150 - 100 * 180 + 300 * 5.0 + 200_000) + hand_dividends(wh, day)
+        equity = hand_equity(px, day, wh)
+        prev_equity = hand_equity(px, PREV[day], wh)
         flow_today = {pd.Timestamp("2026-03-16"): -10_000, pd.Timestamp("2026-03-18"): 25_000}.get(day, 0)
         pnl = equity - prev_equity - flow_today
         expect = {
@@ -213,6 +235,7 @@ def test_hand_portfolio_snapshot_equals_the_arithmetic_on_stored_prices(graph):
             "long_exposure": a + o + 250_000, "short_exposure": m, "gross_exposure": a - m + o + 250_000,
             "net_exposure": a + m + o + 250_000, "daily_pnl": pnl, "daily_return": pnl / prev_equity,
             "cumulative_flows": flows, "cumulative_pnl": equity - flows,
+            "dividends": hand_dividends(wh, day) - hand_dividends(wh, PREV[day]),
         }
         assert expect["equity"] == pytest.approx(equity, rel=1e-12)
         for col, v in expect.items():
@@ -312,7 +335,7 @@ def test_beta_1_2_book_loses_12_percent_in_market_down_10(graph):
         r = row(stress, portfolio_id="P-BETA", date=day, scenario_id="market_down_10")
         m = row(expo, portfolio_id="P-BETA", date=day, factor="market")
         mv = SPY_QTY * px.at[day, "SPY"]
-        equity = 1_000_000 - SPY_QTY * SPY_ENTRY + mv
+        equity = 1_000_000 - SPY_QTY * SPY_ENTRY + held_dividends(wh, "SPY", SPY_QTY, RANGE[0], day) + mv
         assert betas_of(wh, day, "SPY")["market"] == pytest.approx(1.0, abs=1e-12)
         assert m["exposure_value"] == pytest.approx(mv / equity, rel=1e-9)
         assert r["direct_pnl"] == pytest.approx(-0.10 * m["exposure_dollar"], rel=1e-9)
@@ -368,15 +391,20 @@ def test_book_whose_symbols_lack_betas_reports_zero_coverage_not_zero_exposure(g
         assert st["direct_pnl"].isna().all() and st["correlated_pnl"].isna().all()
         assert (st["positions_covered"] == 0).all() and (st["positions_missing_beta"] == 1).all()
         s = row(wh.read("portfolio_snapshots", day, day), portfolio_id="P-NEW")
-        assert s["equity"] == pytest.approx(22_500 - 500 * 45 + mv, rel=1e-12)
+        divs = held_dividends(wh, "NEWCO", 500, "2026-03-02", day)
+        assert s["equity"] == pytest.approx(22_500 - 500 * 45 + divs + mv, rel=1e-12)
 
 
 def test_cash_only_book_after_an_exit_and_a_deleted_row(graph):
     wh = graph["wh"]
     for day in RANGE:
         s = row(wh.read("portfolio_snapshots", day, day), portfolio_id="P-CASH")
-        # 10,000 deposit − 10×100 bought + 10×95 sold; the deleted MSFT row never existed.
-        assert (s["equity"], s["cash"], s["gross_exposure"], s["net_exposure"]) == (9_950, 9_950, 0, 0)
+        # 10,000 deposit − 10×100 bought + 10×95 sold + the AAPL dividends while held; the deleted MSFT
+        # row never existed.
+        cash = 9_950 + held_dividends(wh, "AAPL", 10, "2026-01-05", day, exit="2026-02-02")
+        assert cash > 9_950  # AAPL went ex-dividend while it was held
+        assert (s["equity"], s["cash"], s["gross_exposure"], s["net_exposure"]) == (
+            pytest.approx(cash, abs=1e-9), pytest.approx(cash, abs=1e-9), 0, 0)
         assert (s["position_count"], s["long_count"], s["short_count"]) == (0, 0, 0)
         assert s["daily_pnl"] == 0 and s["daily_return"] == 0
         assert math.isnan(s["hhi"]) and math.isnan(s["effective_positions_hhi"])
@@ -447,9 +475,8 @@ def test_correlations_are_one_row_per_portfolio_day_with_the_stored_pearson(grap
     day = RANGE[-1]
     hand = row(corr, portfolio_id="P-HAND", date=day)
     assert json.loads(hand["symbols"]) == ["AAPL", "MSFT"]  # the option and the private fund are not in
-    sess = calendar.sessions_back(day, 91)
-    px = wh.read("prices", sess[0], day, keys=["AAPL", "MSFT"], columns=["date", "symbol", "adj_close"])
-    lr = np.log(px.pivot(index="date", columns="symbol", values="adj_close").reindex(sess)).diff().iloc[1:]
+    # log(1 + total return), the total returns recomputed here from the stored closes and actions
+    lr = np.log1p(stored_returns(wh, ["AAPL", "MSFT"], day, 90))
     want = lr["AAPL"].corr(lr["MSFT"], min_periods=30)
     assert json.loads(hand["matrix"]) == [pytest.approx(want, abs=5e-7)]
     assert hand["n_pairs"] == 1 and hand["n_pairs_insufficient"] == 0

@@ -44,7 +44,7 @@ def recovered(tmp_path_factory):
         load_ledger(wh, base / "ledger", [
             dict(portfolio_id="P-40", symbol=s, quantity=100, entry_price=50, entry_date="2025-01-02") for s in STOCKS
         ])
-        result = run_range(url, SESSIONS[0], SESSIONS[-1], ["symbol_universe", "prices", "symbol_betas"])
+        result = run_range(url, SESSIONS[0], SESSIONS[-1], ["symbol_universe", "prices", "symbol_returns", "symbol_betas"])
         assert result.success
         betas = wh.read("symbol_betas", DAY, DAY, keys=STOCKS).pivot(index="symbol", columns="factor")
         planted = planted_exposures(STOCKS, 7)

@@ -43,7 +43,7 @@ from sigmasight_assets.defs.sensors import (
     portfolio_ledger_sensor,
 )
 from sigmasight_assets.defs.common import ScopeConfig
-from sigmasight_assets.defs.market_assets import daily_valuations, prices, symbol_universe
+from sigmasight_assets.defs.market_assets import daily_valuations, prices, symbol_returns, symbol_universe
 from sigmasight_assets.defs.resources import WarehouseResource
 from sigmasight_assets.pipelines.portfolio import ledger_fingerprints
 from sigmasight_assets.warehouse.ledger import read_ledger, store_ledger
@@ -67,7 +67,7 @@ def _build_base(directory: Path, sessions: int):
     store_ledger(wh, parse_ledger(SAMPLE_POSITIONS, SAMPLE_FLOWS))
     sess = calendar.sessions_back(D, sessions)
     keys = PartitionKeyRange(iso(sess[0]), iso(sess[-1]))
-    for asset_def in (symbol_universe, prices, daily_valuations):
+    for asset_def in (symbol_universe, prices, symbol_returns, daily_valuations):
         asset_def(build_asset_context(partition_key_range=keys, resources=resources(url)), ScopeConfig())
     assert run_range(url, sess[-2], sess[-1]).success
     return wh
@@ -223,7 +223,12 @@ def test_new_symbol_gets_a_year_of_history_and_factors(year_base, tmp_path, inst
     assert len(wh.read("ridge_factors", D, D, keys=["ZNEWCO"])) == 6
     assert len(wh.read("spread_factors", D, D, keys=["ZNEWCO"])) == 4
     metrics = wh.read("symbol_metrics", D, D, keys=["ZNEWCO"])
-    assert len(metrics) == 1 and metrics["return_1y"].notna().all()
+    assert len(metrics) == 1 and metrics["return_3m"].notna().all() and metrics["volatility_63d"].notna().all()
+    # The synthetic market drops ZNEWCO's 2025-03-06 and 03-26 sessions: a year's total return across
+    # a missing day is unknown (never bridged), so return_1y stays missing, counted, not guessed.
+    missing = wh.read("symbol_status", "2025-03-01", "2025-03-31", keys=["ZNEWCO"]).query("asset == 'prices'")
+    assert sorted(missing["date"].dt.strftime("%m-%d")) == ["03-06", "03-26"]
+    assert metrics["return_1y"].isna().all()
     after = wh.read("symbol_betas", D, D)
     pd.testing.assert_frame_equal(
         after[after["symbol"] != "ZNEWCO"].sort_values(["symbol", "factor"], ignore_index=True),

@@ -181,19 +181,25 @@ def test_window_lineage_is_declared_on_the_asset_graph(asset, window):
     from sigmasight_assets.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    mapping = graph.get_partition_mapping(AssetKey(asset), AssetKey("prices"))
-    assert mapping == TimeWindowPartitionMapping(start_offset=-window, end_offset=0)
+    # Every return-based asset reads the point-in-time returns, one per partition of symbol_returns.
+    mapping = graph.get_partition_mapping(AssetKey(asset), AssetKey("symbol_returns"))
+    assert mapping == TimeWindowPartitionMapping(start_offset=-(window - 1), end_offset=0)
     node = graph.get(AssetKey(asset))
-    assert AssetKey("prices") in node.parent_keys
+    assert AssetKey("symbol_returns") in node.parent_keys
+    # Prices only where a price itself is read (symbol_metrics shows the day's close).
+    assert (AssetKey("prices") in node.parent_keys) == (asset == "symbol_metrics")
     assert node.backfill_policy == BackfillPolicy.multi_run(PARTITIONS_PER_RUN)
-    # The offset counts trading partitions: day D reads prices of the window+1 NYSE sessions ending at D
-    # (Good Friday 2026-04-03 and the winter holidays are skipped).
+    # The offset counts trading partitions: day D reads the returns of the window NYSE sessions ending
+    # at D (Good Friday 2026-04-03 and the winter holidays are skipped).
     day = "2026-04-14"
     sub = node.partitions_def.empty_subset().with_partition_keys([day])
     upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
-        sub, node.partitions_def, graph.get(AssetKey("prices")).partitions_def)
+        sub, node.partitions_def, graph.get(AssetKey("symbol_returns")).partitions_def)
     keys = sorted(upstream.partitions_subset.get_partition_keys())
-    assert keys == [iso(d) for d in calendar.sessions_back(day, window + 1)]
+    assert keys == [iso(d) for d in calendar.sessions_back(day, window)]
+    # symbol_returns of D reads prices of the previous session and D.
+    prices_map = graph.get_partition_mapping(AssetKey("symbol_returns"), AssetKey("prices"))
+    assert prices_map == TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
 
 
 # -- scoped runs and batch independence ----------------------------------------------------------------

@@ -790,3 +790,30 @@ def test_real_download_offline_end_to_end():
         p, sleeps = provider(yfinance.download, max_retries=1)
         with pytest.raises(ProviderUnavailableError, match="Could not resolve host"):
             p.fetch_prices(["AAPL", "SPY"], START, END)
+
+
+def test_symbol_returns_of_the_recorded_real_path(warehouse):
+    """The real-data path end to end, offline: the recorded history fetch (made a year later, after
+    NVDA's split) stored as prices gives point-in-time total returns — AAPL's 4:1 split day is
+    4 × 129.04 / 499.23 − 1, not −74 %; NVDA's ex-dividend day includes its 0.16 — and replacing the
+    split and dividend days by the rows fetched on their own nights changes no return."""
+    from sigmasight_assets import calendar
+    from sigmasight_assets.pipelines.io import write_partitions
+    from sigmasight_assets.pipelines.returns import returns_frame
+
+    history = provider(Replay("actions_history"), today=lambda: HISTORY_FETCH)[0].fetch_prices(
+        ["AAPL", "NVDA", "AMZN"], H_START, H_END).frame
+    days = calendar.sessions(H_START, H_END)
+    write_partitions(warehouse, "prices", history, days[0], days[-1])
+    got = returns_frame(warehouse, days[1:], None).set_index(["date", "symbol"])
+    assert got.loc[(pd.Timestamp("2020-08-31"), "AAPL"), "total_return"] == pytest.approx(4 * 129.04 / 499.23 - 1,
+                                                                                           abs=1e-12)
+    nvda = traded("NVDA", H_START, H_END).set_index("date")["close"]
+    want = (nvda.loc["2020-08-27"] + 0.16) / nvda.loc["2020-08-26"] - 1
+    assert got.loc[(pd.Timestamp("2020-08-27"), "NVDA"), "total_return"] == pytest.approx(want, abs=1e-12)
+    assert (got["return_basis"] == "total").all() and got["total_return"].notna().all()
+    for case, day in (("actions_nightly_0827", date(2020, 8, 27)), ("actions_nightly_0831", date(2020, 8, 31))):
+        nightly = provider(Replay(case), today=lambda d=day: d)[0].fetch_prices(["AAPL", "NVDA", "AMZN"], day, day)
+        write_partitions(warehouse, "prices", nightly.frame, day, day)
+    again = returns_frame(warehouse, days[1:], None).set_index(["date", "symbol"])
+    pd.testing.assert_series_equal(again["total_return"], got["total_return"], check_exact=True)

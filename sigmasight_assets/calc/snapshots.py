@@ -10,9 +10,18 @@ session on):
 
 * multiplier ``m_i`` = 100 for ``OPTIONS`` (entry/exit prices are per-share premiums), 1 otherwise
   (``PUBLIC`` and ``PRIVATE``).
+* Splits: the ledger's quantity ``q_i`` is as of the entry date (its ``entry_price`` is the price as
+  traded that day). On ``D`` the position holds ``q_i(D) = q_i · F_i(D)`` shares, ``F_i(D)`` the
+  product of the split ratios of its symbol on the sessions ``t`` with ``entry_date < t ≤ D`` (a
+  split on the entry day is already in the entry price). A split therefore never shows as a loss.
+* Dividends are cash: on an ex-date ``t`` a position held at the previous close (``entry_date <
+  t`` and no exit before ``t``: ``exit_date`` empty or ``≥ t``) receives ``q_i(t) · dividend_t``
+  (per post-split share on a split day) — a long is credited, a short (negative quantity) debited.
+  ``dividends(D)`` is the day's total; options and private assets receive none.
 * ``cash(D) = Σ flows with date ≤ D``
   ``− Σ q_i · entry_price_i · m_i`` over positions with ``entry_date ≤ D``
-  ``+ Σ q_i · exit_price_i · m_i`` over positions with ``exit_date ≤ D``.
+  ``+ Σ q_i(exit) · exit_price_i · m_i`` over positions with ``exit_date ≤ D``
+  ``+ Σ dividends`` with ex-date ``≤ D``.
   Quantities are signed, so opening a short *adds* cash and closing it spends cash.
 * Deleted positions (``deleted`` true) are removed from the ledger entirely (cash included): a
   deleted row is a booking error, not a trade.
@@ -22,17 +31,25 @@ session on):
 * Active on ``D``: ``entry_date ≤ D`` and (``exit_date`` empty or ``exit_date > D``) and not
   deleted; an option with ``expiration < D`` is inactive. An expired option without an exit row is
   treated as expired worthless: its premium stays spent and no proceeds arrive.
-* Market value ``MV_i = q_i · price_i · m_i``. ``PUBLIC``/``OPTIONS`` use ``close`` on ``D`` (the
-  option's own OCC symbol), else the last close within ``stale_days`` sessions (``is_stale``),
+* Market value ``MV_i = q_i(P) · price_i · m_i``. ``PUBLIC``/``OPTIONS`` use ``close`` on ``D`` (the
+  option's own OCC symbol; ``P = D``), else the last close within ``stale_days`` sessions
+  (``is_stale``; ``P`` = that session, so a split after the stale close is not applied to it),
   else the position is *unpriced*: it has no MV, is not valued at 0, and is counted
-  (``unpriced_count``, ``is_partial``). ``PRIVATE`` uses ``manual_value`` (the total USD value of
-  the position, sign as given; NaN → unpriced).
-* ``equity(D) = cash(D) + Σ MV_i`` over priced active positions.
+  (``unpriced_count``, ``is_partial``). ``PRIVATE`` uses its dated marks (total USD value of the
+  position, sign as given): the last mark dated ``≤ D``, the entry cost ``q_i · entry_price_i``
+  before the first mark; a ``manual_value`` of the positions file is a mark dated at entry. A mark
+  dated after ``D`` never reaches ``D``.
+* ``equity(D) = cash(D) + Σ MV_i`` over active positions when every one is priced; NaN when some
+  active position is unpriced (``is_partial``): a partial sum is not the portfolio's equity, and
+  ``cumulative_pnl`` and every ratio built on equity (daily return, exposure_value, % of equity in
+  stress) are NaN with it.
 * ``long_exposure = Σ MV>0``, ``short_exposure = Σ MV<0`` (a negative number),
   ``gross_exposure = Σ |MV|``, ``net_exposure = Σ MV`` (priced positions only).
 * ``position_count`` counts active positions, priced or not; ``long_count`` / ``short_count``
   split them by the sign of the quantity (known even when the position is unpriced), so a long
   put is a long position; ``stale_count`` counts positions valued from an older close.
+  Exposures and concentration cover the priced positions (with ``is_partial`` set when some are
+  not).
 
 Daily P&L
 ---------
@@ -51,9 +68,10 @@ symbol are not merged) give ``hhi``, ``effective_positions_hhi = 1/hhi``, ``top3
 ``top10_weight`` (NaN when gross is 0 or there is no priced position).
 
 ``volatility_{21,63}d`` is the realised volatility of *the day's holdings* held over the last 21 /
-63 sessions ending at ``D`` (what the current book would have done), on the simple daily returns
-``r_i,t`` of ``returns_wide`` (a missing return stays missing). Only market-priced positions (``PUBLIC``/``OPTIONS`` priced on ``D``) take part:
-``PRIVATE`` marks have no return series. With ``w_i = MV_i / G`` (signed; ``G`` = their gross):
+63 sessions ending at ``D`` (what the current book would have done), on the daily total returns
+``r_i,t`` of ``returns_wide`` (``symbol_returns``; a missing return stays missing). Only
+market-priced positions (``PUBLIC``/``OPTIONS`` priced on ``D``) take part: ``PRIVATE`` marks have
+no return series. With ``w_i = MV_i / G`` (signed; ``G`` = their gross):
 
 * ``c_t = Σ_{i: r_i,t known} |w_i|`` — gross weight with a return on day ``t``;
 * ``r_p,t = Σ_{i: r_i,t known} w_i r_i,t / c_t`` if ``c_t ≥ 0.90`` else missing (renormalised
@@ -84,7 +102,7 @@ TRADING_DAYS_PER_YEAR = 252
 
 SNAPSHOT_COLUMNS = [
     "date", "portfolio_id", "equity", "cash", "long_exposure", "short_exposure", "gross_exposure",
-    "net_exposure", "daily_pnl", "daily_return", "cumulative_pnl", "cumulative_flows",
+    "net_exposure", "daily_pnl", "daily_return", "cumulative_pnl", "cumulative_flows", "dividends",
     "position_count", "long_count", "short_count", "unpriced_count", "stale_count", "is_partial",
     "has_stale", "hhi", "effective_positions_hhi", "top3_weight", "top10_weight", "volatility_21d",
     "volatility_63d",
@@ -135,6 +153,7 @@ class _Ledger:
     inv_class: np.ndarray
     qty: np.ndarray
     mult: np.ndarray
+    entry_price: np.ndarray
     cost: np.ndarray
     proceeds: np.ndarray
     entry: np.ndarray
@@ -187,6 +206,7 @@ class _Ledger:
             inv_class=inv_class.astype(object),
             qty=qty,
             mult=mult,
+            entry_price=col("entry_price"),
             cost=qty * col("entry_price") * mult,
             proceeds=qty * col("exit_price") * mult,
             entry=dcol("entry_date"),
@@ -203,6 +223,92 @@ class _Ledger:
     def bincount(self, weights: np.ndarray) -> np.ndarray:
         # float even with no position at all (np.bincount of empty weights returns int64 zeros)
         return np.bincount(self.pcode, weights=weights, minlength=self.n_portfolios).astype(float, copy=False)
+
+
+class _Actions:
+    """Split factors and dividend cash of every position from the sparse corporate actions.
+
+    ``pairs`` join each market position (PUBLIC; options and private assets have none) with the
+    actions of its symbol dated after its entry: ``F`` is the running product of the split ratios
+    (the position's factor on that date), ``cash`` the dividend it receives then (0 after its exit).
+    """
+
+    def __init__(self, ledger: "_Ledger", actions: pd.DataFrame | None):
+        self.n = ledger.qty.size
+        empty = np.empty(0, dtype=np.int64)
+        self.pi, self.t, self.split, self.cash = empty, np.empty(0, dtype="datetime64[ns]"), np.empty(0), np.empty(0)
+        if actions is None or len(actions) == 0 or self.n == 0:
+            return
+        split = pd.to_numeric(actions["split_ratio"], errors="coerce").to_numpy(dtype=float)
+        div = pd.to_numeric(actions["dividend"], errors="coerce").to_numpy(dtype=float)
+        # NaN = actions unknown (an adjusted close): nothing to apply.
+        split = np.where(np.isfinite(split) & (split > 0), split, 1.0)
+        div = np.where(np.isfinite(div) & (div > 0), div, 0.0)
+        keep = (split != 1.0) | (div > 0)
+        ev = pd.DataFrame({"symbol": actions["symbol"].astype(str).to_numpy(dtype=object)[keep],
+                           "t": _day_array(actions["date"])[keep], "split": split[keep], "div": div[keep]})
+        market = ~ledger.is_private & ~ledger.is_option
+        pos = pd.DataFrame({"i": np.flatnonzero(market), "symbol": ledger.symbol[market],
+                            "entry": ledger.entry[market]})
+        pairs = pos.merge(ev, on="symbol", how="inner")
+        pairs = pairs[pairs["t"] > pairs["entry"]].sort_values(["i", "t"], kind="mergesort", ignore_index=True)
+        if pairs.empty:
+            return
+        factor = pairs.groupby("i", sort=False)["split"].cumprod().to_numpy(dtype=float)
+        self.pi = pairs["i"].to_numpy(dtype=np.int64)
+        self.t = pairs["t"].to_numpy(dtype="datetime64[ns]")
+        self.split = pairs["split"].to_numpy(dtype=float)
+        exit_ = ledger.exit[self.pi]
+        held = np.isnat(exit_) | (self.t <= exit_)  # held at the previous close of the ex-date
+        self.cash = np.where(held, ledger.qty[self.pi] * factor * pairs["div"].to_numpy(dtype=float), 0.0)
+
+    def factor_at(self, dates: np.ndarray) -> np.ndarray:
+        """Per position, the product of its split ratios dated after entry and ≤ ``dates[i]`` (1 when
+        none; ``NaT`` → 1)."""
+        f = np.ones(self.n)
+        if self.pi.size:
+            m = self.t <= dates[self.pi]
+            np.multiply.at(f, self.pi[m], self.split[m])
+        return f
+
+    def dividends(self, day: np.datetime64, through: bool) -> np.ndarray:
+        """Per position, dividend cash dated ≤ ``day`` (``through``) or exactly on ``day``."""
+        out = np.zeros(self.n)
+        if self.pi.size:
+            m = (self.t <= day) if through else (self.t == day)
+            np.add.at(out, self.pi[m], self.cash[m])
+        return out
+
+
+class _Marks:
+    """Dated values of the private positions: the ledger's ``manual_value`` as a mark at entry, then
+    the marks of ``marks`` (a same-day mark of the file wins); before the first, the entry cost."""
+
+    def __init__(self, ledger: "_Ledger", marks: pd.DataFrame | None):
+        self.entry_cost = ledger.qty * ledger.entry_price
+        idx = np.flatnonzero(ledger.is_private & np.isfinite(ledger.manual_value))
+        parts = [(idx, ledger.entry[idx], ledger.manual_value[idx])]
+        if marks is not None and len(marks):
+            keys = pd.MultiIndex.from_arrays([ledger.portfolio_ids[ledger.pcode].astype(str), ledger.position_id])
+            mi = keys.get_indexer(pd.MultiIndex.from_arrays([marks["portfolio_id"].astype(str).to_numpy(),
+                                                             marks["position_id"].astype(str).to_numpy()]))
+            ok = mi >= 0
+            ok[ok] = ledger.is_private[mi[ok]]
+            parts.append((mi[ok], _day_array(marks["date"])[ok], marks["value"].to_numpy(dtype=float)[ok]))
+        i = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        t = np.concatenate([p[1] for p in parts]).astype("datetime64[ns]")
+        v = np.concatenate([p[2] for p in parts]).astype(float)
+        order = np.lexsort((np.arange(i.size), t, i))  # by position, date, then file marks after manual
+        self.i, self.t, self.v = i[order], t[order], v[order]
+        self.n = ledger.qty.size
+
+    def value_at(self, day: np.datetime64) -> np.ndarray:
+        """Per position, the last mark dated ≤ ``day``, else the entry cost."""
+        last = np.full(self.n, -1, dtype=np.int64)
+        m = np.flatnonzero(self.t <= day)
+        if m.size:
+            np.maximum.at(last, self.i[m], m)
+        return np.where(last >= 0, self.v[np.maximum(last, 0)] if self.v.size else np.nan, self.entry_cost)
 
 
 class _PriceTable:
@@ -233,7 +339,8 @@ class _PriceTable:
         return price, prow
 
 
-def _state(ledger: _Ledger, prices: _PriceTable, row: int, day: np.datetime64, flows_cum: np.ndarray):
+def _state(ledger: _Ledger, prices: _PriceTable, actions: _Actions, marks: _Marks, sessions: np.ndarray, row: int,
+           day: np.datetime64, flows_cum: np.ndarray):
     """Ledger state at one session: per-position activity/valuation and per-portfolio equity."""
     entered = ledger.entry <= day
     exited = ledger.exit <= day  # NaT compares False: never exited
@@ -245,22 +352,30 @@ def _state(ledger: _Ledger, prices: _PriceTable, row: int, day: np.datetime64, f
         flows_cum
         - ledger.bincount(np.where(entered, ledger.cost, 0.0))
         + ledger.bincount(np.where(exited, ledger.proceeds, 0.0))
+        + ledger.bincount(actions.dividends(day, through=True))
     )
     price = np.full(ledger.qty.size, np.nan)
     prow = np.full(ledger.qty.size, np.nan)
     market = active & ~ledger.is_private
     price[market], prow[market] = prices.at(row, market)
-    mv = ledger.qty * price * ledger.mult
+    # Shares held as of the close that values the position (a stale close predates later splits).
+    price_day = np.full(ledger.qty.size, _NAT)
+    have = ~np.isnan(prow)
+    price_day[have] = sessions[prow[have].astype(np.int64)]
+    qty = ledger.qty * actions.factor_at(np.where(have, price_day, np.datetime64(day, "ns")))
+    mv = qty * price * ledger.mult
     private = active & ledger.is_private
-    mv[private] = ledger.manual_value[private]
+    mv[private] = marks.value_at(day)[private]
     with np.errstate(divide="ignore", invalid="ignore"):
-        price[private] = ledger.manual_value[private] / ledger.qty[private]
+        price[private] = mv[private] / ledger.qty[private]
     priced = active & np.isfinite(mv)
     mv_priced = np.where(priced, mv, 0.0)
-    equity = cash + ledger.bincount(mv_priced)
     unpriced = ledger.bincount((active & ~priced).astype(float))
-    return dict(active=active, priced=priced, mv=mv, mv_priced=mv_priced, price=price, prow=prow,
-                cash=cash, equity=equity, unpriced=unpriced, market=market)
+    # An unpriced position makes the equity unknown: never "cash + the priced part".
+    equity = np.where(unpriced > 0, np.nan, cash + ledger.bincount(mv_priced))
+    dividends = ledger.bincount(actions.dividends(day, through=False))
+    return dict(active=active, priced=priced, mv=mv, mv_priced=mv_priced, price=price, prow=prow, qty=qty,
+                cash=cash, equity=equity, unpriced=unpriced, market=market, dividends=dividends)
 
 
 def _volatility(
@@ -315,6 +430,8 @@ def compute_snapshots(
     days,
     stale_days: int = 5,
     returns_wide: pd.DataFrame | None = None,
+    actions: pd.DataFrame | None = None,
+    marks: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Portfolio snapshots and position valuations for a set of days (ledger model in module doc).
 
@@ -340,9 +457,16 @@ def compute_snapshots(
     stale_days : int, default 5
         Largest look-back, in sessions, of a stale close.
     returns_wide : DataFrame, optional
-        Simple daily returns by session (index, ascending) × symbol, NaN missing, for the
+        Daily total returns by session (index, ascending) × symbol, NaN missing, for the
         volatility columns (63 sessions ending at each day for a full window). Without it, or for
         a day missing from its index, volatilities are NaN.
+    actions : DataFrame, optional
+        ``date, symbol, dividend, split_ratio``: the corporate actions of the held symbols (rows
+        without one, and NaN "actions unknown", are ignored). Must hold every action dated after
+        the earliest entry up to the last day; without it no split or dividend is applied.
+    marks : DataFrame, optional
+        ``portfolio_id, position_id, date, value``: dated marks of PRIVATE positions (total USD
+        value); marks of other positions are ignored.
 
     Returns
     -------
@@ -363,6 +487,10 @@ def compute_snapshots(
     ledger = _Ledger.build(portfolios, positions, flows)
     prices = _PriceTable(close_wide.set_axis(sessions, axis=0), ledger.symbol, stale_days)
     session_np = sessions.to_numpy(dtype="datetime64[ns]")
+    acts = _Actions(ledger, actions)
+    # Exit proceeds are per share as traded on the exit day: the quantity then includes the splits.
+    ledger.proceeds = ledger.proceeds * acts.factor_at(ledger.exit)
+    book_marks = _Marks(ledger, marks)
 
     returns = ret_col = ret_sessions = None
     if returns_wide is not None:
@@ -386,13 +514,13 @@ def compute_snapshots(
     for day, row in zip(days, day_rows):
         d64 = session_np[row]
         fc = flows_cum(d64)
-        st = _state(ledger, prices, row, d64, fc)
+        st = _state(ledger, prices, acts, book_marks, session_np, row, d64, fc)
         light_cache[row] = (st["equity"], st["unpriced"] > 0, fc)
         if row > 0:
             if row - 1 not in light_cache:
                 p64 = session_np[row - 1]
                 pfc = flows_cum(p64)
-                pst = _state(ledger, prices, row - 1, p64, pfc)
+                pst = _state(ledger, prices, acts, book_marks, session_np, row - 1, p64, pfc)
                 light_cache[row - 1] = (pst["equity"], pst["unpriced"] > 0, pfc)
             eq_prev, partial_prev, fc_prev = light_cache[row - 1]
         else:
@@ -430,6 +558,7 @@ def compute_snapshots(
                     "daily_return": ret,
                     "cumulative_pnl": st["equity"] - fc,
                     "cumulative_flows": fc,
+                    "dividends": st["dividends"],
                     "position_count": cnt(active),
                     "long_count": cnt(active & (ledger.qty > 0)),
                     "short_count": cnt(active & (ledger.qty < 0)),
@@ -455,7 +584,7 @@ def compute_snapshots(
                     "position_id": ledger.position_id[ai],
                     "symbol": ledger.symbol[ai],
                     "investment_class": ledger.inv_class[ai],
-                    "quantity": ledger.qty[ai],
+                    "quantity": st["qty"][ai],
                     "price": st["price"][ai],
                     "price_date": price_date,
                     "multiplier": ledger.mult[ai],

@@ -17,12 +17,15 @@ from .common import (BACKFILL_HINT, DATABASE_URL_HELP, PROGRESS_HELP, day, first
 @click.command("load-portfolios")
 @click.argument("positions", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--flows", type=click.Path(dir_okay=False, path_type=Path), help="Capital flows CSV.")
+@click.option("--marks", type=click.Path(dir_okay=False, path_type=Path),
+              help="Private marks CSV: portfolio_id, position_id or symbol, date, value (dated values of PRIVATE "
+                   "positions; replaces the stored marks of the portfolios in the files).")
 @click.option("--sample", is_flag=True, help="Load the sample portfolios shipped with the package.")
 @click.option("--database-url", envvar="SIGMASIGHT_DATABASE_URL", help=DATABASE_URL_HELP)
 @click.option("--progress/--no-progress", default=None, help=PROGRESS_HELP)
 def load_portfolios(positions: Path | None, flows: Path | None, sample: bool, database_url: str | None,
-                    progress: bool | None = None) -> None:
-    """Validate a positions CSV (and capital flows CSV) and load it into the warehouse.
+                    progress: bool | None = None, marks: Path | None = None) -> None:
+    """Validate a positions CSV (and capital flows and private marks CSVs) and load it into the warehouse.
 
     Every problem is reported with file, row and field; if there is any, nothing is loaded (exit
     code 2). After loading, a validation report: positions by portfolio and class, and warnings —
@@ -39,11 +42,13 @@ def load_portfolios(positions: Path | None, flows: Path | None, sample: bool, da
     with progress_bar(4, "load-portfolios", progress) as bar:
         bar.set_postfix_str("reading the warehouse")
         wh = open_warehouse(database_url)
-        already = set(read_ledger(wh)[0]["portfolio_id"])
+        stored_books, stored_positions, _ = read_ledger(wh)
+        already = set(stored_books["portfolio_id"])
         bar.update()
         bar.set_postfix_str(f"validating {positions.name}")
         try:
-            ledger = parse_ledger(positions, flows, already_loaded=already)
+            ledger = parse_ledger(positions, flows, already_loaded=already, marks_path=marks,
+                                  stored_positions=stored_positions)
         except LedgerValidationError as exc:
             bar.close()
             click.echo(str(exc), err=True)
@@ -58,6 +63,7 @@ def load_portfolios(positions: Path | None, flows: Path | None, sample: bool, da
     click.echo(
         f"loaded {counts['portfolios']} portfolio(s), {counts['positions']} position(s), "
         f"{counts['capital_flows']} capital flow(s) from {positions}"
+        + (f", {counts['private_marks']} private mark(s) from {marks}" if marks is not None else "")
     )
     click.echo(report)
 
@@ -118,8 +124,9 @@ def ledger_report(wh, books: pd.DataFrame, pos: pd.DataFrame) -> str:
                 f"positions entered before the warehouse's first symbol_universe partition ({day(first)}): {detail} — "
                 f"their history is not computed until it is backfilled; {BACKFILL_HINT}")
     if private:
-        warnings.append(f"{len(private)} private asset(s), valued at their manual value and never sent to a market "
-                        f"data provider: {short_list(private)}")
+        warnings.append(f"{len(private)} private asset(s), valued at their last mark on or before each day (manual_value "
+                        f"= a mark at entry; entry cost before the first) and never sent to a market data provider: "
+                        f"{short_list(private)}")
     if expired:
         warnings.append(f"{len(expired)} option(s) past expiration (inactive, never fetched): {short_list(expired)}")
     if warnings:

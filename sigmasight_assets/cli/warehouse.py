@@ -49,13 +49,20 @@ def version(database_url: str | None) -> None:
 
 @warehouse.command("upgrade")
 @click.option("--database-url", envvar="SIGMASIGHT_DATABASE_URL", help=DATABASE_URL_HELP)
-def upgrade(database_url: str | None) -> None:
+@click.option("--rebuild-market-data", is_flag=True,
+              help="For an upgrade that cannot carry stored prices over (version 3: prices before corporate "
+                   "actions): delete prices and every table computed from them (the ledger is kept); backfill "
+                   "afterwards.")
+def upgrade(database_url: str | None, rebuild_market_data: bool = False) -> None:
     """Upgrade the warehouse in place to this code's schema version (one transaction)."""
     from ..warehouse import Warehouse
-    from ..warehouse.versions import CURRENT_VERSION, upgrade as run_upgrade
+    from ..warehouse.versions import CURRENT_VERSION, WarehouseSchemaError, upgrade as run_upgrade
 
     wh = Warehouse(database_url or config.database_url())
-    steps = run_upgrade(wh.engine)
+    try:
+        steps = run_upgrade(wh.engine, rebuild_market_data=rebuild_market_data)
+    except WarehouseSchemaError as exc:
+        raise click.ClickException(str(exc)) from None
     if not steps:
         click.echo(f"warehouse is at schema version {CURRENT_VERSION}: nothing to do")
         return
@@ -63,7 +70,29 @@ def upgrade(database_url: str | None) -> None:
         click.echo(f"version {step.version}: {step.description}")
         for op in step.operations:
             click.echo(f"  {op.describe()}")
+    filled = _fill_symbol_returns(wh)
+    if filled:
+        click.echo(f"  symbol_returns computed from the stored prices: {filled:,} rows")
     click.echo(f"warehouse upgraded to schema version {CURRENT_VERSION}")
+
+
+def _fill_symbol_returns(wh) -> int:
+    """Compute ``symbol_returns`` for the stored prices when the table is new (a warehouse whose prices
+    already carried corporate actions): every return-based asset reads it, so history stays usable."""
+    from sqlalchemy import func, select
+
+    from .. import calendar
+    from ..pipelines.returns import store_symbol_returns
+
+    prices, rets = wh.table("prices"), wh.table("symbol_returns")
+    with wh.engine.connect() as conn:
+        if conn.execute(select(func.count()).select_from(rets)).scalar():
+            return 0
+        lo, hi = conn.execute(select(func.min(prices.c.date), func.max(prices.c.date))).one()
+    if lo is None:
+        return 0
+    days = calendar.sessions(lo, hi)
+    return store_symbol_returns(wh, days, None).written if len(days) else 0
 
 
 @warehouse.command("grant")

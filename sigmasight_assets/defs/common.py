@@ -56,6 +56,12 @@ def lookback(asset, n_returns: int) -> AssetDep:
     return AssetDep(asset, partition_mapping=TimeWindowPartitionMapping(start_offset=-n_returns))
 
 
+def returns_window(asset, n_returns: int) -> AssetDep:
+    """Lineage of a window of ``n_returns`` daily returns of ``asset`` (``symbol_returns``, one return
+    per partition): day D reads D-(n-1)..D."""
+    return AssetDep(asset, partition_mapping=TimeWindowPartitionMapping(start_offset=-(n_returns - 1)))
+
+
 def run_days(context) -> pd.DatetimeIndex:
     """The partition days of this run (one day nightly, a range in a backfill run)."""
     return partition_days(context.partition_keys)

@@ -13,8 +13,8 @@ from ..calc.factors import COV_CLIP, COV_LAMBDA, COV_MIN_OBS, COV_WINDOW, FACTOR
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
-from .common import BACKFILL_POLICY, OWNER, lookback, md_table, range_metadata, run_days, table_metadata
-from .market_assets import prices
+from .common import BACKFILL_POLICY, OWNER, md_table, range_metadata, returns_window, run_days, table_metadata
+from .market_assets import symbol_returns
 from .partitions import trading_days
 from .resources import WarehouseResource
 from .symbol_regressions import GROUP
@@ -23,7 +23,7 @@ from .symbol_regressions import GROUP
 @asset(
     partitions_def=trading_days,
     backfill_policy=BACKFILL_POLICY,
-    deps=[lookback(prices, COV_WINDOW)],
+    deps=[returns_window(symbol_returns, COV_WINDOW)],
     group_name=GROUP,
     kinds={"pandas", "numpy", "sql"},
     owners=[OWNER],
@@ -37,7 +37,7 @@ from .symbol_regressions import GROUP
                        description=f"Every partition day has a matrix (needs ≥ {COV_MIN_OBS} complete ETF returns)."),
     ],
     description=(
-        f"EWMA (λ = {COV_LAMBDA}) covariance and correlation of the daily returns of {', '.join(FACTOR_ETFS)} "
+        f"EWMA (λ = {COV_LAMBDA}) covariance and correlation of the daily total returns (`symbol_returns`) of {', '.join(FACTOR_ETFS)} "
         f"over the last {COV_WINDOW} returns as of the day (not as of today); off-diagonal correlations "
         f"clipped to ±{COV_CLIP} with PSD repair; fewer than {COV_MIN_OBS} observations → no rows. Full matrix, "
         "64 rows per day (both orders)."

@@ -36,7 +36,7 @@ DEFAULT_GRACE_MINUTES = 120
 NIGHTLY_HOUR = 21
 
 NIGHTLY_ASSETS = [AssetKey(k) for k in (
-    "symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
+    "symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
     "factor_covariance", "symbol_metrics", "portfolio_snapshots", "correlations", "aggregated_exposures",
     "stress_results")]
 

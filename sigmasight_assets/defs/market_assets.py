@@ -1,4 +1,5 @@
-"""Market-data assets: the ledger source, ``symbol_universe``, ``prices``, ``daily_valuations``."""
+"""Market-data assets: the ledger source, ``symbol_universe``, ``prices``, ``daily_valuations``,
+``symbol_returns``."""
 
 
 import hashlib
@@ -29,10 +30,11 @@ from ..calc.universe import LOOKAHEAD_SESSIONS
 from ..calc.week52 import WEEK52_MIN_OBS, WEEK52_SESSIONS
 from ..market_data.base import ProviderUnavailableError
 from ..pipelines import market
+from ..pipelines import returns as returns_pipeline
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, md_table, range_metadata, reasons_summary, run_days,
-                     scope_symbols, table_metadata)
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, lookback, md_table, range_metadata, reasons_summary,
+                     run_days, scope_symbols, table_metadata)
 from .partitions import trading_days
 from .resources import MarketDataResource, WarehouseResource
 
@@ -65,7 +67,7 @@ GROUP = "market_data"
             group_name=GROUP,
             description=(
                 "The portfolio ledger as loaded by `sigmasight load-portfolios`: tables `portfolios`, "
-                "`positions` and `capital_flows`. Unpartitioned; its data version changes whenever a "
+                "`positions`, `capital_flows` and `private_marks`. Unpartitioned; its data version changes whenever a "
                 "ledger is (re)loaded, which is what the onboarding sensors react to."
             ),
             owners=[OWNER],
@@ -77,13 +79,15 @@ GROUP = "market_data"
 def portfolios(warehouse: WarehouseResource):
     wh = warehouse.get()
     books, pos, flows = read_ledger(wh)
+    marks = wh.read("private_marks", key_column="portfolio_id")
     digest = hashlib.sha256()
-    for frame in (books.drop(columns=["loaded_at"], errors="ignore"), pos, flows):
+    for frame in (books.drop(columns=["loaded_at"], errors="ignore"), pos, flows, marks):
         digest.update(pd.util.hash_pandas_object(frame.sort_index(axis=1), index=False).to_numpy().tobytes())
     yield ObserveResult(
         asset_key="portfolios",
         data_version=DataVersion(f"{len(books)}p-{len(pos)}pos-{digest.hexdigest()[:16]}"),
-        metadata={"portfolios": len(books), "positions": len(pos), "capital_flows": len(flows)},
+        metadata={"portfolios": len(books), "positions": len(pos), "capital_flows": len(flows),
+                  "private_marks": len(marks)},
     )
 
 
@@ -274,5 +278,64 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
             AssetCheckResult(check_name="week52_consistent", passed=bool((both["week52_low"] <= both["week52_high"]).all())),
             AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
                              severity=AssetCheckSeverity.WARN, metadata={"failure_rate": float(failure_rate)}),
+        ],
+    )
+
+
+@asset(
+    partitions_def=trading_days,
+    backfill_policy=BACKFILL_POLICY,
+    # Day D reads prices of the previous session and D (one return needs two closes).
+    deps=[lookback(prices, 1)],
+    group_name=GROUP,
+    kinds={"pandas", "sql"},
+    owners=[OWNER],
+    metadata={**table_metadata(tables.symbol_returns), "grain": "symbol × day"},
+    check_specs=[
+        AssetCheckSpec("one_row_per_symbol_day", asset="symbol_returns", description="No duplicate (date, symbol) rows."),
+        AssetCheckSpec("return_coverage", asset="symbol_returns",
+                       description=f"Share of symbol-days with a price that have a return (warn below {COVERAGE_WARN:.0%}); "
+                                   "a missing previous close leaves the return missing, never 0."),
+        AssetCheckSpec("one_basis_per_symbol", asset="symbol_returns",
+                       description="No symbol mixes total and adjusted returns within the run (a provider that "
+                                   "switched between as-traded and adjusted closes; warn)."),
+    ],
+    description=(
+        "Point-in-time daily total return per symbol × day with a price: r_D = split_ratio_D × (close_D + "
+        "dividend_D) / close_(D−1) − 1 on the as-traded close of `prices` (D−1 the previous trading day; a "
+        "dividend on a split day is per post-split share). Computed from the two days' rows only, so a "
+        "nightly run and a backfill agree and a later corporate action never changes a stored day. "
+        "`return_basis` is `total`, or `adjusted` when the provider knew only an adjusted close; a missing "
+        "price on either day leaves `total_return` NULL (counted), never 0. Every return-based analytic "
+        "reads this table."
+    ),
+)
+def symbol_returns(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, scope = run_days(context), scope_symbols(config)
+    res = returns_pipeline.store_symbol_returns(warehouse.get(), days, scope)
+    coverage = 1.0 - res.missing / res.written if res.written else 1.0
+    mixed = res.mixed_basis
+    context.log.info(f"symbol_returns: {res.written} rows for {len(res.symbols)} symbols; {res.missing} without a "
+                     f"return; basis {res.basis}; {res.splits} split(s), {res.dividends} dividend(s)")
+    return MaterializeResult(
+        metadata={
+            **range_metadata(days),
+            "rows": res.written,
+            "symbols": len(res.symbols),
+            "missing_returns": res.missing,
+            "coverage": float(coverage),
+            "basis": MetadataValue.json(res.basis),
+            "splits": res.splits,
+            "dividends": res.dividends,
+            "scope": ", ".join(scope) if scope else "all symbols",
+            "preview": md_table(res.last.sort_values("symbol")),
+        },
+        check_results=[
+            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not res.duplicated),
+            AssetCheckResult(check_name="return_coverage", passed=coverage >= COVERAGE_WARN,
+                             severity=AssetCheckSeverity.WARN,
+                             metadata={"coverage": float(coverage), "missing": res.missing}),
+            AssetCheckResult(check_name="one_basis_per_symbol", passed=not mixed, severity=AssetCheckSeverity.WARN,
+                             metadata={"mixed": ", ".join(mixed[:20])}),
         ],
     )

@@ -33,8 +33,8 @@ from ..pipelines import portfolio as pipeline
 from ..pipelines.windows import window_reader
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
-from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, lookback, md_table, range_metadata, run_days,
-                     scope_portfolios, table_metadata)
+from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, lookback, md_table, range_metadata,
+                     returns_window, run_days, scope_portfolios, table_metadata)
 from .partitions import trading_days
 from .resources import WarehouseResource
 
@@ -61,18 +61,23 @@ def _spec(key: AssetKey, deps: list, table, grain: str, description: str) -> Ass
 
 SPECS = [
     # Dagster allows one partition mapping per upstream key in a multi-asset, so both snapshots (63
-    # sessions of volatility) and correlations (90) declare the wider prices window.
-    _spec(SNAP, ["portfolios", lookback("prices", CORR_WINDOW)], tables.portfolio_snapshots, "portfolio × day",
-          "One row per portfolio per trading day, a pure function of the ledger (positions, capital flows) "
-          "and prices on the day and the previous session — never an earlier snapshot, so any day can be "
-          "computed alone. Equity, cash, long/short/gross/net exposure, daily and cumulative P&L and flows, "
+    # sessions of volatility) and correlations (90) declare the wider returns window. Snapshots value
+    # positions with the close of the day (or a stale one within 5 sessions) and the previous session.
+    _spec(SNAP, ["portfolios", lookback("prices", pipeline.STALE_SESSIONS + 1),
+                 returns_window("symbol_returns", CORR_WINDOW)], tables.portfolio_snapshots, "portfolio × day",
+          "One row per portfolio per trading day, a pure function of the ledger (positions, capital flows, "
+          "private marks), prices on the day and the previous session and the corporate actions since entry — "
+          "never an earlier snapshot, so any day can be computed alone. Quantities include every split after "
+          "entry (a split is never a loss); dividends are cash on the ex-date (credited to longs, debited from "
+          "shorts; `dividends`). Equity, cash, long/short/gross/net exposure, daily and cumulative P&L and flows, "
           "counts (positions, long, short, unpriced, stale), partial/stale flags, gross-weight concentration "
           f"(HHI, effective positions 1/HHI, top-3/top-10) and the day's holdings' realised volatility over 21 and {pipeline.VOL_WINDOW} "
-          "sessions. Options ×100, private assets at their manual value, shorts negative, unpriced "
-          "positions reported (never valued at 0)."),
-    _spec(CORR, ["portfolios", lookback("prices", CORR_WINDOW), SNAP], tables.correlations, "portfolio × day",
+          "sessions (on `symbol_returns`). Options ×100, private assets at their last mark on or before the day "
+          "(entry cost before the first), shorts negative; an unpriced position makes equity and every ratio "
+          "on it NULL (`is_partial`, `unpriced_count`), never valued at 0."),
+    _spec(CORR, ["portfolios", returns_window("symbol_returns", CORR_WINDOW), SNAP], tables.correlations, "portfolio × day",
           f"Per portfolio: PUBLIC positions with |MV| ≥ ${CORR_MIN_VALUE:,.0f} and ≥ {CORR_MIN_WEIGHT:.0%} of gross; "
-          f"Pearson correlation of log returns over {CORR_WINDOW} sessions on pairwise complete cases (≥ "
+          f"Pearson correlation of log(1 + total return) (`symbol_returns`) over {CORR_WINDOW} sessions on pairwise complete cases (≥ "
           f"{CORR_MIN_OVERLAP} overlapping days), PSD repair by eigenvalue clipping; the matrix stored "
           "compactly (JSON upper triangle, one row per portfolio-day) with the value-weighted average "
           "correlation and the correlation-adjusted effective number of positions."),
@@ -91,7 +96,9 @@ SPECS = [
 ]
 
 CHECKS = [
-    AssetCheckSpec("equity_finite", asset=SNAP, description="Equity is finite for every portfolio-day."),
+    AssetCheckSpec("equity_finite", asset=SNAP,
+                   description="Equity is finite for every portfolio-day without an unpriced position, and NULL "
+                               "exactly when one is unpriced (is_partial)."),
     AssetCheckSpec("gross_ge_abs_net", asset=SNAP, description="Gross exposure ≥ |net exposure|."),
     AssetCheckSpec("matrices_psd", asset=CORR,
                    description="Stored correlation matrices are PSD after repair; average correlation in [−1, 1]."),
@@ -148,6 +155,9 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
             "partial_portfolio_days": c.get("partial_portfolio_days", 0),
             "unpriced_positions_latest": int(totals.last_day.get("unpriced_positions", 0)),
             "total_equity_latest": float(totals.last_day.get("total_equity", 0.0)),
+            "total_equity_latest_note": "sum over portfolios without an unpriced position",
+            "dividends_latest": float(totals.last_day.get("dividends", 0.0)),
+            "dividend_portfolio_days": c.get("dividend_portfolio_days", 0),
             "preview": md_table(preview),
         })
         checks = [

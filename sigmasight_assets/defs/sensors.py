@@ -64,7 +64,7 @@ from .jobs import daily_graph_job, remove_portfolios_job
 from .resources import WarehouseResource
 
 # Symbol-level assets that take ``ScopeConfig`` (factor_covariance is market-wide, never scoped).
-SYMBOL_ASSET_NAMES = ("symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors",
+SYMBOL_ASSET_NAMES = ("symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors",
                       "spread_factors", "symbol_metrics")
 SYMBOL_ASSETS = [AssetKey(n) for n in SYMBOL_ASSET_NAMES]
 PORTFOLIO_ASSETS = [AssetKey(n) for n in PORTFOLIO_TABLES]
@@ -202,7 +202,7 @@ def new_symbol_sensor(context: SensorEvaluationContext, warehouse: WarehouseReso
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Recomputes the history of new portfolios or of those whose ledger changed (fingerprint of their "
-        "positions and capital flows), and only theirs: a scoped symbol-level run for any of their symbols "
+        "positions, capital flows and private marks), and only theirs: a scoped symbol-level run for any of their symbols "
         "missing from the stored symbol_universe first, then portfolio_analytics runs scoped to those books "
         f"(run config portfolio_ids) from their first ledger date to the latest partition, at most "
         f"{PARTITIONS_PER_RUN} partitions per run. A portfolio removed from the ledger gets its rows deleted "
@@ -213,7 +213,8 @@ def new_symbol_sensor(context: SensorEvaluationContext, warehouse: WarehouseReso
 def portfolio_ledger_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
     wh = warehouse.get()
     books, positions, flows = read_ledger(wh)
-    fps = ledger_fingerprints(books, positions, flows)
+    marks = wh.read("private_marks", key_column="portfolio_id")
+    fps = ledger_fingerprints(books, positions, flows, marks)
     first_tick = not context.cursor
     state = json.loads(context.cursor) if context.cursor else {"fingerprints": {}, "waiting": None}
     first, latest = universe_bounds(wh)

@@ -13,9 +13,9 @@ from ..calc.metrics import METRICS_WINDOW
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
-from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, lookback, md_table, range_metadata, run_days, scope_symbols,
-                     table_metadata)
-from .market_assets import daily_valuations, prices, symbol_universe
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, md_table, range_metadata, returns_window, run_days,
+                     scope_symbols, table_metadata)
+from .market_assets import daily_valuations, prices, symbol_returns, symbol_universe
 from .partitions import trading_days
 from .resources import WarehouseResource
 from .symbol_regressions import GROUP, ridge_factors, spread_factors, symbol_betas
@@ -26,7 +26,7 @@ PREVIEW_COLUMNS = ["symbol", "close", "return_1d", "return_ytd", "volatility_63d
 @asset(
     partitions_def=trading_days,
     backfill_policy=BACKFILL_POLICY,
-    deps=[symbol_universe, lookback(prices, METRICS_WINDOW), daily_valuations, symbol_betas, ridge_factors,
+    deps=[symbol_universe, prices, returns_window(symbol_returns, METRICS_WINDOW), daily_valuations, symbol_betas, ridge_factors,
           spread_factors],
     group_name=GROUP,
     kinds={"pandas", "sql"},
@@ -37,8 +37,9 @@ PREVIEW_COLUMNS = ["symbol", "close", "return_1d", "return_ytd", "volatility_63d
         AssetCheckSpec("volatility_non_negative", asset="symbol_metrics", description="Realised volatilities are ≥ 0."),
     ],
     description=(
-        "The denormalised per-symbol daily view: returns over 1 day, month-to-date, year-to-date, 1 month "
-        "(21 sessions), 3 months (63), 1 year (252); realised volatility over 21 and 63 sessions "
+        "The denormalised per-symbol daily view: total returns (compounded from `symbol_returns`; missing when "
+        "a daily return of the span is) over 1 day, month-to-date, year-to-date, 1 month "
+        "(21 sessions), 3 months (63), 1 year (252); the day's close; realised volatility over 21 and 63 sessions "
         "(annualised, √252); the day's valuation fields; and every factor beta side by side "
         "(`beta_<factor>`). One row per public symbol × day."
     ),

@@ -29,8 +29,9 @@ from ..calc.factors import (
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
-from .common import BACKFILL_POLICY, OWNER, ScopeConfig, lookback, md_table, range_metadata, run_days, scope_symbols, table_metadata
-from .market_assets import daily_valuations, prices, symbol_universe
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, md_table, range_metadata, returns_window, run_days,
+                     scope_symbols, table_metadata)
+from .market_assets import daily_valuations, symbol_returns, symbol_universe
 from .partitions import trading_days
 from .resources import WarehouseResource
 
@@ -90,8 +91,8 @@ def _result(days, totals: pipeline.RegressionTotals, scope, params: dict) -> Mat
 
 @asset(**_asset_kwargs(
     tables.symbol_betas,
-    [symbol_universe, lookback(prices, BETA_WINDOW), daily_valuations],
-    "Market beta (OLS with intercept of the symbol's daily simple returns on SPY's), IR beta (same on "
+    [symbol_universe, returns_window(symbol_returns, BETA_WINDOW), daily_valuations],
+    "Market beta (OLS with intercept of the symbol's point-in-time daily total returns, `symbol_returns`, on SPY's), IR beta (same on "
     f"TLT) over the last {BETA_WINDOW} returns ending on the day (min {BETA_MIN_OBS} complete cases, "
     f"beta capped to ±{BETA_CAP:g}; `intercept` is the fitted daily intercept), and the provider's "
     "published beta from `daily_valuations`. One row per symbol × day × factor (`market`, `ir`, `provider`).",
@@ -106,7 +107,7 @@ def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse:
 
 @asset(**_asset_kwargs(
     tables.ridge_factors,
-    [symbol_universe, lookback(prices, RIDGE_WINDOW)],
+    [symbol_universe, returns_window(symbol_returns, RIDGE_WINDOW)],
     "Ridge style factor betas: the symbol's returns on VTV (value), VUG (growth), MTUM (momentum), QUAL "
     f"(quality), IWM (size), USMV (low_volatility) over {RIDGE_WINDOW} returns (min {RIDGE_MIN_OBS}); "
     f"regressors standardised (population sd), intercept unpenalised, penalty {RIDGE_ALPHA:g} on the "
@@ -123,7 +124,7 @@ def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse
 
 @asset(**_asset_kwargs(
     tables.spread_factors,
-    [symbol_universe, lookback(prices, SPREAD_WINDOW)],
+    [symbol_universe, returns_window(symbol_returns, SPREAD_WINDOW)],
     "Spread factor betas: one univariate OLS with intercept per spread return — "
     + ", ".join(f"{k} ({a}−{b})" for k, (a, b) in SPREAD_DEFINITIONS.items())
     + f" — over {SPREAD_WINDOW} returns (min {SPREAD_MIN_OBS}), capped ±{BETA_CAP:g}, each with its own r².",

@@ -5,6 +5,7 @@ returned statistics into metadata and check results.
 
 * ``windows`` — the one reader of price and return windows (shared by every pipeline of a run);
 * ``market`` — the symbol universe, provider fetches and the market-data tables;
+* ``returns`` — ``symbol_returns``, the point-in-time total returns every return-based analytic reads;
 * ``symbols`` — symbol analytics: betas, ridge and spread factors, factor covariance, metrics;
 * ``portfolio`` — portfolio analytics in bounded batches of days and portfolios, scoped or whole;
 * ``io`` — the validated write (pandera, then delete-then-insert in one transaction).

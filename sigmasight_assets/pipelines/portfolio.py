@@ -79,6 +79,7 @@ class Book:
     positions: pd.DataFrame  # not deleted
     flows: pd.DataFrame
     scenarios: object  # scenarios.ScenarioSet
+    marks: pd.DataFrame | None = None  # private_marks
 
     @property
     def portfolio_ids(self) -> list[str]:
@@ -111,9 +112,11 @@ def read_book(wh, scenarios, portfolio_ids: list[str] | None = None) -> Book:
     positions = wh.read("positions", keys=portfolio_ids, key_column="portfolio_id", columns=POSITION_COLUMNS)
     flows = wh.read("capital_flows", keys=portfolio_ids, key_column="portfolio_id",
                     columns=["portfolio_id", "date", "amount"])
+    marks = wh.read("private_marks", keys=portfolio_ids, key_column="portfolio_id",
+                    columns=["portfolio_id", "position_id", "date", "value"])
     if len(positions):
         positions = positions[~positions["deleted"].astype(bool)].reset_index(drop=True)
-    return Book(books, positions, flows, scenarios)
+    return Book(books, positions, flows, scenarios, marks)
 
 
 def read_book_index(wh, portfolio_ids: list[str] | None = None) -> BookIndex:
@@ -179,7 +182,10 @@ def _collect(totals: Totals, frames: dict[str, pd.DataFrame], last_day, active_i
         s = frames[SNAP]
         totals.ids[SNAP].update(s["portfolio_id"].astype(str))
         eq = s["equity"].to_numpy(dtype=float)
-        totals.count("non_finite_equity", (~np.isfinite(eq)).sum())
+        partial = s["is_partial"].astype(bool).to_numpy()
+        # NaN equity is the rule for a partial portfolio-day; anything else non-finite is a defect.
+        totals.count("non_finite_equity", (np.isfinite(eq) == partial).sum())
+        totals.count("dividend_portfolio_days", (s["dividends"].fillna(0.0) != 0).sum())
         totals.count("gross_lt_abs_net", (~(s["gross_exposure"] + 1e-6 >= s["net_exposure"].abs())).sum())
         totals.count("partial_portfolio_days", s["is_partial"].astype(bool).sum())
     if CORR in frames:
@@ -210,8 +216,9 @@ def _collect(totals: Totals, frames: dict[str, pd.DataFrame], last_day, active_i
         s = s[s["date"] == last_day]
         totals.last_day["unpriced_positions"] = totals.last_day.get("unpriced_positions", 0) + float(s["unpriced_count"].sum())
         totals.last_day["total_equity"] = totals.last_day.get("total_equity", 0.0) + float(s["equity"].sum())
+        totals.last_day["dividends"] = totals.last_day.get("dividends", 0.0) + float(s["dividends"].sum())
         totals.keep_preview(SNAP, s[["portfolio_id", "equity", "gross_exposure", "net_exposure", "daily_pnl",
-                                     "daily_return", "position_count", "unpriced_count", "volatility_63d"]],
+                                     "daily_return", "dividends", "position_count", "unpriced_count", "volatility_63d"]],
                             "equity", ascending=False)
     if CORR in frames:
         c = frames[CORR]
@@ -236,21 +243,43 @@ class Market:
     """A chunk's market inputs, shared by its batches."""
 
     close: pd.DataFrame  # sessions × market symbols
-    returns: pd.DataFrame  # simple returns, same layout
+    returns: pd.DataFrame  # point-in-time total returns (symbol_returns), sessions of the windows × market symbols
     log_returns: pd.DataFrame
     betas: pd.DataFrame | None
     covariance: pd.DataFrame | None
+    actions: pd.DataFrame | None = None  # every dividend and split of the held symbols up to the chunk's end
     union: dict | None = None  # day → (symbols, correlation matrix) for several batches
+
+
+def read_actions(wh, symbols, end) -> pd.DataFrame:
+    """Every stored dividend and split (``date, symbol, dividend, split_ratio``) of ``symbols`` dated
+    ≤ ``end``: the snapshots apply them over each position's whole holding period. The rows are
+    sparse and served by the partial index ``ix_prices_actions``."""
+    from sqlalchemy import select, text
+
+    from ..warehouse.schema import ACTIONS_WHERE
+
+    t = wh.table("prices")
+    stmt = (select(t.c.date, t.c.symbol, t.c.dividend, t.c.split_ratio)
+            .where(t.c.date <= pd.Timestamp(end).date()).where(text(f"({ACTIONS_WHERE})")))
+    with wh.engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(stmt).fetchall(), columns=["date", "symbol", "dividend", "split_ratio"])
+    rows = rows[rows["symbol"].isin(set(symbols))]
+    rows["date"] = pd.to_datetime(rows["date"])
+    return rows.astype({"dividend": float, "split_ratio": float}).reset_index(drop=True)
 
 
 def read_market(wh, reader: WindowReader, book: BookIndex, chunk: pd.DatetimeIndex, selected: set[str],
                 scoped: bool) -> Market:
     need_returns = CORR_WINDOW if CORR in selected else VOL_WINDOW
-    first = min(calendar.sessions_back(chunk[0], need_returns)[0],
-                calendar.sessions_back(calendar.previous_session(chunk[0]), STALE_SESSIONS + 1)[0])
+    # Prices only value positions (the day, the previous session and the stale look-back); every
+    # return-based number reads the point-in-time returns of symbol_returns.
+    first_price = calendar.sessions_back(calendar.previous_session(chunk[0]), STALE_SESSIONS + 1)[0]
+    first_return = calendar.sessions_back(chunk[0], need_returns)[0]
     symbols = book.market_symbols
-    close = reader.prices(symbols, first, chunk[-1], "close")
-    returns = reader.returns(symbols, first, chunk[-1])
+    close = reader.prices(symbols, first_price, chunk[-1], "close")
+    returns = reader.returns(symbols, first_return, chunk[-1])
+    actions = read_actions(wh, symbols, chunk[-1])
     betas = cov = None
     if EXPO in selected or STRESS in selected:
         keys = symbols if scoped else None  # a scoped book needs few symbols' betas
@@ -259,13 +288,13 @@ def read_market(wh, reader: WindowReader, book: BookIndex, chunk: pd.DatetimeInd
         betas = pd.concat(parts, ignore_index=True).dropna(subset=["beta"])
     if STRESS in selected:
         cov = wh.read("factor_covariance", chunk[0], chunk[-1])
-    return Market(close, returns, np.log1p(returns), betas, cov)
+    return Market(close, returns, np.log1p(returns), betas, cov, actions)
 
 
 def compute_batch(book: Book, market: Market, chunk: pd.DatetimeIndex, selected: set[str]) -> dict[str, pd.DataFrame]:
     """The selected tables' rows of one batch of portfolios over the chunk's days."""
     snaps, pv = compute_snapshots(book.books, book.positions, book.flows, market.close, chunk, STALE_SESSIONS,
-                                  returns_wide=market.returns)
+                                  returns_wide=market.returns, actions=market.actions, marks=book.marks)
     frames: dict[str, pd.DataFrame] = {}
     if SNAP in selected:
         frames[SNAP] = snaps
@@ -415,8 +444,10 @@ def _canonical(frame: pd.DataFrame, sort_by: list[str]) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), "").astype(str)
 
 
-def ledger_fingerprints(books: pd.DataFrame, positions: pd.DataFrame, flows: pd.DataFrame) -> dict[str, str]:
-    """Per portfolio: a hash of its positions and capital-flow rows (canonical text, order-free).
+def ledger_fingerprints(books: pd.DataFrame, positions: pd.DataFrame, flows: pd.DataFrame,
+                        marks: pd.DataFrame | None = None) -> dict[str, str]:
+    """Per portfolio: a hash of its positions, capital-flow and private-mark rows (canonical text,
+    order-free). A portfolio without marks hashes as it did before marks existed.
 
     Values are compared as text so a dtype change caused by another portfolio's rows (e.g. a column
     gaining a NULL) never changes this portfolio's fingerprint.
@@ -437,6 +468,11 @@ def ledger_fingerprints(books: pd.DataFrame, positions: pd.DataFrame, flows: pd.
             digests.setdefault(pids[a], hashlib.sha256()).update(np.sort(row_hash[a:b]).tobytes())
         for d in digests.values():
             d.update(b"|")
+    if marks is not None and len(marks):
+        canon = _canonical(marks[["portfolio_id", "position_id", "date", "value"]], ["portfolio_id", "position_id", "date"])
+        row_hash = pd.util.hash_pandas_object(canon, index=False).to_numpy()
+        for pid, idx in canon.groupby("portfolio_id").indices.items():
+            digests.setdefault(pid, hashlib.sha256()).update(b"marks" + np.sort(row_hash[idx]).tobytes())
     return {pid: d.hexdigest()[:16] for pid, d in digests.items()}
 
 

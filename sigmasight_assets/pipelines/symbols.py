@@ -322,14 +322,13 @@ def symbol_metrics(wh, reader: WindowReader, days: pd.DatetimeIndex, scope) -> M
 
 
 def metrics_frame(wh, reader: WindowReader, days: pd.DatetimeIndex, scope) -> pd.DataFrame:
-    """symbol_metrics rows of ``days``: returns and volatilities from the price window, the day's
-    close and valuations, and every beta side by side."""
+    """symbol_metrics rows of ``days``: returns and volatilities from the ``symbol_returns`` window,
+    the day's close and valuations, and every beta side by side."""
     uni = wh.read("symbol_universe", days[0], days[-1], keys=scope, columns=["date", "symbol", "asset_class", "fetch"])
     pairs = uni[uni["fetch"].astype(bool) & (uni["asset_class"] == "PUBLIC")][["date", "symbol"]]
     symbols = sorted(pairs["symbol"].unique())
     first = calendar.sessions_back(days[0], METRICS_WINDOW + 1)[0]
-    adj = reader.prices(symbols, first, days[-1], "adj_close")
-    metrics = symbol_returns_metrics(adj, days)
+    metrics = symbol_returns_metrics(reader.returns(symbols, first, days[-1]), days)
     frame = pairs.merge(metrics, on=["date", "symbol"], how="left")
     day_prices = pd.concat(
         {c: reader.prices(symbols, days[0], days[-1], c).stack(future_stack=True) for c in ("close", "adj_close")},

@@ -1,4 +1,4 @@
-"""Storing and reading the portfolio ledger (portfolios, positions, capital flows)."""
+"""Storing and reading the portfolio ledger (portfolios, positions, capital flows, private marks)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def store_ledger(wh: Warehouse, ledger) -> dict[str, int]:
     Portfolios not named in the files are left untouched. A portfolio in the positions file has its
     positions replaced as a whole (the file is the source of truth for that book); its capital flows
     are replaced only when a flows file was given (then for every portfolio in either file), so
-    reloading positions alone never drops recorded flows.
+    reloading positions alone never drops recorded flows. Private marks likewise: replaced, for every
+    portfolio in the positions or marks file, only when a marks file was given.
     """
     ids = list(ledger.portfolios["portfolio_id"])
     flow_ids = set(ledger.capital_flows["portfolio_id"]) if len(ledger.capital_flows) else set()
@@ -28,7 +29,13 @@ def store_ledger(wh: Warehouse, ledger) -> dict[str, int]:
         wh.insert(conn, "portfolios", books)
         wh.insert(conn, "positions", ledger.positions)
         wh.insert(conn, "capital_flows", ledger.capital_flows)
-    return {"portfolios": len(books), "positions": len(ledger.positions), "capital_flows": len(ledger.capital_flows)}
+        marks = getattr(ledger, "marks", None)
+        if getattr(ledger, "marks_given", False):
+            mark_ids = set(marks["portfolio_id"]) if len(marks) else set()
+            wh.delete_in(conn, "private_marks", "portfolio_id", sorted(set(ids) | mark_ids))
+            wh.insert(conn, "private_marks", marks)
+    return {"portfolios": len(books), "positions": len(ledger.positions), "capital_flows": len(ledger.capital_flows),
+            "private_marks": 0 if marks is None else len(marks)}
 
 
 def read_ledger(wh: Warehouse, portfolio_ids=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -43,4 +50,4 @@ def remove_ledger(wh: Warehouse, portfolio_ids) -> dict[str, int]:
     """Delete the ledgers (portfolio, positions, capital flows) of ``portfolio_ids`` in one
     transaction; returns the rows deleted per table. Their analytics rows are left to the
     ``remove_portfolio_rows`` job (the ledger sensor requests it)."""
-    return wh.delete_keys(("portfolios", "positions", "capital_flows"), list(portfolio_ids))
+    return wh.delete_keys(("portfolios", "positions", "capital_flows", "private_marks"), list(portfolio_ids))

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -82,6 +83,18 @@ capital_flows = Table(
 )
 Index("ix_capital_flows_portfolio_date", capital_flows.c.portfolio_id, capital_flows.c.date)
 
+# Dated values of PRIVATE positions (``load-portfolios --marks``); the value on D is the last mark on
+# or before D, the entry cost before the first one.
+private_marks = Table(
+    "private_marks",
+    metadata,
+    Column("portfolio_id", String(64), primary_key=True),
+    Column("position_id", String(64), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("value", Float, nullable=False),  # total USD value of the position, sign as given
+    Column("source_file", Text),
+)
+
 # --- market data assets ---------------------------------------------------------------------------
 symbol_universe = _asset_table(
     "symbol_universe",
@@ -107,6 +120,23 @@ prices = _asset_table(
     Column("dividend", Float),  # NULL together with split_ratio: actions unknown (adjusted close)
     Column("split_ratio", Float),
     Column("source", String(32), nullable=False),
+)
+# The rare rows with a corporate action, read by the snapshots for every holding period: a partial
+# index that covers that query (the planners prefer it to the (date, symbol) index only when it
+# covers), so a night reads the few action rows, not years of prices. Same text on both backends.
+ACTIONS_WHERE = "dividend > 0 OR split_ratio <> 1"
+Index("ix_prices_actions", prices.c.date, prices.c.symbol, prices.c.dividend, prices.c.split_ratio,
+      sqlite_where=text(ACTIONS_WHERE), postgresql_where=text(ACTIONS_WHERE))
+
+# Point-in-time total return of each symbol-day with a price (DESIGN §5 Returns): a pure function of
+# the prices rows of the day and the previous session, so a later split or dividend never changes it.
+symbol_returns = _asset_table(
+    "symbol_returns",
+    "symbol",
+    Column("total_return", Float),  # NULL: no price on the previous session, or bases differ
+    Column("return_basis", String(16)),  # total | adjusted; NULL with total_return
+    Column("dividend", Float),  # the action applied on the day (NULL: actions unknown)
+    Column("split_ratio", Float),
 )
 
 daily_valuations = _asset_table(
@@ -212,7 +242,8 @@ portfolio_snapshots = _asset_table(
     "portfolio_snapshots",
     "portfolio_id",
     *[Column(c, Float) for c in ("equity", "cash", "long_exposure", "short_exposure", "gross_exposure",
-                                 "net_exposure", "daily_pnl", "daily_return", "cumulative_pnl", "cumulative_flows")],
+                                 "net_exposure", "daily_pnl", "daily_return", "cumulative_pnl", "cumulative_flows",
+                                 "dividends")],
     *[Column(c, Integer, nullable=False) for c in ("position_count", "long_count", "short_count",
                                                    "unpriced_count", "stale_count")],
     Column("is_partial", Boolean, nullable=False),
@@ -319,6 +350,11 @@ COLUMN_DOCS = {
     "split_ratio": "New shares per old share of a split effective this day (4 for 4:1, 0.1 for 1:10), 1 when "
                    "none; NULL (with dividend) when the provider knows no corporate actions. Total return "
                    "r_D = split_ratio_D × (close_D + dividend_D) / close_(D−1) − 1.",
+    "total_return": "Point-in-time simple daily total return (decimal): split_ratio × (close + dividend) / "
+                    "previous session's close − 1; a dividend on a split day is per post-split share. NULL when "
+                    "either close is missing (never 0, never across a gap) or the two rows are on different bases.",
+    "return_basis": "'total' (as-traded closes with corporate actions) or 'adjusted' (the provider knew only an "
+                    "adjusted close: the return of that series); NULL when total_return is NULL.",
     "source": "Provider that delivered the row (synthetic, yfinance, csv).",
     "pe": "Trailing price/earnings.", "forward_pe": "Forward price/earnings.",
     "provider_beta": "Beta published by the data provider.",
@@ -333,11 +369,16 @@ COLUMN_DOCS = {
     "observations": "Complete cases in the window.",
     "factor_1": "First ETF of the pair.", "factor_2": "Second ETF of the pair.",
     "covariance": "EWMA covariance of daily simple returns.", "correlation": "EWMA correlation, clipped ±0.95.",
-    "equity": "Cash + market value of priced positions (USD).", "cash": "Flows − entry costs + exit proceeds (USD).",
+    "equity": "Cash + market value of the active positions (USD); NULL when some active position is unpriced "
+              "(is_partial), never cash + the priced part.",
+    "cash": "Flows − entry costs + exit proceeds + dividends received − dividends paid on shorts (USD).",
+    "dividends": "Dividends of the day (USD): credited to longs, debited from shorts held at the previous close "
+                 "(quantity × dividend per share on the ex-date).",
+    "value": "Total USD value of the private position on the mark's date.",
     "long_exposure": "Σ MV > 0 (USD).", "short_exposure": "Σ MV < 0 (USD, negative).",
     "gross_exposure": "Σ |MV| (USD).", "net_exposure": "Σ MV (USD).",
     "daily_pnl": "Equity change vs the previous session less the day's flows (USD); NaN when partial.",
-    "daily_return": "daily_pnl / previous equity.", "cumulative_pnl": "Equity − cumulative flows (USD).",
+    "daily_return": "daily_pnl / previous equity.", "cumulative_pnl": "Equity − cumulative flows (USD); NULL when partial.",
     "cumulative_flows": "Σ capital flows to date (USD).",
     "unpriced_count": "Active positions without a price within 5 sessions (never valued at 0).",
     "is_partial": "Some active position is unpriced.", "has_stale": "Some position priced from an older close.",

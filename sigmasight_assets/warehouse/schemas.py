@@ -83,6 +83,26 @@ daily_valuations = DataFrameSchema(
     name="daily_valuations",
 )
 
+# One row per symbol-day with a price; the return and its basis are both known or both NULL, and a
+# total return never reaches −100 % (closes are positive).
+symbol_returns = DataFrameSchema(
+    {
+        "date": _date,
+        "symbol": _key,
+        "total_return": Column(float, [Check.gt(-1.0), _finite], nullable=True),
+        "return_basis": Column(object, Check.isin(["total", "adjusted"]), nullable=True),
+        "dividend": Column(float, [Check.ge(0), _finite], nullable=True),
+        "split_ratio": Column(float, [Check.gt(0), _finite], nullable=True),
+    },
+    checks=[
+        Check(lambda df: df["total_return"].isna() == df["return_basis"].isna(), name="basis_with_return"),
+        Check(lambda df: df["dividend"].isna() == df["split_ratio"].isna(), name="actions_both_or_neither"),
+    ],
+    unique=["date", "symbol"],
+    strict=True,
+    name="symbol_returns",
+)
+
 symbol_status = DataFrameSchema(
     {
         "date": _date,
@@ -197,6 +217,7 @@ SCHEMAS = {
     "symbol_universe": symbol_universe,
     "prices": prices,
     "daily_valuations": daily_valuations,
+    "symbol_returns": symbol_returns,
     "symbol_status": symbol_status,
     **ANALYTICS,
 }

@@ -53,6 +53,8 @@ class AddColumn:
     column: str
 
     def apply(self, conn: Connection) -> None:
+        if self.column in {c["name"] for c in inspect(conn).get_columns(self.table)}:
+            return  # already there (a warehouse created between the schema change and its version step)
         col: Column = TABLES[self.table].c[self.column]
         kind = col.type.compile(dialect=conn.dialect)
         conn.exec_driver_sql(f'ALTER TABLE {self.table} ADD COLUMN "{self.column}" {kind}')
@@ -79,6 +81,15 @@ class Step:
     version: int
     description: str
     operations: tuple
+    #: rows the step cannot carry over: when ``prices`` has rows, the upgrade is refused unless asked to
+    #: rebuild, which deletes the rows of these tables (the ledger is kept) for a backfill to recompute.
+    rebuilds_market_data: bool = False
+
+
+REBUILD_OPTION = "--rebuild-market-data"
+# Everything computed from prices (the ledger and the ledger-derived universe are kept).
+KEPT_ON_REBUILD = {"portfolios", "positions", "capital_flows", "private_marks", "symbol_universe", "run_failures",
+                   "schema_version"}
 
 
 STEPS: tuple[Step, ...] = (
@@ -89,6 +100,16 @@ STEPS: tuple[Step, ...] = (
         RenameColumn("portfolio_snapshots", "effective_positions", "effective_positions_hhi"),
         RenameColumn("correlations", "effective_positions", "effective_positions_corr"),
     )),
+    # Point-in-time returns (issue 14): prices carry the day's corporate actions and close is as traded.
+    # Rows stored before have a close of unknown basis (a provider's split-adjusted close, or raw with
+    # its dividends lost) that no returns may be computed from, so they are rebuilt, never reinterpreted.
+    Step(3, "prices as traded with dividend and split_ratio, symbol_returns, private_marks, snapshot dividends", (
+        AddColumn("prices", "dividend"),
+        AddColumn("prices", "split_ratio"),
+        AddColumn("portfolio_snapshots", "dividends"),
+        Sql("CREATE INDEX IF NOT EXISTS ix_prices_actions ON prices (date, symbol, dividend, split_ratio) "
+            "WHERE dividend > 0 OR split_ratio <> 1"),
+    ), rebuilds_market_data=True),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 
@@ -139,9 +160,32 @@ def ensure_current(engine: Engine) -> None:
         "upgrade sigmasight_assets, or point SIGMASIGHT_DATABASE_URL at another warehouse")
 
 
-def upgrade(engine: Engine) -> list[Step]:
+def _rebuild_market_data(conn: Connection, step: Step, rebuild: bool, where: str) -> None:
+    """Refuse (one line naming the command) or, with ``rebuild``, empty the tables computed from prices."""
+    names = set(inspect(conn).get_table_names())
+    if "prices" not in names:
+        return
+    if "dividend" in {c["name"] for c in inspect(conn).get_columns("prices")}:
+        return  # stored as traded with their actions already (created by code that had the columns)
+    rows = conn.exec_driver_sql("SELECT COUNT(*) FROM prices").scalar()
+    if not rows:
+        return
+    if not rebuild:
+        raise WarehouseSchemaError(
+            f"warehouse {where} holds {rows:,} prices rows stored before schema version {step.version} (closes of "
+            f"unknown adjustment, no dividends or splits), which would give wrong returns: run `{UPGRADE_COMMAND} "
+            f"{REBUILD_OPTION}` (deletes prices and every table computed from them, keeps the ledger), then backfill")
+    for name in sorted(names & set(TABLES) - KEPT_ON_REBUILD):
+        if "date" in TABLES[name].c:
+            conn.exec_driver_sql(f"DELETE FROM {name}")
+
+
+def upgrade(engine: Engine, rebuild_market_data: bool = False) -> list[Step]:
     """Apply every step after the warehouse's version, in one transaction; returns the steps applied
-    (none for a current or new warehouse, which is created at the current version)."""
+    (none for a current or new warehouse, which is created at the current version).
+
+    A step that cannot carry stored prices over (``rebuilds_market_data``) refuses a warehouse with
+    prices unless ``rebuild_market_data``, which deletes the rows computed from prices first."""
     with engine.begin() as conn:
         version = stored_version(conn)
         if version is None or version == CURRENT_VERSION:
@@ -154,6 +198,8 @@ def upgrade(engine: Engine) -> list[Step]:
             applied = [s for s in STEPS if s.version > version]
             schema_version.create(conn, checkfirst=True)
             for step in applied:
+                if step.rebuilds_market_data:
+                    _rebuild_market_data(conn, step, rebuild_market_data, _describe(str(engine.url)))
                 for op in step.operations:
                     op.apply(conn)
                 _stamp(conn, step.version, step.description)
