@@ -21,9 +21,8 @@ STATUS_HELP = """\b
   error     in the latest universe, but the day's price or beta failed or was skipped; the reason
             is the latest failed/skipped row of the symbol_status table (a missing valuation alone
             is a note, not an error)
-
-  With --from/--to: every session of the range the symbol is missing from prices (or has a
-  symbol_status row for any asset), with the recorded reason.
+  --from/--to  also list every session of the range the symbol is missing from prices (or
+            has a symbol_status row for), with the recorded reason
   private   a private asset: valued manually, never fetched from a market data provider
   expired   an option past its expiration (inactive, never fetched)
   inactive  every position holding it has exited or is deleted
