@@ -23,8 +23,28 @@ from .results import show, symbol_status
 from .warehouse import warehouse
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+HELP_OPTIONS = ["-h", "--help"]
+
+
+class SigmasightGroup(click.Group):
+    """The command group: a user's mistake (a wrong setting, a warehouse URL that cannot be used)
+    ends the command with one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from ..preflight import user_errors
+
+        try:
+            return super().invoke(ctx)
+        except user_errors() as exc:
+            from ..preflight import one_line
+
+            click.echo(f"error: {one_line(exc)}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=SigmasightGroup, context_settings={"help_option_names": HELP_OPTIONS})
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """SigmaSight Assets: daily portfolio risk analytics on Dagster.
 
     \b
@@ -35,6 +55,13 @@ def main() -> None:
     End to end:  demo
     Orchestration (materialise, lineage, checks) is Dagster's: `dagster dev -w workspace.yaml`.
     """
+    # Every setting is checked before the command does anything (the warehouse URL by the command,
+    # which may take it from --database-url); asking for --help needs no valid settings.
+    remaining = [*getattr(ctx, "protected_args", []), *ctx.args]
+    if not any(arg in HELP_OPTIONS for arg in remaining):
+        from ..preflight import check_settings
+
+        check_settings(database=False)
 
 
 # The beta Dagster APIs the code location uses on purpose (backfill policies, observable sources) warn
