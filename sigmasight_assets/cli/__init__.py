@@ -24,6 +24,7 @@ from .warehouse import warehouse
 
 
 HELP_OPTIONS = ["-h", "--help"]
+WANTS_HELP = "sigmasight.wants_help"
 
 
 class SigmasightGroup(click.Group):
@@ -33,6 +34,8 @@ class SigmasightGroup(click.Group):
     def invoke(self, ctx: click.Context):
         from ..preflight import user_errors
 
+        # The arguments after the command's name, before Click hands them to the command.
+        ctx.meta[WANTS_HELP] = any(arg in HELP_OPTIONS for arg in ctx.args)
         try:
             return super().invoke(ctx)
         except user_errors() as exc:
@@ -57,8 +60,7 @@ def main(ctx: click.Context) -> None:
     """
     # Every setting is checked before the command does anything (the warehouse URL by the command,
     # which may take it from --database-url); asking for --help needs no valid settings.
-    remaining = [*getattr(ctx, "protected_args", []), *ctx.args]
-    if not any(arg in HELP_OPTIONS for arg in remaining):
+    if not ctx.meta.get(WANTS_HELP):
         from ..preflight import check_settings
 
         check_settings(database=False)
