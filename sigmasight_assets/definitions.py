@@ -1,7 +1,7 @@
 """Composition root of the ``sigmasight_assets`` code location: wires assets, checks, jobs,
 schedules, sensors, resources and the default executor together; nothing else."""
 
-from . import preflight
+from .defs import preflight
 
 # Every setting is validated before an asset module reads one: a wrong setting stops the code
 # location from loading with one line naming it, before any run can write anything.

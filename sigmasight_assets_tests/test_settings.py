@@ -3,7 +3,7 @@ findings 3 and 4).
 
 Each bad setting is tried the way a user meets it: a ``sigmasight`` command (exit code 2, exactly one
 line on stderr, no warehouse file created), :func:`preflight.check_settings` (what the definitions
-call when they load) and, once, ``dagster definitions validate`` in a subprocess (the code location
+call when they load), and, once, ``dagster definitions validate`` in a subprocess (the code location
 refuses to load, the message is the one line). The warehouse URL errors are tried against the real
 PostgreSQL server: a database that does not exist, a port nobody listens on, an unknown user.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sigmasight_assets import preflight
+from sigmasight_assets.defs import preflight
 from sigmasight_assets.cli import main
 from sigmasight_assets.warehouse.engine import WarehouseURLError, check_url
 

@@ -32,14 +32,14 @@ class SigmasightGroup(click.Group):
     ends the command with one line on stderr and exit code 2, never a traceback."""
 
     def invoke(self, ctx: click.Context):
-        from ..preflight import user_errors
+        from ..defs.preflight import user_errors
 
         # The arguments after the command's name, before Click hands them to the command.
         ctx.meta[WANTS_HELP] = any(arg in HELP_OPTIONS for arg in ctx.args)
         try:
             return super().invoke(ctx)
         except user_errors() as exc:
-            from ..preflight import one_line
+            from ..defs.preflight import one_line
 
             click.echo(f"error: {one_line(exc)}", err=True)
             ctx.exit(2)
@@ -61,7 +61,7 @@ def main(ctx: click.Context) -> None:
     # Every setting is checked before the command does anything (the warehouse URL by the command,
     # which may take it from --database-url); asking for --help needs no valid settings.
     if not ctx.meta.get(WANTS_HELP):
-        from ..preflight import check_settings
+        from ..defs.preflight import check_settings
 
         check_settings(database=False)
 

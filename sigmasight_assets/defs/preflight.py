@@ -1,9 +1,10 @@
 """Every setting read and validated once, before anything runs (DESIGN §2, §7).
 
-:func:`check_settings` is called when the definitions load (``definitions.py``) and when a
-``sigmasight`` command starts (``cli/__init__.py``): a wrong setting stops everything with one line
-naming the setting, the value and what is expected — no traceback, nothing written. The steps read
-the same settings again later through the same functions, so they cannot disagree with this check.
+:func:`check_settings` is called when the definitions load (``definitions.py``, before any asset
+module is imported) and when a ``sigmasight`` command starts (``cli/__init__.py``): a wrong setting
+stops everything with one line naming the setting, the value and what is expected — no traceback,
+nothing written. The steps read the same settings again later through the same functions, so they
+cannot disagree with this check.
 
 Checked, in order: ``SIGMASIGHT_START_DATE``, ``SIGMASIGHT_SYNTHETIC_SEED``,
 ``SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK``, ``SIGMASIGHT_MARKET_DATA`` (the provider chain is built: an
@@ -22,8 +23,8 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterator
 
-from . import config
-from .config import ConfigError
+from .. import config
+from ..config import ConfigError
 
 
 class SettingsError(ConfigError):
@@ -31,13 +32,13 @@ class SettingsError(ConfigError):
 
 
 def _market_data() -> None:
-    from .market_data.chain import build_provider
+    from ..market_data.chain import build_provider
 
     build_provider(config.market_data_spec(), config.synthetic_seed())
 
 
 def _scenarios() -> None:
-    from .scenarios import ScenarioConfigError, load_scenarios
+    from ..scenarios import ScenarioConfigError, load_scenarios
 
     path = config.scenarios_file()
     try:
@@ -48,9 +49,9 @@ def _scenarios() -> None:
 
 
 def _minutes() -> None:
-    from .defs.common import kill_after_tags
-    from .defs.failures import max_runtime_minutes
-    from .defs.freshness import grace_minutes
+    from .common import kill_after_tags
+    from .failures import max_runtime_minutes
+    from .freshness import grace_minutes
 
     max_runtime_minutes()
     grace_minutes()
@@ -58,7 +59,7 @@ def _minutes() -> None:
 
 
 def _database_url() -> None:
-    from .warehouse.engine import WarehouseURLError, check_url
+    from ..warehouse.engine import WarehouseURLError, check_url
 
     url = os.environ.get("SIGMASIGHT_DATABASE_URL", "").strip()
     if not url:
@@ -107,9 +108,9 @@ def one_line(exc: BaseException) -> str:
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean a user's mistake in a setting or the warehouse URL (shown as one
     line by the command line), as opposed to a bug (shown with its traceback)."""
-    from .scenarios import ScenarioConfigError
-    from .warehouse.engine import WarehouseURLError
-    from .warehouse.repository import WarehouseNotWritable
-    from .warehouse.versions import WarehouseSchemaError
+    from ..scenarios import ScenarioConfigError
+    from ..warehouse.engine import WarehouseURLError
+    from ..warehouse.repository import WarehouseNotWritable
+    from ..warehouse.versions import WarehouseSchemaError
 
     return (ConfigError, ScenarioConfigError, WarehouseURLError, WarehouseNotWritable, WarehouseSchemaError)
