@@ -206,3 +206,26 @@ def test_the_warehouse_resource_names_its_setting_in_a_step(tmp_path):
     with pytest.raises(WarehouseURLError) as info:
         WarehouseResource(url=url).get()
     assert str(info.value).startswith(f"the warehouse resource's url={url!r}: the directory")
+
+
+# -- run monitoring (issue 13, finding 5) -------------------------------------------------------------
+@pytest.mark.parametrize("yaml_file", ["dagster.yaml", "deploy/dagster.postgres.yaml"])
+def test_run_monitoring_marks_a_dead_run_failed(yaml_file, tmp_path, monkeypatch):
+    """Both instance configurations turn run monitoring on with a runtime backstop: the default run
+    launcher cannot see a killed worker, so a run still STARTED after 2 hours is marked failed."""
+    import yaml
+
+    config = yaml.safe_load((REPO / yaml_file).read_text())
+    monitoring = config["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert monitoring["max_runtime_seconds"] == 7200
+    assert monitoring["start_timeout_seconds"] == 300 and monitoring["max_resume_run_attempts"] == 0
+    if yaml_file == "dagster.yaml":  # the embedded instance loads with it
+        from dagster import DagsterInstance
+
+        (tmp_path / "dagster.yaml").write_text((REPO / yaml_file).read_text())
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+        with DagsterInstance.get() as instance:
+            assert instance.run_monitoring_enabled
+            assert instance.run_monitoring_max_runtime_seconds == 7200
+            assert instance.run_monitoring_start_timeout_seconds == 300
