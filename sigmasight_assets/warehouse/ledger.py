@@ -16,6 +16,10 @@ def store_ledger(wh: Warehouse, ledger) -> dict[str, int]:
     positions replaced as a whole (the file is the source of truth for that book); its capital flows
     are replaced only when a flows file was given (then for every portfolio in either file), so
     reloading positions alone never drops recorded flows.
+
+    Returns the rows stored per table; ``capital_flows_given`` says whether a flows file was given
+    and, when it was not, ``capital_flows_kept`` counts the stored flows of these portfolios that
+    were kept.
     """
     ids = list(ledger.portfolios["portfolio_id"])
     flow_ids = set(ledger.capital_flows["portfolio_id"]) if len(ledger.capital_flows) else set()
@@ -28,7 +32,12 @@ def store_ledger(wh: Warehouse, ledger) -> dict[str, int]:
         wh.insert(conn, "portfolios", books)
         wh.insert(conn, "positions", ledger.positions)
         wh.insert(conn, "capital_flows", ledger.capital_flows)
-    return {"portfolios": len(books), "positions": len(ledger.positions), "capital_flows": len(ledger.capital_flows)}
+    counts = {"portfolios": len(books), "positions": len(ledger.positions), "capital_flows": len(ledger.capital_flows),
+              "capital_flows_given": bool(getattr(ledger, "flows_given", True))}
+    if not counts["capital_flows_given"]:
+        kept = wh.read("capital_flows", keys=ids, key_column="portfolio_id", columns=["portfolio_id"])
+        counts["capital_flows_kept"] = len(kept)
+    return counts
 
 
 def read_ledger(wh: Warehouse, portfolio_ids=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
