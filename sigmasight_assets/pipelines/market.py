@@ -2,7 +2,9 @@
 ``daily_valuations``, and the universe queries the onboarding sensors ask.
 
 A provider-wide outage surfaces as ``ProviderUnavailableError`` (the Dagster layer retries the step);
-one symbol's failure never fails the range: its symbol-days are recorded in ``symbol_status``.
+one symbol's failure never fails the range: a bad file, a bad row or a row that would break a rule
+of the table's pandera schema drops only that symbol's day(s) (:func:`quarantine`), and every
+missing symbol-day is recorded in ``symbol_status`` with its reason (:func:`status_rows`).
 """
 
 from __future__ import annotations
