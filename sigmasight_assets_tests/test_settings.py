@@ -43,6 +43,9 @@ def scenario_file(tmp_path: Path, text: str) -> str:
 
 
 BAD_SETTINGS = [
+    ("SIGMASIGHT_WORKERS", "abc",
+     "SIGMASIGHT_WORKERS='abc' is no longer a setting (no process pool any more: parallelism is Dagster's "
+     "(max_concurrent_runs in dagster.yaml, SIGMASIGHT_PARTITIONS_PER_RUN)); unset it"),
     ("SIGMASIGHT_PARTITIONS_PER_RUN", "abc", "SIGMASIGHT_PARTITIONS_PER_RUN='abc' is not an integer"),
     ("SIGMASIGHT_BATCH_PORTFOLIO_DAYS", "0", "SIGMASIGHT_BATCH_PORTFOLIO_DAYS='0' must be positive"),
     ("SIGMASIGHT_MARKET_DATA", "nope", "SIGMASIGHT_MARKET_DATA='nope': unknown provider 'nope' (expected synthetic, "

@@ -6,7 +6,8 @@ stops everything with one line naming the setting, the value and what is expecte
 nothing written. The steps read the same settings again later through the same functions, so they
 cannot disagree with this check.
 
-Checked, in order: ``SIGMASIGHT_START_DATE``, ``SIGMASIGHT_SYNTHETIC_SEED``,
+Checked, in order: no retired setting is set (``SIGMASIGHT_WORKERS``, ``SIGMASIGHT_CHUNK_PORTFOLIO_DAYS``:
+set, they would be silently ignored), ``SIGMASIGHT_START_DATE``, ``SIGMASIGHT_SYNTHETIC_SEED``,
 ``SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK``, ``SIGMASIGHT_MARKET_DATA`` (the provider chain is built: an
 unknown provider, a missing CSV directory or real and synthetic mixed without the opt-in fail here),
 ``SIGMASIGHT_SCENARIOS_FILE`` (the file is loaded and every scenario validated),
@@ -29,6 +30,21 @@ from ..config import ConfigError
 
 class SettingsError(ConfigError):
     """A setting is wrong; ``str(error)`` is the one line to show the user."""
+
+
+# Settings of earlier versions that no longer do anything: set, they would be silently ignored.
+RETIRED = {
+    "SIGMASIGHT_WORKERS": "no process pool any more: parallelism is Dagster's (max_concurrent_runs in dagster.yaml, "
+                          "SIGMASIGHT_PARTITIONS_PER_RUN)",
+    "SIGMASIGHT_CHUNK_PORTFOLIO_DAYS": "replaced by SIGMASIGHT_BATCH_PORTFOLIO_DAYS",
+}
+
+
+def _retired() -> None:
+    for name, instead in RETIRED.items():
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            raise ConfigError(f"{name}={raw!r} is no longer a setting ({instead}); unset it")
 
 
 def _market_data() -> None:
@@ -58,7 +74,9 @@ def _minutes() -> None:
     kill_after_tags()
 
 
-def _database_url() -> None:
+def check_database_url() -> None:
+    """``SIGMASIGHT_DATABASE_URL``, when set: parsed and, for a server database, connected to
+    (:func:`..warehouse.engine.check_url`); a problem raises :class:`ConfigError` (one line)."""
     from ..warehouse.engine import WarehouseURLError, check_url
 
     url = os.environ.get("SIGMASIGHT_DATABASE_URL", "").strip()
@@ -72,6 +90,7 @@ def _database_url() -> None:
 
 def checks(database: bool = True) -> Iterator[Callable[[], object]]:
     """The validations, cheapest first."""
+    yield _retired
     yield config.start_date
     yield config.synthetic_seed
     yield config.allow_synthetic_fallback
@@ -81,7 +100,7 @@ def checks(database: bool = True) -> Iterator[Callable[[], object]]:
     yield lambda: config.partitions_per_run(1)
     yield _minutes
     if database:
-        yield _database_url
+        yield check_database_url
 
 
 def check_settings(database: bool = True) -> None:
