@@ -2,7 +2,8 @@
 
 Finding 1: a CSV directory (``fixtures/csv_prices`` copied) with bad files among the good ones —
 ``BADC.csv`` with a non-numeric close on one day and a negative close on another, ``BADD.csv`` with a
-repeated date whose copies disagree, ``BADZ.csv`` of zero bytes — is run through ``symbol_universe``
+repeated date whose copies disagree, ``BADZ.csv`` of zero bytes, ``UNHELD.csv`` (a negative close of a
+symbol no portfolio holds) — is run through ``symbol_universe``
 and ``prices`` as the nightly would. The run succeeds, every good symbol is stored, each bad
 symbol-day is in ``symbol_status`` with a reason naming the file, row and field, every bad file is
 named, the metadata counts them and the check warns; ``sigmasight symbol-status BADC`` says why.
@@ -53,6 +54,7 @@ def bad_directory(base: Path) -> Path:
     badd.insert(3, f"{iso(RANGE[2])},10.0,10.5,9.5,11.9,11.9,1000")  # a second, different copy of RANGE[2]
     (target / "BADD.csv").write_text("\n".join([header, *badd]) + "\n")
     (target / "BADZ.csv").write_text("")
+    (target / "UNHELD.csv").write_text("date,close\n2024-07-01,-1\n")  # a bad file nobody holds
     return target
 
 
@@ -106,7 +108,11 @@ def test_metadata_counts_and_the_check_warns(bad_csv_run):
     assert md["bad_rows_dropped"] == 4  # BADC × 2, BADD × 2 (both copies of the disputed day)
     assert md["quarantined_symbols"] == 2
     assert "BADC" in md["worst_offenders"] and "BADD" in md["worst_offenders"]
-    assert md["failed_symbols"] == 1 and "BADZ" in md["failures"]  # every bad file is named
+    assert md["failed_symbols"] == 1 and "BADZ" in md["failures"]
+    # Every bad file and row of the directory is named, whoever holds the symbol.
+    assert md["provider_file_problems"] == 6  # BADC × 2, BADD × 2, BADZ, UNHELD
+    for name in ("BADC.csv", "BADD.csv", "BADZ.csv", "UNHELD.csv"):
+        assert name in md["provider_file_problem_list"]
     checks = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key == AssetKey("prices")}
     assert not checks["provider_rows_valid"].passed
     assert checks["provider_rows_valid"].severity == AssetCheckSeverity.WARN

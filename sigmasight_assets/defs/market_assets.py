@@ -210,6 +210,10 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
         f"{len(status)} missing symbol-days; {res.bad_rows} bad rows dropped; sources {sources}"
     )
     log_quarantine(context, "prices", res)
+    problems = market.provider_problems(provider)
+    if len(problems):
+        context.log.warning(f"prices: the provider's files have {len(problems)} problem(s) (listed in the metadata, "
+                            f"requested symbols or not); e.g. {problems['reason'].iloc[0]}")
     last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
     return MaterializeResult(
         metadata={
@@ -218,6 +222,8 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
             "symbols": len(with_data),
             "symbols_requested": len(symbols),
             "coverage": float(coverage),
+            "provider_file_problems": len(problems),
+            "provider_file_problem_list": md_table(problems[["file", "row", "field", "reason"]], max_rows=25),
             "missing_symbol_days": len(status),
             "bad_rows_dropped": res.bad_rows,
             "quarantined_symbols": int(res.rejected["symbol"].nunique()),

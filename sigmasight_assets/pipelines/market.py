@@ -163,6 +163,21 @@ def worst_offenders(rejected: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
     return out.sort_values(["rows", "symbol"], ascending=[False, True], kind="stable").head(limit).reset_index(drop=True)
 
 
+def provider_problems(provider) -> pd.DataFrame:
+    """Every bad file and row a provider knows of, requested or not (a CSV directory's
+    ``problems()``; in a chain, each such provider's, named): ``provider, file, row, field, reason``.
+    Empty for providers without such a list."""
+    cols = ["provider", "file", "row", "field", "reason"]
+    parts = []
+    for p in getattr(provider, "providers", [provider]):
+        problems = getattr(p, "problems", None)
+        if callable(problems):
+            found = problems()
+            if len(found):
+                parts.append(found.assign(provider=p.name)[cols])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
 @dataclass
 class MarketResult:
     """What a market-data asset stored and what it could not get."""
