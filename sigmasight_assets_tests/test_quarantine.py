@@ -1,15 +1,18 @@
-"""One bad file or row never fails a night (issue 13, findings 1 and 2).
+"""One bad file or row never fails a night (issue 13, findings 1, 2 and part of 5).
 
 Finding 1: a CSV directory (``fixtures/csv_prices`` copied) with bad files among the good ones —
 ``BADC.csv`` with a non-numeric close on one day and a negative close on another, ``BADD.csv`` with a
 repeated date whose copies disagree, ``BADZ.csv`` of zero bytes, ``UNHELD.csv`` (a negative close of a
-symbol no portfolio holds) — is run through ``symbol_universe``
-and ``prices`` as the nightly would. The run succeeds, every good symbol is stored, each bad
-symbol-day is in ``symbol_status`` with a reason naming the file, row and field, every bad file is
-named, the metadata counts them and the check warns; ``sigmasight symbol-status BADC`` says why.
+symbol no portfolio holds) — is run through the market-data assets as the nightly would. The run
+succeeds, every good symbol is stored, each bad symbol-day is in ``symbol_status`` with a reason
+naming the file, row and field, every bad file is named, the metadata counts them and the check
+warns; ``sigmasight symbol-status`` says why, per day with ``--from/--to``.
 
 Finding 2: a provider whose rows parse but break a pandera rule (``high < low`` in prices,
 ``week52_low = 0`` and a dividend yield above 1 in valuations): only those symbol-days are dropped.
+
+Finding 5: a directory without the optional ``valuations.csv`` is "no valuations" (skipped), not an
+error; a gap in the middle of a range shows in ``symbol-status --from/--to``.
 """
 
 from __future__ import annotations
