@@ -269,7 +269,9 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
         AssetCheckSpec("week52_consistent", asset="daily_valuations",
                        description="52-week low ≤ high wherever both are present."),
         AssetCheckSpec("failure_rate", asset="daily_valuations",
-                       description=f"Share of requested symbols without valuations (warn above {FAILURE_RATE_WARN:.0%})."),
+                       description=f"Share of requested symbols without valuations (warn above {FAILURE_RATE_WARN:.0%}); "
+                                   "symbols the provider does not serve by design (a CSV directory without "
+                                   "valuations.csv) are skipped, not failed."),
     ],
     description=(
         "Valuation fields per public symbol × day: trailing and forward PE, the provider's beta, 52-week "
