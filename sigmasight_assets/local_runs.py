@@ -42,8 +42,8 @@ def materialize_range(start: str, end: str, instance=None, selection=None, run_c
         )
     except Exception:
         for run in instance.get_runs(RunsFilter(tags={LOCAL_RUN_TAG: marker}), limit=1):
-            record_failed_run(instance, run.run_id, run_resources["warehouse"])
+            record_failed_run(instance, run.run_id, run_resources.get("warehouse"))
         raise
     if not result.success:
-        record_failed_run(instance, result.run_id, run_resources["warehouse"])
+        record_failed_run(instance, result.run_id, run_resources.get("warehouse"))
     return result

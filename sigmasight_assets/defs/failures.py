@@ -139,7 +139,7 @@ def record_failed_run(instance, run_id: str, warehouse) -> dict | None:
     run did not fail. ``warehouse`` is the run's warehouse resource. Never raises: a warehouse that
     cannot take the record must not hide the run's own failure; the problem is logged instead."""
     run = instance.get_run_by_id(run_id)
-    if run is None or run.status != DagsterRunStatus.FAILURE:
+    if run is None or run.status != DagsterRunStatus.FAILURE or warehouse is None:
         return None
     steps = [e.dagster_event for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)]
     failed = [e.dagster_event for e in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)]
