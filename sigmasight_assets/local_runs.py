@@ -27,7 +27,9 @@ def materialize_range(start: str, end: str, instance=None, selection=None, run_c
     A failed run is recorded in the warehouse's ``run_failures`` like a daemon-launched one (no
     ``run_failure_sensor`` watches an in-process run), then raised or returned as Dagster does.
     """
-    instance = instance if instance is not None else DagsterInstance.ephemeral()
+    if instance is None:
+        with DagsterInstance.ephemeral() as owned:
+            return materialize_range(start, end, owned, selection, run_config, resources, raise_on_error, tags)
     run_resources = resources or defs.resources
     marker = uuid.uuid4().hex
     try:
