@@ -1,7 +1,13 @@
 """Composition root of the ``sigmasight_assets`` code location: wires assets, checks, jobs,
 schedules, sensors, resources and the default executor together; nothing else."""
 
-from dagster import Definitions, apply_freshness_policy
+from .defs import preflight
+
+# Every setting is validated before an asset module reads one: a wrong setting stops the code
+# location from loading with one line naming it, before any run can write anything.
+preflight.check_settings()
+
+from dagster import Definitions, apply_freshness_policy  # noqa: E402
 
 from .defs import failures, freshness, schedules, sensors
 from .defs.factor_covariance import factor_covariance

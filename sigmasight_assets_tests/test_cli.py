@@ -150,7 +150,8 @@ def test_new_portfolio_report_and_pending_symbol(filled, tmp_path):
                    "P-NEW,FOO_FUND,1,1000,2026-01-02,,,PRIVATE,1200\n")
     res = invoke(["load-portfolios", str(pos)], copy_url)
     assert res.exit_code == 0, res.output
-    assert f"loaded 1 portfolio(s), 4 position(s), 0 capital flow(s) from {pos}" in res.stdout
+    assert (f"loaded 1 portfolio(s), 4 position(s) from {pos}; capital flows unchanged (no --flows file): "
+            "0 stored flow(s) kept") in res.stdout
     rows = {r[0]: r for r in table_rows(res.stdout, "portfolio")}
     # PUBLIC OPTIONS PRIVATE positions open exited deleted symbols first-entry
     assert rows["P-NEW"][2:] == ["3", "0", "1", "4", "3", "1", "0", "4", "2025-06-02"]

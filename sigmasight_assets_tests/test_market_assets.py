@@ -159,7 +159,7 @@ def test_asset_checks_all_pass(market_run):
     assert got >= {
         ("symbol_universe", "factor_etfs_present"), ("symbol_universe", "one_row_per_symbol_day"),
         ("symbol_universe", "private_never_fetched"),
-        ("prices", "provider_prices_positive"), ("prices", "one_row_per_symbol_day"),
+        ("prices", "provider_rows_valid"), ("prices", "one_row_per_symbol_day"),
         ("prices", "universe_coverage"), ("prices", "failure_rate"),
         ("daily_valuations", "one_row_per_symbol_day"), ("daily_valuations", "week52_consistent"),
         ("daily_valuations", "failure_rate"),
@@ -321,19 +321,22 @@ def test_zero_prices_are_dropped_and_counted_without_failing(tmp_warehouse_url, 
     status = warehouse.read("symbol_status").query("asset == 'prices'")
     msft = status[status["symbol"] == "MSFT"]
     assert len(msft) == len(SESS)
-    assert (msft["reason"] == "provider returned a zero, negative or missing price").all()
+    # The quality screen names the field, the rule and the value (issue 13, finding 2).
+    assert msft["reason"].str.fullmatch(r"close: must be positive \(0\.0\)").all()
+    assert (msft["status"] == "failed").all()
     aapl_status = status[status["symbol"] == "AAPL"].set_index("date")
-    assert aapl_status.loc[pd.Timestamp(KEYS[10]), "reason"] == "provider returned a zero, negative or missing price"
+    assert aapl_status.loc[pd.Timestamp(KEYS[10]), "reason"] == "open: must be positive (-1.0)"
 
     md = {k: v.value for k, v in result.asset_materializations_for_node("prices")[-1].metadata.items()}
     msft_offered = len(SyntheticProvider(7).fetch_prices(["MSFT"], SESS[0].date(), SESS[-1].date()).frame)
     assert msft_offered == len(SESS)  # MSFT has no synthetic missing day in this range
     assert md["bad_rows_dropped"] == msft_offered + 1
+    assert md["quarantined_symbols"] == 2 and "MSFT" in md["worst_offenders"]
     assert md["failed_symbols"] == 1  # MSFT delivered nothing usable; AAPL lost one day
     assert "MSFT" in md["failures"]
     checks = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key == AssetKey("prices")}
-    assert not checks["provider_prices_positive"].passed
-    assert checks["provider_prices_positive"].severity == AssetCheckSeverity.WARN
+    assert not checks["provider_rows_valid"].passed
+    assert checks["provider_rows_valid"].severity == AssetCheckSeverity.WARN
     assert checks["one_row_per_symbol_day"].passed
 
 

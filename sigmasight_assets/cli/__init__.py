@@ -23,8 +23,31 @@ from .results import show, symbol_status
 from .warehouse import warehouse
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+HELP_OPTIONS = ["-h", "--help"]
+WANTS_HELP = "sigmasight.wants_help"
+
+
+class SigmasightGroup(click.Group):
+    """The command group: a user's mistake (a wrong setting, a warehouse URL that cannot be used)
+    ends the command with one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from ..defs.preflight import user_errors
+
+        # The arguments after the command's name, before Click hands them to the command.
+        ctx.meta[WANTS_HELP] = any(arg in HELP_OPTIONS for arg in ctx.args)
+        try:
+            return super().invoke(ctx)
+        except user_errors() as exc:
+            from ..defs.preflight import one_line
+
+            click.echo(f"error: {one_line(exc)}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=SigmasightGroup, context_settings={"help_option_names": HELP_OPTIONS})
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """SigmaSight Assets: daily portfolio risk analytics on Dagster.
 
     \b
@@ -35,6 +58,12 @@ def main() -> None:
     End to end:  demo
     Orchestration (materialise, lineage, checks) is Dagster's: `dagster dev -w workspace.yaml`.
     """
+    # Every setting is checked before the command does anything (the warehouse URL by the command,
+    # which may take it from --database-url); asking for --help needs no valid settings.
+    if not ctx.meta.get(WANTS_HELP):
+        from ..defs.preflight import check_settings
+
+        check_settings(database=False)
 
 
 # The beta Dagster APIs the code location uses on purpose (backfill policies, observable sources) warn

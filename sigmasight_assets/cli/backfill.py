@@ -77,8 +77,10 @@ def backfill(start: str, end: str, select: tuple[str, ...], title: str | None, w
     side. The backfill and its runs show in the UI under Overview → Backfills.
     """
     from ..defs.common import PARTITIONS_PER_RUN
+    from ..defs.preflight import check_database_url
     from ..local_runs import partitioned_assets
 
+    check_database_url()  # the runs will write there: refuse the backfill now rather than fail every run
     keys = backfill_days(start, end)
     if not keys:
         raise click.BadParameter(f"no trading day in {start}..{end}", param_hint="--from/--to")

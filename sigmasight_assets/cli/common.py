@@ -19,14 +19,28 @@ BACKFILL_HINT = ("backfill the range with `sigmasight backfill --from START --to
                  "daemon), or in the Dagster UI: Jobs → daily_risk_graph → Materialize → the days")
 
 
+def url_setting(url: str | None) -> str:
+    """Where a command's warehouse URL came from, for messages: the variable or the option."""
+    import os
+
+    env = os.environ.get("SIGMASIGHT_DATABASE_URL", "").strip()
+    return "SIGMASIGHT_DATABASE_URL" if not url or url.strip() == env else "--database-url"
+
+
 def open_warehouse(url: str | None):
-    """The warehouse of ``url`` (default ``SIGMASIGHT_DATABASE_URL``), created or version-checked."""
+    """The warehouse of ``url`` (default ``SIGMASIGHT_DATABASE_URL``), created or version-checked.
+
+    A URL that cannot be used raises ``WarehouseURLError`` with one line naming the setting (the
+    command line prints it without a traceback), before anything is read or written."""
     import click
 
     from ..warehouse import Warehouse
+    from ..warehouse.engine import check_url
     from ..warehouse.versions import WarehouseSchemaError
 
-    wh = Warehouse(url or config.database_url())
+    url = url or config.database_url()
+    check_url(url, url_setting(url))
+    wh = Warehouse(url)
     try:
         wh.create_all()
     except WarehouseSchemaError as exc:

@@ -111,10 +111,13 @@ def demo(days: int, end_date: str | None, progress: bool | None = None) -> None:
     n_assets = _partitioned_asset_count()
     with DagsterInstance.get() as instance, progress_bar(n_assets, "demo run", progress, unit="asset") as bar:
         with _RunProgress(instance, bar, range_tags(start_s, end_s), started):
-            result = materialize_range(start_s, end_s, instance=instance)
+            result = materialize_range(start_s, end_s, instance=instance, raise_on_error=False,
+                                       tags={"sigmasight/trigger": "sigmasight demo"})
     elapsed = time.time() - started
     if not result.success:
-        click.echo("the run failed; see the logs above", err=True)
+        failed = sorted({e.step_key for e in result.all_events if e.is_step_failure and e.step_key})
+        click.echo(f"run {result.run_id} failed (step(s) {', '.join(failed) or '-'}); the error is in the log "
+                   "above and in the warehouse table run_failures", err=True)
         sys.exit(1)
     click.echo(f"run {result.run_id} succeeded in {elapsed:.1f}s")
     _print_summary(open_warehouse(None), sess[0], sess[-1])

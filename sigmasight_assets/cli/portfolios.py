@@ -9,8 +9,8 @@ import click
 import pandas as pd
 
 from ..ledger import LedgerValidationError, parse_ledger
-from .common import (BACKFILL_HINT, DATABASE_URL_HELP, PROGRESS_HELP, day, first_date, open_warehouse, progress_bar,
-                     render_table, sample_files, short_list)
+from .common import (BACKFILL_HINT, DATABASE_URL_HELP, PROGRESS_HELP, day, first_date, money, open_warehouse,
+                     progress_bar, render_table, sample_files, short_list)
 
 
 # -- load-portfolios --------------------------------------------------------------------------------
@@ -60,12 +60,19 @@ def load_portfolios(positions: Path | None, flows: Path | None, sample: bool, da
         bar.set_postfix_str("checking against the warehouse")
         report = ledger_report(wh, ledger.portfolios, ledger.positions)
         bar.update()
-    click.echo(
-        f"loaded {counts['portfolios']} portfolio(s), {counts['positions']} position(s), "
-        f"{counts['capital_flows']} capital flow(s) from {positions}"
-        + (f", {counts['private_marks']} private mark(s) from {marks}" if marks is not None else "")
-    )
+    marks_part = f", {counts['private_marks']} private mark(s) from {marks}" if marks is not None else ""
+    if counts["capital_flows_given"]:
+        click.echo(f"loaded {counts['portfolios']} portfolio(s), {counts['positions']} position(s), "
+                   f"{counts['capital_flows']} capital flow(s) from {positions}" + marks_part)
+    else:  # the stored flows were kept, not replaced by zero flows
+        click.echo(f"loaded {counts['portfolios']} portfolio(s), {counts['positions']} position(s) from {positions}"
+                   + marks_part + f"; capital flows unchanged (no --flows file): {counts['capital_flows_kept']} "
+                   "stored flow(s) kept")
     click.echo(report)
+
+
+REPORT_MAX_PORTFOLIOS = 20  # a load report with more portfolios shows totals and the largest books
+REPORT_LARGEST = 10
 
 
 def ledger_report(wh, books: pd.DataFrame, pos: pd.DataFrame) -> str:
@@ -90,9 +97,19 @@ def ledger_report(wh, books: pd.DataFrame, pos: pd.DataFrame) -> str:
             len(p) - int(open_mask[p.index].sum()), len(p_all) - len(p), p["symbol"].nunique(),
             day(pd.to_datetime(p["entry_date"]).min()) if len(p) else "—",
         ])
-    lines = ["positions by portfolio and class" + (f" (open/exited as of {day(as_of)})" if latest else "") + ":",
-             render_table(rows, ["portfolio", "name", "PUBLIC", "OPTIONS", "PRIVATE", "positions", "open", "exited",
-                                 "deleted", "symbols", "first entry"], "llrrrrrrrrl")]
+    headers = ["portfolio", "name", "PUBLIC", "OPTIONS", "PRIVATE", "positions", "open", "exited", "deleted",
+               "symbols", "first entry"]
+    title = "positions by portfolio and class" + (f" (open/exited as of {day(as_of)})" if latest else "")
+    if len(rows) > REPORT_MAX_PORTFOLIOS:
+        # A big file: the totals and the largest books, not a line per portfolio.
+        shown = sorted(rows, key=lambda r: (-r[5], r[0]))[:REPORT_LARGEST]
+        firsts = [r[10] for r in rows if r[10] != "—"]
+        total = ["all", f"{len(rows):,} portfolios", *(f"{sum(r[i] for r in rows):,}" for i in range(2, 9)),
+                 f"{live['symbol'].nunique():,}" if len(live) else "0", min(firsts) if firsts else "—"]
+        lines = [f"{title}: {len(rows):,} portfolios; the {REPORT_LARGEST} largest (all: `sigmasight list`):",
+                 render_table([total, *shown], headers, "llrrrrrrrrl")]
+    else:
+        lines = [f"{title}:", render_table(rows, headers, "llrrrrrrrrl")]
 
     warnings: list[str] = []
     private = private_symbols(live)
@@ -148,11 +165,22 @@ def list_portfolios(database_url: str | None) -> None:
     if books.empty:
         click.echo("no portfolios loaded (try: sigmasight load-portfolios --sample)")
         return
-    counts = pos.groupby("portfolio_id").agg(positions=("position_id", "size"), symbols=("symbol", "nunique"),
-                                             first_entry=("entry_date", "min"))
-    out = books.set_index("portfolio_id")[["name"]].join(counts)
-    out["net_flows"] = flows.groupby("portfolio_id")["amount"].sum() if len(flows) else 0.0
-    click.echo(out.to_string())
+    live = pos[~pos["deleted"].astype(bool)]
+    exits = pd.to_datetime(live["exit_date"])
+    counts = live.assign(open=exits.isna()).groupby("portfolio_id").agg(
+        positions=("symbol", "size"), open=("open", "sum"), symbols=("symbol", "nunique"),
+        first_entry=("entry_date", "min"))
+    net = flows.groupby("portfolio_id")["amount"].sum() if len(flows) else pd.Series(dtype=float)
+    n_flows = flows.groupby("portfolio_id").size() if len(flows) else pd.Series(dtype=int)
+    rows = []
+    for pid, name in sorted(zip(books["portfolio_id"], books["name"])):
+        c = counts.loc[pid] if pid in counts.index else None
+        rows.append([pid, name or "", 0 if c is None else int(c["positions"]), 0 if c is None else int(c["open"]),
+                     0 if c is None else int(c["symbols"]), "—" if c is None else day(c["first_entry"]),
+                     int(n_flows.get(pid, 0)), money(net.get(pid, float("nan"))) if pid in net.index else "—"])
+    click.echo(f"{len(rows):,} portfolio(s) loaded:")
+    click.echo(render_table(rows, ["portfolio", "name", "positions", "open", "symbols", "first entry", "flows",
+                                   "net flows (USD)"], "llrrrlrr"))
 
 
 

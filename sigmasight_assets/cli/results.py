@@ -19,7 +19,10 @@ STATUS_HELP = """\b
             partition yet — or in it, with its prices/betas not materialised for that day yet
   active    in the latest universe with a price and a market beta on that day (options: a price)
   error     in the latest universe, but the day's price or beta failed or was skipped; the reason
-            is the latest failed/skipped row of the symbol_status table
+            is the latest failed/skipped row of the symbol_status table (a missing valuation alone
+            is a note, not an error)
+  --from/--to  also list every session of the range the symbol is missing from prices (or
+            has a symbol_status row for), with the recorded reason
   private   a private asset: valued manually, never fetched from a market data provider
   expired   an option past its expiration (inactive, never fetched)
   inactive  every position holding it has exited or is deleted
@@ -29,19 +32,84 @@ STATUS_HELP = """\b
 
 @click.command("symbol-status", epilog=STATUS_HELP)
 @click.argument("symbols", nargs=-1, required=True)
+@click.option("--from", "start", default=None, help="With --to: list the sessions of D1..D2 each SYMBOL is missing.")
+@click.option("--to", "end", default=None, help="Last day of the --from range (default: the latest universe day).")
 @click.option("--database-url", envvar="SIGMASIGHT_DATABASE_URL", help=DATABASE_URL_HELP)
-def symbol_status(symbols: tuple[str, ...], database_url: str | None) -> None:
+def symbol_status(symbols: tuple[str, ...], start: str | None, end: str | None, database_url: str | None) -> None:
     """Onboarding status of each SYMBOL, read from the warehouse.
 
     Compares the ledger (positions) with the latest symbol_universe partition, that day's prices
-    and market betas, and the per-symbol failures recorded in symbol_status.
+    and market betas, and the per-symbol failures recorded in symbol_status. With --from (and
+    --to), also every session of that range the symbol is missing, with the recorded reason.
     """
+    if end and not start:
+        raise click.UsageError("--to needs --from")
     wh = open_warehouse(database_url)
     statuses = symbol_statuses(wh, symbols)
     latest = wh.latest_date("symbol_universe")
     click.echo(f"latest symbol_universe partition: {day(latest) if latest else 'none (never materialised)'}")
     rows = [[s["symbol"], s["status"], s["asset_class"], s["held_by"], s["last_price"], s["detail"]] for s in statuses]
     click.echo(render_table(rows, ["symbol", "status", "class", "held by", "last price", "detail"]))
+    if start:
+        lo = _parse_day(start, "--from")
+        hi = _parse_day(end, "--to") if end else (pd.Timestamp(latest) if latest else lo)
+        if hi < lo:
+            raise click.BadParameter(f"--to {day(hi)} is before --from {day(lo)}", param_hint="--from/--to")
+        for s in statuses:
+            click.echo("")
+            click.echo(missing_days_report(wh, s["symbol"], lo, hi))
+
+
+def _parse_day(raw: str, option: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(raw).normalize()
+    except ValueError:
+        raise click.BadParameter(f"{raw!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+
+
+def missing_days(wh, symbol: str, start, end) -> tuple[pd.DataFrame, int, int]:
+    """The sessions of [start, end] ``symbol`` lacks, with their reasons.
+
+    Returns ``(rows, expected, unmaterialised)``: ``rows`` has ``date, asset, status, reason`` — every
+    symbol_status row of the symbol in the range, plus a ``prices`` row ("no symbol_status row: not
+    materialised for this day") for each session the stored universe asks a price for that has none
+    and no recorded reason; ``expected`` the sessions the universe asks a price for; ``unmaterialised``
+    the sessions of the range without a symbol_universe partition at all.
+    """
+    sessions = calendar.sessions(start, end)
+    cols = ["date", "asset", "status", "reason"]
+    if len(sessions) == 0:
+        return pd.DataFrame(columns=cols), 0, 0
+    lo, hi = sessions[0], sessions[-1]
+    uni_days = set(wh.query("SELECT DISTINCT date FROM symbol_universe WHERE date >= :a AND date <= :b",
+                            a=lo.date(), b=hi.date())["date"].map(pd.Timestamp))
+    mine = wh.read("symbol_universe", lo, hi, keys=[symbol], columns=["date", "symbol", "fetch"])
+    wanted = set(mine.loc[mine["fetch"].astype(bool), "date"])
+    have = set(wh.read("prices", lo, hi, keys=[symbol], columns=["date", "symbol"])["date"])
+    status = wh.read("symbol_status", lo, hi, keys=[symbol])[cols]
+    recorded = set(status.loc[status["asset"] == "prices", "date"])
+    silent = sorted(wanted - have - recorded)
+    extra = pd.DataFrame({"date": silent, "asset": "prices", "status": "missing",
+                          "reason": "no symbol_status row: prices not materialised for this day"})
+    rows = pd.concat([status, extra], ignore_index=True) if len(extra) else status
+    rows = rows.sort_values(["date", "asset"], kind="stable").reset_index(drop=True)
+    return rows, len(wanted), len([d for d in sessions if d not in uni_days])
+
+
+def missing_days_report(wh, symbol: str, start, end) -> str:
+    """The text ``symbol-status --from/--to`` prints for one symbol."""
+    rows, expected, unmaterialised = missing_days(wh, symbol, start, end)
+    n_missing = int((rows["asset"] == "prices").sum()) if len(rows) else 0
+    lines = [f"{symbol}: {n_missing} of {expected} session(s) missing in prices, {day(start)}..{day(end)}"]
+    if unmaterialised:
+        lines.append(f"  {unmaterialised} session(s) of the range have no symbol_universe partition (not materialised); "
+                     f"{BACKFILL_HINT}")
+    if len(rows):
+        lines.append(render_table([[day(r.date), r.asset, r.status, r.reason] for r in rows.itertuples()],
+                                  ["date", "asset", "status", "reason"]))
+    else:
+        lines.append("  no missing day")
+    return "\n".join(lines)
 
 
 def symbol_statuses(wh, symbols: Iterable[str]) -> list[dict]:
@@ -83,6 +151,9 @@ def symbol_statuses(wh, symbols: Iterable[str]) -> list[dict]:
             has_beta = b is not None and b["beta"].notna().any()
             today_rows = status_rows[status_rows["date"] == pd.Timestamp(latest)] if len(status_rows) else status_rows
             notes = _reasons(today_rows)
+            # Only a missing price or beta makes the symbol unusable; a missing valuation (e.g. a CSV
+            # directory without the optional valuations file) is a note.
+            blocking = today_rows[today_rows["asset"].isin(["prices", "symbol_betas"])] if len(today_rows) else today_rows
             needs_beta = cls == "PUBLIC"
             if has_px and (has_beta or not needs_beta):
                 close = px.loc[px["symbol"] == s, "close"].iloc[0]
@@ -92,12 +163,12 @@ def symbol_statuses(wh, symbols: Iterable[str]) -> list[dict]:
                 if notes:
                     detail += f"; notes: {notes}"
                 rec.update(status="active", detail=detail)
-            elif notes:
+            elif len(blocking):
                 rec.update(status="error", detail=f"{day(latest)}: {notes}")
             else:
                 missing = "prices" if not has_px else "symbol_betas"
-                rec.update(status="pending", detail=f"in the universe of {day(latest)}; {missing} not materialised "
-                                                    "for that day yet")
+                detail = f"in the universe of {day(latest)}; {missing} not materialised for that day yet"
+                rec.update(status="pending", detail=detail + (f"; notes: {notes}" if notes else ""))
         elif len(p_live) and _held_on_or_after(p_live, latest):
             where = (f"not in the latest symbol_universe partition ({day(latest)})" if latest else
                      "symbol_universe never materialised")

@@ -28,6 +28,16 @@ from .common import DATABASE_URL_HELP
 ADMIN_URL_ENV = "SIGMASIGHT_ADMIN_DATABASE_URL"
 
 
+def checked_url(database_url: str | None) -> str:
+    """The URL to use (option, variable or default), checked: one line naming the setting if unusable."""
+    from ..warehouse.engine import check_url
+    from .common import url_setting
+
+    url = database_url or config.database_url()
+    check_url(url, url_setting(url))
+    return url
+
+
 @click.group("warehouse")
 def warehouse() -> None:
     """The warehouse: schema version and upgrade, PostgreSQL roles (writer, read-only)."""
@@ -40,7 +50,7 @@ def version(database_url: str | None) -> None:
     from ..warehouse import Warehouse
     from ..warehouse.versions import CURRENT_VERSION, stored_version
 
-    wh = Warehouse(database_url or config.database_url())
+    wh = Warehouse(checked_url(database_url))
     with wh.engine.connect() as conn:
         stored = stored_version(conn)
     click.echo(f"warehouse schema version: {'none (empty database)' if stored is None else stored}; "
@@ -58,7 +68,7 @@ def upgrade(database_url: str | None, rebuild_market_data: bool = False) -> None
     from ..warehouse import Warehouse
     from ..warehouse.versions import CURRENT_VERSION, WarehouseSchemaError, upgrade as run_upgrade
 
-    wh = Warehouse(database_url or config.database_url())
+    wh = Warehouse(checked_url(database_url))
     try:
         steps = run_upgrade(wh.engine, rebuild_market_data=rebuild_market_data)
     except WarehouseSchemaError as exc:

@@ -152,6 +152,8 @@ def kill_after_tags() -> dict[str, str]:
         return {}
     try:
         minutes = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{KILL_AFTER_ENV}={raw!r} is not a number of minutes") from exc
+    except ValueError:
+        raise settings.ConfigError(f"{KILL_AFTER_ENV}={raw!r} is not a number of minutes (0 or unset: no limit)") from None
+    if not minutes >= 0:
+        raise settings.ConfigError(f"{KILL_AFTER_ENV}={raw!r} must not be negative (0 or unset: no limit)")
     return {MAX_RUNTIME_SECONDS_TAG: str(int(minutes * 60))} if minutes > 0 else {}

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 from dagster import (
+    DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
@@ -107,6 +108,51 @@ def _error_text(event) -> str | None:
 
 
 # -- failed runs -----------------------------------------------------------------------------------
+IN_PROCESS_TRIGGER = "in-process run"
+
+
+def failure_row(instance, run, step_events, failure_event=None) -> dict:
+    """The ``run_failures`` row of a failed run: its failed steps and their errors (else the run's
+    own failure message), partition range, trigger and runtime."""
+    errors = [e for e in (_error_text(ev) for ev in step_events) if e]
+    if not errors:
+        errors = [(_error_text(failure_event) if failure_event is not None else None) or "run failed"]
+    record = instance.get_run_record_by_id(run.run_id)
+    ended = getattr(record, "end_time", None) if record else None
+    started = getattr(record, "start_time", None) if record else None
+    return {
+        "run_id": run.run_id,
+        "kind": "failure",
+        "job_name": run.job_name,
+        "partition_range": partition_label(run.tags),
+        "step_keys": ",".join(sorted({ev.step_key for ev in step_events if ev.step_key})) or None,
+        "error": "\n".join(errors)[:4000],
+        "trigger": trigger_label(run.tags) or IN_PROCESS_TRIGGER,
+        "runtime_minutes": (ended - started) / 60 if ended and started else None,
+        "occurred_at": _utc_naive(ended),
+    }
+
+
+def record_failed_run(instance, run_id: str, warehouse) -> dict | None:
+    """Record a failed run that no daemon watches (an in-process run: ``sigmasight demo``, a script or
+    a test) in ``run_failures``, as ``run_failure_sensor`` would; returns the row, or None when the
+    run did not fail. ``warehouse`` is the run's warehouse resource. Never raises: a warehouse that
+    cannot take the record must not hide the run's own failure; the problem is logged instead."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.status != DagsterRunStatus.FAILURE or warehouse is None:
+        return None
+    steps = [e.dagster_event for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)]
+    failed = [e.dagster_event for e in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)]
+    row = failure_row(instance, run, steps, failed[-1] if failed else None)
+    try:
+        record_run_problem(warehouse.get(), row)
+    except Exception as exc:  # noqa: BLE001 - reported, never raised over the run's own error
+        log.warning(f"could not record failed run {run_id} in run_failures: {exc}")
+        return None
+    post_alert({"event": "run_failure", **row})
+    return row
+
+
 @run_failure_sensor(
     name="run_failure_sensor",
     default_status=DefaultSensorStatus.RUNNING,
@@ -118,24 +164,7 @@ def _error_text(event) -> str | None:
 )
 def run_failure_sensor(context: RunFailureSensorContext, warehouse: WarehouseResource):
     run = context.dagster_run
-    step_events = context.get_step_failure_events()
-    errors = [e for e in (_error_text(ev) for ev in step_events) if e]
-    if not errors:
-        errors = [_error_text(context.failure_event) or "run failed"]
-    record = context.instance.get_run_record_by_id(run.run_id)
-    ended = getattr(record, "end_time", None) if record else None
-    started = getattr(record, "start_time", None) if record else None
-    row = {
-        "run_id": run.run_id,
-        "kind": "failure",
-        "job_name": run.job_name,
-        "partition_range": partition_label(run.tags),
-        "step_keys": ",".join(sorted({ev.step_key for ev in step_events if ev.step_key})) or None,
-        "error": "\n".join(errors)[:4000],
-        "trigger": trigger_label(run.tags),
-        "runtime_minutes": (ended - started) / 60 if ended and started else None,
-        "occurred_at": _utc_naive(ended),
-    }
+    row = failure_row(context.instance, run, context.get_step_failure_events(), context.failure_event)
     record_run_problem(warehouse.get(), row)
     context.log.error(
         f"run {run.run_id} of {run.job_name} failed (partition {row['partition_range'] or '-'}, steps "

@@ -60,6 +60,31 @@ def _retry_or_fail(context, exc: ProviderUnavailableError):
 GROUP = "market_data"
 
 
+def quarantine_check(res: market.MarketResult) -> AssetCheckResult:
+    """Warn when provider rows were quarantined; the worst offenders are in the check's metadata."""
+    worst = market.worst_offenders(res.rejected, limit=5)
+    return AssetCheckResult(
+        check_name="provider_rows_valid", passed=res.bad_rows == 0, severity=AssetCheckSeverity.WARN,
+        metadata={"bad_rows": res.bad_rows, "symbols": int(res.rejected["symbol"].nunique()),
+                  "worst_offenders": md_table(worst)},
+        description=(None if res.bad_rows == 0 else
+                     f"{res.bad_rows} row(s) of {res.rejected['symbol'].nunique()} symbol(s) quarantined; "
+                     f"e.g. {res.rejected['reason'].iloc[0]}"),
+    )
+
+
+def log_quarantine(context, asset_name: str, res: market.MarketResult) -> None:
+    """One warning line per quarantined symbol (at most 20; the rest are counted), naming the reason."""
+    if res.bad_rows == 0:
+        return
+    worst = market.worst_offenders(res.rejected, limit=20)
+    for row in worst.itertuples():
+        context.log.warning(f"{asset_name}: quarantined {row.rows} row(s) of {row.symbol}: {row.first_reason}")
+    more = int(res.rejected["symbol"].nunique()) - len(worst)
+    if more > 0:
+        context.log.warning(f"{asset_name}: … and {more} more symbol(s) with quarantined rows (see symbol_status)")
+
+
 @multi_observable_source_asset(
     specs=[
         AssetSpec(
@@ -154,8 +179,9 @@ def symbol_universe(context: AssetExecutionContext, config: ScopeConfig, warehou
     owners=[OWNER],
     metadata={**table_metadata(tables.prices), "grain": "symbol × day"},
     check_specs=[
-        AssetCheckSpec("provider_prices_positive", asset="prices",
-                       description="The provider returned no zero, negative or missing prices (bad rows are dropped and counted)."),
+        AssetCheckSpec("provider_rows_valid", asset="prices",
+                       description="No provider row was quarantined (bad rows, bad files and rows breaking a schema rule "
+                                   "are dropped per symbol-day, counted and recorded in symbol_status)."),
         AssetCheckSpec("one_row_per_symbol_day", asset="prices", description="No duplicate (date, symbol) rows."),
         AssetCheckSpec("universe_coverage", asset="prices",
                        description=f"Share of fetchable universe symbol-days with a price (warn below {COVERAGE_WARN:.0%})."),
@@ -187,6 +213,11 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
         f"prices: wrote {written} rows; coverage {coverage:.1%}; {len(failed_symbols)} symbol(s) failed; "
         f"{len(status)} missing symbol-days; {res.bad_rows} bad rows dropped; sources {sources}"
     )
+    log_quarantine(context, "prices", res)
+    problems = market.provider_problems(provider)
+    if len(problems):
+        context.log.warning(f"prices: the provider's files have {len(problems)} problem(s) (listed in the metadata, "
+                            f"requested symbols or not); e.g. {problems['reason'].iloc[0]}")
     last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
     return MaterializeResult(
         metadata={
@@ -195,10 +226,15 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
             "symbols": len(with_data),
             "symbols_requested": len(symbols),
             "coverage": float(coverage),
+            "provider_file_problems": len(problems),
+            "provider_file_problem_list": md_table(problems[["file", "row", "field", "reason"]], max_rows=25),
             "missing_symbol_days": len(status),
             "bad_rows_dropped": res.bad_rows,
+            "quarantined_symbols": int(res.rejected["symbol"].nunique()),
+            "worst_offenders": md_table(market.worst_offenders(res.rejected)),
             "failed_symbols": len(failed_symbols),
             "failures": reasons_summary(failed_symbols),
+            "skipped_symbols": len(res.skipped),
             "sources": MetadataValue.json({k: int(v) for k, v in sources.items()}),
             "provider": provider.name,
             "scope": ", ".join(scope) if scope else "all symbols",
@@ -206,8 +242,7 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
                                       "source"]]),
         },
         check_results=[
-            AssetCheckResult(check_name="provider_prices_positive", passed=res.bad_rows == 0,
-                             severity=AssetCheckSeverity.WARN, metadata={"bad_rows": res.bad_rows}),
+            quarantine_check(res),
             AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
             AssetCheckResult(check_name="universe_coverage", passed=coverage >= COVERAGE_WARN,
                              severity=AssetCheckSeverity.WARN, metadata={"coverage": float(coverage)}),
@@ -232,10 +267,15 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
     metadata={**table_metadata(tables.daily_valuations), "grain": "symbol × day"},
     check_specs=[
         AssetCheckSpec("one_row_per_symbol_day", asset="daily_valuations", description="No duplicate (date, symbol) rows."),
+        AssetCheckSpec("provider_rows_valid", asset="daily_valuations",
+                       description="No provider row was quarantined (bad rows and rows breaking a schema rule are "
+                                   "dropped per symbol-day, counted and recorded in symbol_status)."),
         AssetCheckSpec("week52_consistent", asset="daily_valuations",
                        description="52-week low ≤ high wherever both are present."),
         AssetCheckSpec("failure_rate", asset="daily_valuations",
-                       description=f"Share of requested symbols without valuations (warn above {FAILURE_RATE_WARN:.0%})."),
+                       description=f"Share of requested symbols without valuations (warn above {FAILURE_RATE_WARN:.0%}); "
+                                   "symbols the provider does not serve by design (a CSV directory without "
+                                   "valuations.csv) are skipped, not failed."),
     ],
     description=(
         "Valuation fields per public symbol × day: trailing and forward PE, the provider's beta, 52-week "
@@ -258,6 +298,7 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
     w52_missing = int(frame["week52_high"].isna().sum())
     context.log.info(f"daily_valuations: wrote {written} rows for {len(with_data)} symbols; {len(failed)} failed; "
                      f"52w range missing on {w52_missing} rows (short history)")
+    log_quarantine(context, "daily_valuations", res)
     last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
     return MaterializeResult(
         metadata={
@@ -267,6 +308,10 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
             "symbols_requested": len(symbols),
             "failed_symbols": len(failed),
             "failures": reasons_summary(failed),
+            "skipped_symbols": len(res.skipped),
+            "skipped": reasons_summary(res.skipped),
+            "bad_rows_dropped": res.bad_rows,
+            "worst_offenders": md_table(market.worst_offenders(res.rejected)),
             "week52_missing_rows": w52_missing,
             "week52_window": f"{WEEK52_SESSIONS} sessions, min {WEEK52_MIN_OBS} observations",
             "median_pe": float(frame["pe"].median()) if frame["pe"].notna().any() else float("nan"),
@@ -275,6 +320,7 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
         },
         check_results=[
             AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
+            quarantine_check(res),
             AssetCheckResult(check_name="week52_consistent", passed=bool((both["week52_low"] <= both["week52_high"]).all())),
             AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
                              severity=AssetCheckSeverity.WARN, metadata={"failure_rate": float(failure_rate)}),

@@ -8,6 +8,9 @@ from .. import config
 from ..market_data.base import MarketDataProvider
 from ..market_data.chain import build_provider
 from ..warehouse import Warehouse
+from ..warehouse.engine import check_url
+
+_USABLE: set[str] = set()  # warehouse URLs this process has checked
 
 
 class WarehouseResource(ConfigurableResource):
@@ -16,8 +19,13 @@ class WarehouseResource(ConfigurableResource):
     url: str = ""
 
     def get(self) -> Warehouse:
-        wh = Warehouse(self.url or config.database_url())
-        wh.check_writable("the warehouse resource's url" if self.url else "SIGMASIGHT_DATABASE_URL")
+        url = self.url or config.database_url()
+        setting = "the warehouse resource's url" if self.url else "SIGMASIGHT_DATABASE_URL"
+        if url not in _USABLE:  # once per process: one line naming the setting instead of a driver traceback
+            check_url(url, setting)
+            _USABLE.add(url)
+        wh = Warehouse(url)
+        wh.check_writable(setting)
         wh.create_all()
         return wh
 

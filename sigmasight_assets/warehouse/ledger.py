@@ -17,6 +17,10 @@ def store_ledger(wh: Warehouse, ledger) -> dict[str, int]:
     are replaced only when a flows file was given (then for every portfolio in either file), so
     reloading positions alone never drops recorded flows. Private marks likewise: replaced, for every
     portfolio in the positions or marks file, only when a marks file was given.
+
+    Returns the rows stored per table; ``capital_flows_given`` says whether a flows file was given
+    and, when it was not, ``capital_flows_kept`` counts the stored flows of these portfolios that
+    were kept.
     """
     ids = list(ledger.portfolios["portfolio_id"])
     flow_ids = set(ledger.capital_flows["portfolio_id"]) if len(ledger.capital_flows) else set()
@@ -34,8 +38,13 @@ def store_ledger(wh: Warehouse, ledger) -> dict[str, int]:
             mark_ids = set(marks["portfolio_id"]) if len(marks) else set()
             wh.delete_in(conn, "private_marks", "portfolio_id", sorted(set(ids) | mark_ids))
             wh.insert(conn, "private_marks", marks)
-    return {"portfolios": len(books), "positions": len(ledger.positions), "capital_flows": len(ledger.capital_flows),
-            "private_marks": 0 if marks is None else len(marks)}
+    counts = {"portfolios": len(books), "positions": len(ledger.positions), "capital_flows": len(ledger.capital_flows),
+              "private_marks": 0 if marks is None else len(marks),
+              "capital_flows_given": bool(getattr(ledger, "flows_given", True))}
+    if not counts["capital_flows_given"]:
+        kept = wh.read("capital_flows", keys=ids, key_column="portfolio_id", columns=["portfolio_id"])
+        counts["capital_flows_kept"] = len(kept)
+    return counts
 
 
 def read_ledger(wh: Warehouse, portfolio_ids=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
