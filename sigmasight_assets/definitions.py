@@ -10,7 +10,7 @@ from .defs.market_assets import daily_valuations, portfolios, prices, symbol_uni
 from .defs.portfolio_assets import portfolio_analytics
 from .defs.resources import MarketDataResource, WarehouseResource
 from .defs.symbol_metrics import symbol_metrics
-from .defs.symbol_regressions import ridge_factors, spread_factors, symbol_betas
+from .defs.symbol_regressions import factor_model, ridge_factors, spread_factors, symbol_betas
 
 
 def _with_nightly_freshness(assets_def):
@@ -33,6 +33,7 @@ defs = Definitions(
                 symbol_betas,
                 ridge_factors,
                 spread_factors,
+                factor_model,
                 factor_covariance,
                 symbol_metrics,
                 portfolio_analytics,

@@ -43,7 +43,8 @@ PER_RUN = 2
 WALL_CLOCK_CHECKS = {"nightly_partition_materialized"}
 GROUPS = {
     "market_data": {"symbol_universe", "prices", "daily_valuations"},
-    "symbol_analytics": {"symbol_betas", "ridge_factors", "spread_factors", "factor_covariance", "symbol_metrics"},
+    "symbol_analytics": {"symbol_betas", "ridge_factors", "spread_factors", "factor_model", "factor_covariance",
+                         "symbol_metrics"},
     "portfolio_analytics": {"portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"},
 }
 # Upstream keys of each asset as the UI shows them. DESIGN.md §3's table, plus the edges the code
@@ -58,6 +59,7 @@ LINEAGE = {
     "symbol_betas": {"prices", "daily_valuations", "symbol_universe"},
     "ridge_factors": {"prices", "symbol_universe"},
     "spread_factors": {"prices", "symbol_universe"},
+    "factor_model": {"prices", "symbol_universe"},
     "factor_covariance": {"prices"},
     "symbol_metrics": {"prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
                        "symbol_universe"},
@@ -76,7 +78,7 @@ DESIGN_EDGES = {  # DESIGN.md §3, "depends on" column: must always be present
     "stress_results": {"factor_covariance", "portfolio_snapshots", "aggregated_exposures"},
 }
 # Lookback windows declared as TimeWindowPartitionMapping(start_offset=-N) on the prices edge.
-PRICE_WINDOWS = {"daily_valuations": -251, "symbol_betas": -90, "ridge_factors": -90, "spread_factors": -180,
+PRICE_WINDOWS = {"daily_valuations": -251, "symbol_betas": -90, "ridge_factors": -90, "spread_factors": -180, "factor_model": -90,
                  "factor_covariance": -252, "symbol_metrics": -252, "portfolio_snapshots": -90, "correlations": -90}
 
 ASSET_GRAPH_QUERY = """

@@ -173,6 +173,20 @@ spread_factors = _asset_table(
     extra_key="factor",
 )
 
+# The joint factor model (DESIGN §5): 8 uncapped loadings per symbol-day, the symbol-day's
+# statistics repeated on each of its factor rows.
+factor_model = _asset_table(
+    "factor_model",
+    "symbol",
+    Column("factor", String(32), nullable=False),  # market | rates | value_excess | ... | low_volatility_excess
+    Column("beta", Float, nullable=False,
+           comment="Joint loading: decimal return per unit factor return, not capped (the ridge bounds it)."),
+    Column("specific_variance", Float, nullable=False),
+    Column("r_squared", Float, nullable=False),
+    Column("observations", Integer, nullable=False),
+    extra_key="factor",
+)
+
 factor_covariance = _asset_table(
     "factor_covariance",
     "factor_1",
@@ -301,7 +315,8 @@ COLUMN_DOCS = {
     "symbol": "Ticker, OCC option symbol or private asset id.",
     "portfolio_id": "Portfolio id from the ledger.",
     "factor": "Factor name (market, ir, provider, value, growth, momentum, quality, size, low_volatility, "
-              "growth_value, momentum_spread, size_spread, quality_spread).",
+              "growth_value, momentum_spread, size_spread, quality_spread; factor_model: market, rates, "
+              "value_excess, growth_excess, momentum_excess, quality_excess, size_excess, low_volatility_excess).",
     "asset_class": "PUBLIC, OPTIONS or PRIVATE.",
     "status": "Row status; see the asset description for its values.",
     "is_factor_etf": "One of the 8 factor ETFs (SPY TLT VTV VUG MTUM QUAL IWM USMV).",
@@ -331,6 +346,8 @@ COLUMN_DOCS = {
     "r_squared": "Model r² on the window.", "std_error": "Standard error of the slope (OLS).",
     "p_value": "Two-sided p-value of the slope (OLS, t with n−2 dof).",
     "observations": "Complete cases in the window.",
+    "specific_variance": "factor_model: residual variance of the joint regression, SSR / (n − 9) (daily decimal "
+                         "return squared).",
     "factor_1": "First ETF of the pair.", "factor_2": "Second ETF of the pair.",
     "covariance": "EWMA covariance of daily simple returns.", "correlation": "EWMA correlation, clipped ±0.95.",
     "equity": "Cash + market value of priced positions (USD).", "cash": "Flows − entry costs + exit proceeds (USD).",

@@ -14,6 +14,7 @@ import numpy as np
 
 from pandera.pandas import Check, Column, DataFrameSchema
 
+from ..calc.factor_model import FACTOR_MODEL_MIN_OBSERVATIONS, FACTOR_NAMES
 from .repository import Replacement
 
 _date = Column("datetime64[ns]", nullable=False)
@@ -137,6 +138,16 @@ def _build():
         "symbol_betas": _regression(t.symbol_betas),
         "ridge_factors": _regression(t.ridge_factors),
         "spread_factors": _regression(t.spread_factors),
+        "factor_model": _from_table(
+            t.factor_model, ["date", "symbol", "factor"],
+            {
+                "factor": [Check.isin(list(FACTOR_NAMES))],
+                "beta": [_finite],
+                "specific_variance": [Check.ge(0), _finite],
+                "r_squared": [Check.in_range(-1e-9, 1 + 1e-9)],
+                "observations": [Check.ge(FACTOR_MODEL_MIN_OBSERVATIONS)],
+            },
+        ),
         "factor_covariance": _from_table(
             t.factor_covariance, ["date", "factor_1", "factor_2"],
             {"correlation": [Check.in_range(-1 - 1e-12, 1 + 1e-12)], "observations": [Check.ge(30)]},
@@ -166,6 +177,7 @@ ANALYTICS = _build()
 symbol_betas = ANALYTICS["symbol_betas"]
 ridge_factors = ANALYTICS["ridge_factors"]
 spread_factors = ANALYTICS["spread_factors"]
+factor_model = ANALYTICS["factor_model"]
 factor_covariance = ANALYTICS["factor_covariance"]
 symbol_metrics = ANALYTICS["symbol_metrics"]
 portfolio_snapshots = ANALYTICS["portfolio_snapshots"]
