@@ -49,8 +49,7 @@ GROUPS = {
 }
 # Upstream keys of each asset as the UI shows them. DESIGN.md §3's table, plus the edges the code
 # declares on purpose: symbol-level assets also read their day's symbol_universe (which symbols to
-# compute), and stress_results reads position-level betas (symbol_betas, ridge_factors) besides
-# aggregated_exposures (DESIGN: "aggregated_exposures (or position-level betas)").
+# compute), and stress_results reads the joint factor_model loadings.
 LINEAGE = {
     "portfolios": set(),
     "symbol_universe": {"portfolios"},
@@ -66,8 +65,7 @@ LINEAGE = {
     "portfolio_snapshots": {"portfolios", "prices"},
     "correlations": {"portfolios", "prices", "portfolio_snapshots"},
     "aggregated_exposures": {"symbol_betas", "ridge_factors", "spread_factors", "portfolio_snapshots"},
-    "stress_results": {"factor_covariance", "portfolio_snapshots", "aggregated_exposures", "symbol_betas",
-                       "ridge_factors"},
+    "stress_results": {"factor_model", "factor_covariance", "portfolio_snapshots"},
 }
 DESIGN_EDGES = {  # DESIGN.md §3, "depends on" column: must always be present
     "symbol_universe": {"portfolios"}, "prices": {"symbol_universe"}, "daily_valuations": {"prices"},
@@ -75,7 +73,7 @@ DESIGN_EDGES = {  # DESIGN.md §3, "depends on" column: must always be present
     "factor_covariance": {"prices"}, "portfolio_snapshots": {"portfolios", "prices"},
     "correlations": {"portfolios", "prices", "portfolio_snapshots"},
     "aggregated_exposures": {"symbol_betas", "ridge_factors", "spread_factors", "portfolio_snapshots"},
-    "stress_results": {"factor_covariance", "portfolio_snapshots", "aggregated_exposures"},
+    "stress_results": {"factor_model", "factor_covariance", "portfolio_snapshots"},
 }
 # Lookback windows declared as TimeWindowPartitionMapping(start_offset=-N) on the prices edge.
 PRICE_WINDOWS = {"daily_valuations": -251, "symbol_betas": -90, "ridge_factors": -90, "spread_factors": -180, "factor_model": -90,

@@ -4,8 +4,8 @@
 One ledger of six small books, written as CSV and loaded like ``load-portfolios``:
 
 * ``P-HAND`` long 200 AAPL, short 100 MSFT, 3 AAPL calls (×100), a private fund at its manual value,
-  a deposit, a weekend withdrawal and a mid-range deposit: snapshot, exposures and direct stress are
-  recomputed here by plain arithmetic from the stored prices and betas;
+  a deposit, a weekend withdrawal and a mid-range deposit: snapshot, exposures and stress are
+  recomputed here by plain arithmetic from the stored prices, betas and factor_model loadings;
 * ``P-TLT`` long TLT (the rate shock); ``P-BETA`` $1.2M of SPY on $1.0M of equity (beta 1.2);
 * ``P-PRIV`` private only, ``P-NEW`` NEWCO only (listed 2026-03-02, < 30 returns in the range: no
   regression betas), ``P-CASH`` a position exited before the range plus a deleted one (cash only).
@@ -140,6 +140,12 @@ def betas_of(wh, day, symbol) -> dict[str, float]:
     return out
 
 
+def loadings_of(wh, day, symbol) -> dict[str, float]:
+    """The symbol's joint factor_model loadings (market, rates, <style>_excess) on ``day``."""
+    b = wh.read("factor_model", day, day, keys=[symbol], columns=["factor", "beta"])
+    return dict(zip(b["factor"], b["beta"]))
+
+
 def hand_equity(px: pd.DataFrame, day) -> float:
     flows = 500_000 - (10_000 if day >= pd.Timestamp("2026-03-14") else 0) + (25_000 if day >= pd.Timestamp("2026-03-18") else 0)
     cost = 200 * 150 + (-100) * 180 + 3 * 5.0 * 100 + 200_000
@@ -152,13 +158,14 @@ def scenarios(path=SCENARIO_FILE) -> list[dict]:
 
 
 def direct_return(b: dict[str, float], shocks: dict[str, float]) -> float:
-    """β_m·ΔSPY + β_ir·ΔTLT + Σ_k β_k·(Δ_k − ΔSPY) over the named shocks only (calc/stress.py mapping)."""
+    """L_market·ΔSPY + L_rates·ΔTLT + Σ_k L_k_excess·(Δ_k − ΔSPY) over the named shocks only (an unnamed
+    style ETF moves with SPY: no excess move; DESIGN §5 Stress)."""
     moves = {SHOCK_ETF[k]: (-DURATION * v if k == "Interest_Rate" else v) for k, v in shocks.items()}
     spy = moves.get("SPY", 0.0)
-    r = b["market"] * spy + b["ir"] * moves.get("TLT", 0.0)
+    r = b["market"] * spy + b["rates"] * moves.get("TLT", 0.0)
     for etf, style in ETF_STYLE.items():
         if etf in moves:
-            r += b[style] * (moves[etf] - spy)
+            r += b[f"{style}_excess"] * (moves[etf] - spy)
     return r
 
 
@@ -169,9 +176,9 @@ def correlated_return(b: dict[str, float], shocks: dict[str, float], cov: pd.Dat
     u = [e for e in cov.index if e not in moves]
     fill = cov.loc[u, s].to_numpy() @ np.linalg.solve(cov.loc[s, s].to_numpy(), np.array([moves[e] for e in s]))
     moves.update(dict(zip(u, fill)))
-    r = b["market"] * moves["SPY"] + b["ir"] * moves["TLT"]
+    r = b["market"] * moves["SPY"] + b["rates"] * moves["TLT"]
     for etf, style in ETF_STYLE.items():
-        r += b[style] * (moves[etf] - moves["SPY"])
+        r += b[f"{style}_excess"] * (moves[etf] - moves["SPY"])
     return r
 
 
@@ -254,7 +261,7 @@ def test_hand_portfolio_direct_and_correlated_stress_on_paper(graph):
     scns = scenarios()
     day = RANGE[-1]
     mv = {"AAPL": 200 * px.at[day, "AAPL"], "MSFT": -100 * px.at[day, "MSFT"]}
-    b = {s: betas_of(wh, day, s) for s in mv}
+    b = {s: loadings_of(wh, day, s) for s in mv}
     cov_long = wh.read("factor_covariance", day, day)
     cov = cov_long.pivot(index="factor_1", columns="factor_2", values="covariance")
     etfs = list(SHOCK_ETF.values())
@@ -273,11 +280,16 @@ def test_hand_portfolio_direct_and_correlated_stress_on_paper(graph):
         assert r["correlation_effect"] == pytest.approx(corr - direct, rel=1e-6, abs=1e-4)
         assert r["direct_pct_equity"] == pytest.approx(direct / equity, rel=1e-9, abs=1e-12)
         assert (r["positions_covered"], r["positions_missing_beta"]) == (2, 1)  # the option is counted missing
+        # coverage: AAPL and MSFT of the in-scope gross (the option is in scope, the private fund is not)
+        opt = 300 * px.at[day, OPTION]
+        gross = abs(mv["AAPL"]) + abs(mv["MSFT"])
+        assert r["coverage"] == pytest.approx(gross / (gross + abs(opt)), rel=1e-12)
+        assert math.isnan(r["replayed_share"])
         top = json.loads(r["top_contributors"])
         assert {t["symbol"] for t in top} == {"AAPL", "MSFT"}
     # The rate shock is a TLT move of −17·Δy (no legacy sign error): +100bp moves TLT by −17 %.
     r = row(stress, portfolio_id="P-HAND", date=day, scenario_id="rates_up_100bp")
-    ir_only = sum(v * b[s]["ir"] * (-0.17) for s, v in mv.items())
+    ir_only = sum(v * b[s]["rates"] * (-0.17) for s, v in mv.items())
     assert r["direct_pnl"] == pytest.approx(ir_only, rel=1e-9)
 
 
@@ -290,19 +302,23 @@ def test_rate_rise_loses_money_on_a_long_tlt_book(graph):
         up = row(stress, portfolio_id="P-TLT", date=day, scenario_id="rates_up_100bp")
         down = row(stress, portfolio_id="P-TLT", date=day, scenario_id="rates_down_100bp")
         mv = 1000 * px.at[day, "TLT"]
-        # TLT's IR beta is 1 (itself), so +100bp is exactly −17 % of the position.
-        assert betas_of(wh, day, "TLT")["ir"] == pytest.approx(1.0, abs=1e-12)
+        # TLT's joint loading on `rates` (itself) is 1 less the ridge shrinkage (α = 1 on 90 standardised
+        # returns), so +100bp is −17 % × L_rates of the position (the OLS IR beta was exactly 1).
+        l_rates = loadings_of(wh, day, "TLT")["rates"]
+        assert l_rates == pytest.approx(1.0, abs=0.03) and l_rates < 1.0
         assert up["direct_pnl"] < 0 < down["direct_pnl"]
-        assert up["direct_pnl"] == pytest.approx(-0.17 * mv, rel=1e-9)
+        assert up["direct_pnl"] == pytest.approx(-0.17 * mv * l_rates, rel=1e-9)
         assert up["correlated_pnl"] < 0
 
 
 def test_beta_1_2_book_loses_12_percent_in_market_down_10(graph):
-    """Direct P&L = −10 % × Σ MV·β̂_market, i.e. −10 % × 1.2 × equity for the levered SPY book.
+    """Direct P&L = −10 % × MV × L_market, i.e. about −10 % × 1.2 × equity for the levered SPY book.
 
-    Exactly −12 % of equity on the entry day (MV = 1.2M, equity = 1.0M); on later days the ratio
-    MV / (MV − 0.2M) drifts with SPY: a ±5 % SPY move keeps it within 1.2 ∓ 0.013, so the loss stays
-    within 12 % ± 0.15 % (tolerance 0.002 of equity).
+    SPY's joint `market` loading (on itself) is 1 less the ridge shrinkage, within 3 % of 1 (about
+    0.978 here; the ridge moves a little of it to the correlated excess factors; the displayed OLS
+    beta in aggregated_exposures is exactly 1). On the entry day MV = 1.2M and equity = 1.0M; on later
+    days the ratio MV / (MV − 0.2M) drifts with SPY: a ±5 % SPY move keeps it within 1.2 ∓ 0.013;
+    with the shrinkage (≤ 0.36 % of equity) the loss stays within 12 % ± 0.6 %.
     """
     wh = graph["wh"]
     stress = wh.read("stress_results")
@@ -314,17 +330,20 @@ def test_beta_1_2_book_loses_12_percent_in_market_down_10(graph):
         mv = SPY_QTY * px.at[day, "SPY"]
         equity = 1_000_000 - SPY_QTY * SPY_ENTRY + mv
         assert betas_of(wh, day, "SPY")["market"] == pytest.approx(1.0, abs=1e-12)
+        l_market = loadings_of(wh, day, "SPY")["market"]
+        assert l_market == pytest.approx(1.0, abs=0.03)
         assert m["exposure_value"] == pytest.approx(mv / equity, rel=1e-9)
-        assert r["direct_pnl"] == pytest.approx(-0.10 * m["exposure_dollar"], rel=1e-9)
-        assert r["direct_pct_equity"] == pytest.approx(-0.10 * m["exposure_value"], rel=1e-9)
-        assert r["direct_pct_equity"] == pytest.approx(-0.12, abs=0.002)
-        assert m["coverage"] == 1.0 and r["positions_covered"] == 1
+        assert r["direct_pnl"] == pytest.approx(-0.10 * mv * l_market, rel=1e-9)
+        assert r["direct_pct_equity"] == pytest.approx(-0.10 * mv * l_market / equity, rel=1e-9)
+        assert r["direct_pct_equity"] == pytest.approx(-0.12, abs=0.006)
+        assert m["coverage"] == 1.0 and r["positions_covered"] == 1 and r["coverage"] == 1.0
     first = row(stress, portfolio_id="P-BETA", date=RANGE[0], scenario_id="market_down_10")
-    assert first["direct_pnl"] == pytest.approx(-120_000, rel=1e-12)
-    assert first["direct_pct_equity"] == pytest.approx(-0.12, rel=1e-12)
-    # The legacy loss cap used net exposure; here the 35 % crash is simply 1.2 × 35 % of equity.
+    l_first = loadings_of(wh, RANGE[0], "SPY")["market"]
+    assert first["direct_pnl"] == pytest.approx(-120_000 * l_first, rel=1e-12)
+    assert first["direct_pct_equity"] == pytest.approx(-0.12 * l_first, rel=1e-12)
+    # The loss cap is per long position, not on net: the 35 % crash is simply 1.2 × 35 % × L_market of equity.
     crash = row(stress, portfolio_id="P-BETA", date=RANGE[0], scenario_id="market_crash_35")
-    assert crash["direct_pct_equity"] == pytest.approx(-0.42, rel=1e-12)
+    assert crash["direct_pct_equity"] == pytest.approx(-0.42 * l_first, rel=1e-12)
 
 
 # -- books without measurable exposure ----------------------------------------------------------------
@@ -365,7 +384,9 @@ def test_book_whose_symbols_lack_betas_reports_zero_coverage_not_zero_exposure(g
         assert prov["exposure_dollar"] == pytest.approx(mv * betas_of(wh, day, "NEWCO")["provider"], rel=1e-12)
         assert prov["coverage"] == 1.0
         st = wh.read("stress_results", day, day).query("portfolio_id == 'P-NEW'")
+        assert loadings_of(wh, day, "NEWCO") == {}  # < 60 returns: no joint model either
         assert st["direct_pnl"].isna().all() and st["correlated_pnl"].isna().all()
+        assert (st["coverage"] == 0).all()
         assert (st["positions_covered"] == 0).all() and (st["positions_missing_beta"] == 1).all()
         s = row(wh.read("portfolio_snapshots", day, day), portfolio_id="P-NEW")
         assert s["equity"] == pytest.approx(22_500 - 500 * 45 + mv, rel=1e-12)
@@ -419,7 +440,7 @@ def test_a_scenario_added_to_the_yaml_appears_in_the_next_run(graph, tmp_path, m
     px = closes(wh, ["AAPL", "MSFT"])
     mv = {"AAPL": 200 * px.at[day, "AAPL"], "MSFT": -100 * px.at[day, "MSFT"]}
     shocks = data["scenarios"][-1]["shocks"]
-    want = sum(v * direct_return(betas_of(wh, day, s), shocks) for s, v in mv.items())
+    want = sum(v * direct_return(loadings_of(wh, day, s), shocks) for s, v in mv.items())
     assert row(new, portfolio_id="P-HAND")["direct_pnl"] == pytest.approx(want, rel=1e-9)
     assert check_outcomes(result)[("stress_results", "every_active_scenario")]
 

@@ -82,12 +82,16 @@ SPECS = [
           "Σ MV·β over PUBLIC positions with a β, exposure_value = exposure_dollar / equity, and coverage "
           "(share of public gross value with a β). Missing betas are excluded and counted, never 0; options "
           "are counted as missing (no delta)."),
-    _spec(STRESS, ["symbol_betas", "ridge_factors", "factor_covariance", SNAP, EXPO], tables.stress_results,
+    _spec(STRESS, ["factor_model", "factor_covariance", SNAP], tables.stress_results,
           "portfolio × day × scenario",
-          "Stress P&L per portfolio, day and active scenario of `stress_scenarios.yaml`: direct (named shocks "
-          "only) and correlated (unshocked factors filled with their conditional expectation under the "
-          "day's `factor_covariance`), correlation effect, % of equity and the top contributing positions. "
-          "Rate shocks move TLT by −duration·Δy; a long position never loses more than its value."),
+          "Stress P&L per portfolio, day and active scenario of `stress_scenarios.yaml`, priced with the joint "
+          "`factor_model` loadings so each factor move counts once: a scenario moves some factor ETFs; direct = "
+          "only the named ETFs move (an unnamed style ETF moves with SPY, an unnamed TLT does not), correlated = "
+          "every unnamed ETF at its conditional expectation under the day's `factor_covariance`; the ETF moves "
+          "are mapped to the model's basis (SPY, TLT, styles in excess of SPY) and pnl = MV · (loadings · f). "
+          "Correlation effect, % of equity, coverage (share of in-scope gross value with loadings) and the top "
+          "contributing positions. Rate shocks move TLT by −duration·Δy; a long position never loses more than "
+          "its value."),
 ]
 
 CHECKS = [
@@ -180,9 +184,12 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
     elif key == STRESS:
         groups = c.get("stress_groups", 0)
         ok = groups == c.get("stress_complete_groups", 0) == len(days) * n_books
+        stress_cov = totals.array("stress_coverage")
         meta.update({
             "active_scenarios": len(scenarios.active),
             "rate_duration": scenarios.rate_duration,
+            "median_coverage": float(np.median(stress_cov)) if len(stress_cov) else float("nan"),
+            "loadings": "factor_model (joint ridge, 8 factors)",
             "worst_scenarios": md_table(preview),
         })
         checks = [AssetCheckResult(asset_key=key, check_name="every_active_scenario", passed=ok)]

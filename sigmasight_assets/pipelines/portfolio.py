@@ -50,7 +50,7 @@ from .. import calendar
 from ..calc.correlation import CORR_MIN_OVERLAP, CORR_WINDOW, portfolio_correlations, union_correlation
 from ..calc.exposures import aggregate_exposures
 from ..calc.snapshots import compute_snapshots
-from ..calc.stress import compute_stress
+from ..calc.stress import compute_joint_stress
 from ..warehouse import Replacement, StagedReplacement
 from .windows import WindowReader
 
@@ -203,6 +203,9 @@ def _collect(totals: Totals, frames: dict[str, pd.DataFrame], last_day, active_i
         per_book = st[st["scenario_id"].isin(active_ids)].groupby(["date", "portfolio_id"]).size()
         totals.count("stress_groups", len(per_book))
         totals.count("stress_complete_groups", (per_book == len(active_ids)).sum())
+        # coverage repeats on every scenario row of a portfolio-day: one value per portfolio-day
+        cov = st.drop_duplicates(["date", "portfolio_id"])["coverage"].dropna()
+        totals.arrays.setdefault("stress_coverage", []).append(cov.to_numpy(dtype=np.float32))
     if last_day is None:
         return
     if SNAP in frames:
@@ -238,8 +241,9 @@ class Market:
     close: pd.DataFrame  # sessions × market symbols
     returns: pd.DataFrame  # simple returns, same layout
     log_returns: pd.DataFrame
-    betas: pd.DataFrame | None
+    betas: pd.DataFrame | None  # the displayed betas, for aggregated_exposures
     covariance: pd.DataFrame | None
+    factor_model: pd.DataFrame | None = None  # joint loadings, for stress
     union: dict | None = None  # day → (symbols, correlation matrix) for several batches
 
 
@@ -251,15 +255,17 @@ def read_market(wh, reader: WindowReader, book: BookIndex, chunk: pd.DatetimeInd
     symbols = book.market_symbols
     close = reader.prices(symbols, first, chunk[-1], "close")
     returns = reader.returns(symbols, first, chunk[-1])
-    betas = cov = None
-    if EXPO in selected or STRESS in selected:
-        keys = symbols if scoped else None  # a scoped book needs few symbols' betas
+    betas = cov = model = None
+    keys = symbols if scoped else None  # a scoped book needs few symbols' betas
+    if EXPO in selected:
         parts = [wh.read(t, chunk[0], chunk[-1], keys=keys, columns=["date", "symbol", "factor", "beta"])
                  for t in ("symbol_betas", "ridge_factors", "spread_factors")]
         betas = pd.concat(parts, ignore_index=True).dropna(subset=["beta"])
     if STRESS in selected:
         cov = wh.read("factor_covariance", chunk[0], chunk[-1])
-    return Market(close, returns, np.log1p(returns), betas, cov)
+        model = wh.read("factor_model", chunk[0], chunk[-1], keys=keys,
+                        columns=["date", "symbol", "factor", "beta", "specific_variance"])
+    return Market(close, returns, np.log1p(returns), betas, cov, model)
 
 
 def compute_batch(book: Book, market: Market, chunk: pd.DatetimeIndex, selected: set[str]) -> dict[str, pd.DataFrame]:
@@ -276,9 +282,10 @@ def compute_batch(book: Book, market: Market, chunk: pd.DatetimeIndex, selected:
         frames[EXPO] = aggregate_exposures(pv, market.betas, snaps)
     if STRESS in selected:
         scn = book.scenarios
-        frames[STRESS], _ = compute_stress(pv, market.betas, snaps, market.covariance, scn.scenarios,
-                                           duration=scn.rate_duration, top_n=STRESS_TOP_CONTRIBUTORS,
-                                           return_contributors=False)
+        frames[STRESS], _ = compute_joint_stress(pv, market.factor_model, snaps, market.covariance, scn.scenarios,
+                                                 duration=scn.rate_duration, top_n=STRESS_TOP_CONTRIBUTORS,
+                                                 return_contributors=False)
+        frames[STRESS]["replayed_share"] = np.nan  # shock scenarios replay nothing
     return frames
 
 

@@ -276,6 +276,8 @@ stress_results = _asset_table(
     Column("positions_covered", Integer, nullable=False),
     Column("positions_missing_beta", Integer, nullable=False),
     Column("top_contributors", Text),  # JSON list of {position_id, symbol, pnl}
+    Column("coverage", Float),  # share of in-scope gross value priced (loadings, or a replay's own history/proxy)
+    Column("replayed_share", Float),  # replays only: share of in-scope gross value replayed from its own history
     extra_key="scenario_id",
 )
 

@@ -169,7 +169,11 @@ def _build():
             t.aggregated_exposures, ["date", "portfolio_id", "factor"],
             {"coverage": [Check.in_range(0.0, 1.0 + 1e-9)]},
         ),
-        "stress_results": _from_table(t.stress_results, ["date", "portfolio_id", "scenario_id"]),
+        "stress_results": _from_table(
+            t.stress_results, ["date", "portfolio_id", "scenario_id"],
+            {"coverage": [Check.in_range(0.0, 1.0 + 1e-9)], "replayed_share": [Check.in_range(0.0, 1.0 + 1e-9)],
+             "positions_covered": [Check.ge(0)], "positions_missing_beta": [Check.ge(0)]},
+        ),
     }
 
 

@@ -89,6 +89,10 @@ STEPS: tuple[Step, ...] = (
         RenameColumn("portfolio_snapshots", "effective_positions", "effective_positions_hhi"),
         RenameColumn("correlations", "effective_positions", "effective_positions_corr"),
     )),
+    Step(3, "stress on the joint factor model: coverage and the replayed share of historical replays", (
+        AddColumn("stress_results", "coverage"),
+        AddColumn("stress_results", "replayed_share"),
+    )),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 
