@@ -8,6 +8,7 @@ from .defs.factor_covariance import factor_covariance
 from .defs.jobs import JOBS, run_executor
 from .defs.market_assets import daily_valuations, portfolios, prices, symbol_universe
 from .defs.portfolio_assets import portfolio_analytics
+from .defs.replays import replay_window_returns
 from .defs.resources import MarketDataResource, WarehouseResource
 from .defs.symbol_metrics import symbol_metrics
 from .defs.symbol_regressions import factor_model, ridge_factors, spread_factors, symbol_betas
@@ -35,6 +36,7 @@ defs = Definitions(
                 spread_factors,
                 factor_model,
                 factor_covariance,
+                replay_window_returns,
                 symbol_metrics,
                 portfolio_analytics,
             )

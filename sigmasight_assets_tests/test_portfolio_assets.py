@@ -157,6 +157,14 @@ def scenarios(path=SCENARIO_FILE) -> list[dict]:
     return [s for s in yaml.safe_load(Path(path).read_text())["scenarios"] if s["active"]]
 
 
+def shock_scenarios(path=SCENARIO_FILE) -> list[dict]:
+    """The active shock scenarios (the replays have a dated window instead of shocks)."""
+    return [s for s in scenarios(path) if s.get("kind", "shock") == "shock"]
+
+
+REPLAY_IDS = {s["id"] for s in scenarios() if s.get("kind") == "replay"}
+
+
 def direct_return(b: dict[str, float], shocks: dict[str, float]) -> float:
     """L_market·ΔSPY + L_rates·ΔTLT + Σ_k L_k_excess·(Δ_k − ΔSPY) over the named shocks only (an unnamed
     style ETF moves with SPY: no excess move; DESIGN §5 Stress)."""
@@ -258,7 +266,7 @@ def test_hand_portfolio_direct_and_correlated_stress_on_paper(graph):
     wh = graph["wh"]
     px = closes(wh, ["AAPL", "MSFT", OPTION])
     stress = wh.read("stress_results")
-    scns = scenarios()
+    scns = shock_scenarios()
     day = RANGE[-1]
     mv = {"AAPL": 200 * px.at[day, "AAPL"], "MSFT": -100 * px.at[day, "MSFT"]}
     b = {s: loadings_of(wh, day, s) for s in mv}
@@ -360,7 +368,7 @@ def test_private_only_book_has_a_snapshot_and_documented_nan_exposure_and_stress
         assert (expo["positions_with_beta"] == 0).all() and (expo["positions_missing_beta"] == 0).all()
         st = wh.read("stress_results", day, day).query("portfolio_id == 'P-PRIV'")
         # calc/stress.py: no covered position → P&L NaN (nothing measured), never 0.
-        assert len(st) == 19
+        assert len(st) == 24  # 19 shocks + 5 replays
         assert st[["direct_pnl", "correlated_pnl", "direct_pct_equity"]].isna().all().all()
         assert (st["positions_covered"] == 0).all() and (st["positions_missing_beta"] == 0).all()
         c = row(wh.read("correlations", day, day), portfolio_id="P-PRIV")
@@ -386,7 +394,8 @@ def test_book_whose_symbols_lack_betas_reports_zero_coverage_not_zero_exposure(g
         st = wh.read("stress_results", day, day).query("portfolio_id == 'P-NEW'")
         assert loadings_of(wh, day, "NEWCO") == {}  # < 60 returns: no joint model either
         assert st["direct_pnl"].isna().all() and st["correlated_pnl"].isna().all()
-        assert (st["coverage"] == 0).all()
+        shocks = st[~st["scenario_id"].isin(REPLAY_IDS)]
+        assert len(shocks) == 19 and (shocks["coverage"] == 0).all()
         assert (st["positions_covered"] == 0).all() and (st["positions_missing_beta"] == 1).all()
         s = row(wh.read("portfolio_snapshots", day, day), portfolio_id="P-NEW")
         assert s["equity"] == pytest.approx(22_500 - 500 * 45 + mv, rel=1e-12)
@@ -404,7 +413,7 @@ def test_cash_only_book_after_an_exit_and_a_deleted_row(graph):
         expo = wh.read("aggregated_exposures", day, day).query("portfolio_id == 'P-CASH'")
         assert len(expo) == 13 and expo["exposure_dollar"].isna().all() and expo["coverage"].isna().all()
         st = wh.read("stress_results", day, day).query("portfolio_id == 'P-CASH'")
-        assert len(st) == 19 and st["direct_pnl"].isna().all() and (st["positions_covered"] == 0).all()
+        assert len(st) == 24 and st["direct_pnl"].isna().all() and (st["positions_covered"] == 0).all()
         assert row(wh.read("correlations", day, day), portfolio_id="P-CASH")["n_symbols"] == 0
 
 
@@ -412,7 +421,7 @@ def test_cash_only_book_after_an_exit_and_a_deleted_row(graph):
 def test_every_active_scenario_has_a_row_for_every_portfolio_day(graph):
     stress = graph["wh"].read("stress_results")
     active = {s["id"] for s in scenarios()}
-    assert len(active) == 19
+    assert len(active) == 24 and len(REPLAY_IDS) == 5  # 19 shocks, 5 replays
     per = stress.groupby(["date", "portfolio_id"])["scenario_id"].agg(set)
     assert len(per) == len(RANGE) * len(PORTFOLIOS)
     assert (per == active).all()
@@ -434,8 +443,8 @@ def test_a_scenario_added_to_the_yaml_appears_in_the_next_run(graph, tmp_path, m
     stress = wh.read("stress_results")
     new = stress[stress["scenario_id"] == "test_stagflation"]
     assert sorted(new["portfolio_id"]) == PORTFOLIOS and set(new["date"]) == {day}
-    assert (stress[stress["date"] == day].groupby("portfolio_id").size() == 20).all()
-    assert (stress[stress["date"] != day].groupby(["date", "portfolio_id"]).size() == 19).all()
+    assert (stress[stress["date"] == day].groupby("portfolio_id").size() == 25).all()
+    assert (stress[stress["date"] != day].groupby(["date", "portfolio_id"]).size() == 24).all()
     # Priced like any other scenario.
     px = closes(wh, ["AAPL", "MSFT"])
     mv = {"AAPL": 200 * px.at[day, "AAPL"], "MSFT": -100 * px.at[day, "MSFT"]}
@@ -443,6 +452,25 @@ def test_a_scenario_added_to_the_yaml_appears_in_the_next_run(graph, tmp_path, m
     want = sum(v * direct_return(loadings_of(wh, day, s), shocks) for s, v in mv.items())
     assert row(new, portfolio_id="P-HAND")["direct_pnl"] == pytest.approx(want, rel=1e-9)
     assert check_outcomes(result)[("stress_results", "every_active_scenario")]
+
+
+def test_replays_whose_windows_are_not_in_the_warehouse_are_reported_never_zero(graph):
+    """The range is 2026: none of the shipped windows (2008–2022) has prices here. Every replay row
+    has NULL P&L, coverage and replayed share (never 0), and the stress check warns, naming them."""
+    wh, single = graph["wh"], graph["single"]
+    stress = wh.read("stress_results")
+    rep = stress[stress["scenario_id"].isin(REPLAY_IDS)]
+    assert len(rep) == 5 * len(RANGE) * len(PORTFOLIOS)
+    assert set(rep["category"]) == {"historical"}
+    assert rep[["direct_pnl", "correlated_pnl", "correlated_pct_equity", "coverage", "replayed_share"]].isna().all().all()
+    assert (rep["positions_covered"] == 0).all()
+    hand = rep[rep["portfolio_id"] == "P-HAND"]
+    assert (hand["positions_missing_beta"] == 3).all()  # AAPL, MSFT and the option are in scope, none priced
+    evals = [e for e in single.get_asset_check_evaluations() if e.check_name == "replays_replayable"]
+    assert len(evals) == 1 and not evals[0].passed and evals[0].severity == AssetCheckSeverity.WARN
+    md = metadata(single, "stress_results", node="portfolio_analytics")
+    assert set(md["replays_not_replayable"]) == REPLAY_IDS
+    assert wh.read("replay_window_returns").empty  # no window ends in the range
 
 
 # -- checks and storage -------------------------------------------------------------------------------

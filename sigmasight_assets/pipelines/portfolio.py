@@ -52,6 +52,7 @@ from ..calc.exposures import aggregate_exposures
 from ..calc.snapshots import compute_snapshots
 from ..calc.stress import compute_joint_stress
 from ..warehouse import Replacement, StagedReplacement
+from . import replays
 from .windows import WindowReader
 
 SNAP, CORR, EXPO, STRESS = "portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"
@@ -156,6 +157,7 @@ class Totals:
     arrays: dict[str, list] = field(default_factory=dict)
     preview: dict[str, pd.DataFrame] = field(default_factory=dict)
     last_day: dict[str, float] = field(default_factory=dict)  # sums over the last day
+    not_replayable: dict[str, str] = field(default_factory=dict)  # active replay scenario id → reason
     chunks: int = 0
     batches: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "compute": 0.0, "write": 0.0})
@@ -244,6 +246,7 @@ class Market:
     betas: pd.DataFrame | None  # the displayed betas, for aggregated_exposures
     covariance: pd.DataFrame | None
     factor_model: pd.DataFrame | None = None  # joint loadings, for stress
+    replays: replays.ReplayWindows | None = None  # the stored replay windows (read once per run)
     union: dict | None = None  # day → (symbols, correlation matrix) for several batches
 
 
@@ -286,6 +289,9 @@ def compute_batch(book: Book, market: Market, chunk: pd.DatetimeIndex, selected:
                                                  duration=scn.rate_duration, top_n=STRESS_TOP_CONTRIBUTORS,
                                                  return_contributors=False)
         frames[STRESS]["replayed_share"] = np.nan  # shock scenarios replay nothing
+        if market.replays is not None and market.replays.scenarios:
+            rows = replays.replay_rows(pv, market.factor_model, snaps, market.replays, STRESS_TOP_CONTRIBUTORS)
+            frames[STRESS] = pd.concat([frames[STRESS], rows], ignore_index=True)
     return frames
 
 
@@ -328,6 +334,9 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, p
     whole = read_book(wh, scenarios, batches[0]) if len(batches) == 1 else None
     active_ids = [s.id for s in scenarios.active]
     totals = Totals()
+    windows = replays.read_windows(wh, scenarios, book.public_symbols) if STRESS in selected else None
+    if windows is not None:
+        totals.not_replayable = replays.not_replayable(windows)
     last_day = days[-1] if len(days) else None
     for chunk in chunks:
         clock = {"read": 0.0, "compute": 0.0, "write": 0.0}
@@ -340,6 +349,7 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, p
             t = now
 
         market = read_market(wh, reader, book, chunk, selected, scope is not None)
+        market.replays = windows
         if CORR in selected and len(batches) > 1:
             market.union = {day: union_correlation(market.log_returns, day, book.public_symbols, CORR_WINDOW,
                                                    CORR_MIN_OVERLAP) for day in chunk}

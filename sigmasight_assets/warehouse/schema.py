@@ -197,6 +197,18 @@ factor_covariance = _asset_table(
     extra_key="factor_2",
 )
 
+# Historical replay windows (DESIGN §5): partition = the window's last day; one row per replay scenario
+# ending that day and symbol with a complete window. Computed once, read by stress_results.
+replay_window_returns = _asset_table(
+    "replay_window_returns",
+    "symbol",
+    Column("scenario_id", String(64), nullable=False),
+    Column("window_start", Date, nullable=False),
+    Column("window_return", Float, nullable=False),
+    Column("sessions", Integer, nullable=False),
+    extra_key="scenario_id",
+)
+
 symbol_metrics = _asset_table(
     "symbol_metrics",
     "symbol",
@@ -376,6 +388,9 @@ COLUMN_DOCS = {
     "matrix": "JSON strict upper triangle of the correlation matrix, row by row (null = too little overlap).",
     "avg_correlation": "Value-weighted average pairwise correlation.",
     "reason": "Why the symbol has no row (failure or skip reason).",
+    "window_start": "Replay window's base day: the window is the move from its close to the close of `date`.",
+    "window_return": "Compounded total return over the window's sessions after window_start up to date (decimal).",
+    "sessions": "Daily returns compounded (sessions in the window after its base day).",
 }
 for _table in metadata.sorted_tables:
     for _col in _table.columns:

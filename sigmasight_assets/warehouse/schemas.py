@@ -148,6 +148,11 @@ def _build():
                 "observations": [Check.ge(FACTOR_MODEL_MIN_OBSERVATIONS)],
             },
         ),
+        "replay_window_returns": _from_table(
+            t.replay_window_returns, ["date", "symbol", "scenario_id"],
+            {"window_return": [Check.gt(-1.0 - 1e-12), _finite], "sessions": [Check.ge(1)]},
+            checks=[Check(lambda df: (df["window_start"] < df["date"]).all(), name="start_before_end")],
+        ),
         "factor_covariance": _from_table(
             t.factor_covariance, ["date", "factor_1", "factor_2"],
             {"correlation": [Check.in_range(-1 - 1e-12, 1 + 1e-12)], "observations": [Check.ge(30)]},
@@ -182,6 +187,7 @@ symbol_betas = ANALYTICS["symbol_betas"]
 ridge_factors = ANALYTICS["ridge_factors"]
 spread_factors = ANALYTICS["spread_factors"]
 factor_model = ANALYTICS["factor_model"]
+replay_window_returns = ANALYTICS["replay_window_returns"]
 factor_covariance = ANALYTICS["factor_covariance"]
 symbol_metrics = ANALYTICS["symbol_metrics"]
 portfolio_snapshots = ANALYTICS["portfolio_snapshots"]
