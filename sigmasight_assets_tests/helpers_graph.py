@@ -48,6 +48,7 @@ TABLE_KEYS = {
     "ridge_factors": ["date", "symbol", "factor"],
     "spread_factors": ["date", "symbol", "factor"],
     "factor_model": ["date", "symbol", "factor"],
+    "replay_window_returns": ["date", "symbol", "scenario_id"],
     "factor_covariance": ["date", "factor_1", "factor_2"],
     "symbol_metrics": ["date", "symbol"],
     "portfolio_snapshots": ["date", "portfolio_id"],

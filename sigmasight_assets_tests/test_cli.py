@@ -207,7 +207,7 @@ def test_show_latest_snapshot_exposures_and_stress(filled):
     assert rows[0][6] == f"{top['symbol']} {money(top['pnl'])}"
 
     every = invoke(["show", "P-LONG", "--top", "0"], url)
-    assert len(table_rows(every.output, "scenario")) == len(stress) == 19
+    assert len(table_rows(every.output, "scenario")) == len(stress) == 24  # 19 shocks, 5 replays
 
 
 def test_show_a_given_date_and_clear_errors(filled):
@@ -267,6 +267,6 @@ def test_demo_progress_bar_follows_the_run(warehouse):
     res = invoke(["demo", "--days", "2", "--end", END, "--progress"])
     assert res.exit_code == 0, res.output
     bar = res.stderr.replace("\r", "\n")
-    assert re.search(r"demo run: 100%\|.*\| 13/13 ", bar), bar[-2000:]
+    assert re.search(r"demo run: 100%\|.*\| 14/14 ", bar), bar[-2000:]
     assert "run " in res.stdout and "succeeded" in res.stdout
     assert warehouse.count("stress_results", "2026-11-19", END) > 0

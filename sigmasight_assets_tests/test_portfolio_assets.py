@@ -473,6 +473,92 @@ def test_replays_whose_windows_are_not_in_the_warehouse_are_reported_never_zero(
     assert wh.read("replay_window_returns").empty  # no window ends in the range
 
 
+def test_replay_of_a_window_in_the_warehouse_own_history_proxy_and_missing(graph, tmp_path, monkeypatch):
+    """A replay window inside the stored history (prices built by the run), with a hole punched in
+    MSFT's prices: AAPL is replayed from its own compounded return, MSFT (a gap) is proxied by its
+    factor_model loadings × the window's compounded factor moves, the option is missing; a second
+    window (2008) is not in the warehouse and is reported not replayable, never 0."""
+    from sigmasight_assets.calc.factor_model import FACTOR_NAMES, basis_matrix
+
+    start, end, gap = HISTORY[-20], HISTORY[-15], HISTORY[-17]
+    data = {"scenarios": [
+        {"id": "market_down_10", "name": "Market Decline 10%", "category": "market", "severity": "moderate",
+         "active": True, "shocks": {"Market": -0.10}},
+        {"id": "hand_window", "name": "Hand window", "category": "historical", "severity": "severe", "active": True,
+         "kind": "replay", "start": iso(start), "end": iso(end)},
+        {"id": "replay_lehman_2008", "name": "Lehman", "category": "historical", "severity": "extreme",
+         "active": True, "kind": "replay", "start": "2008-09-12", "end": "2008-10-10"},
+    ]}
+    path = tmp_path / "replays.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("SIGMASIGHT_SCENARIOS_FILE", str(path))
+    url, wh = copy_warehouse(graph["wh"], tmp_path, "replays")
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM prices WHERE symbol = 'MSFT' AND date = '{iso(gap)}'")
+    window = run_range(url, start, end, ["replay_window_returns"])
+    assert window.success
+    stored = wh.read("replay_window_returns")
+    assert set(stored["date"]) == {end} and set(stored["scenario_id"]) == {"hand_window"}
+    assert "MSFT" not in set(stored["symbol"]) and {"AAPL", "SPY", "TLT", "IWM"} <= set(stored["symbol"])
+    assert (stored["window_start"] == start).all() and (stored["sessions"] == 5).all()
+    day = RANGE[-1]
+    result = run_range(url, day, day, ["stress_results"])
+    assert result.success
+
+    # By hand, from the stored prices (adj_close) and loadings.
+    px = wh.read("prices", start, end, columns=["date", "symbol", "adj_close"]).pivot(
+        index="date", columns="symbol", values="adj_close")
+    own = px.loc[end] / px.loc[start] - 1.0  # compounding daily returns telescopes to the price ratio
+    np.testing.assert_allclose(stored.set_index("symbol")["window_return"].sort_index(),
+                               own[sorted(stored["symbol"])].to_numpy(), rtol=1e-12)
+    etf = own[list(SHOCK_ETF.values())].to_numpy()  # FACTOR_ETFS order
+    f_w = basis_matrix() @ etf
+    l_msft = loadings_of(wh, day, "MSFT")
+    closes_day = closes(wh, ["AAPL", "MSFT", OPTION])
+    mv = {"AAPL": 200 * closes_day.at[day, "AAPL"], "MSFT": -100 * closes_day.at[day, "MSFT"]}
+    opt = 300 * closes_day.at[day, OPTION]
+    want = mv["AAPL"] * own["AAPL"] + mv["MSFT"] * float(np.array([l_msft[k] for k in FACTOR_NAMES]) @ f_w)
+    stress = wh.read("stress_results", day, day)
+    r = row(stress, portfolio_id="P-HAND", scenario_id="hand_window")
+    gross = abs(mv["AAPL"]) + abs(mv["MSFT"]) + abs(opt)
+    equity = row(wh.read("portfolio_snapshots", day, day), portfolio_id="P-HAND")["equity"]
+    assert r["correlated_pnl"] == pytest.approx(want, rel=1e-9)
+    assert r["correlated_pct_equity"] == pytest.approx(want / equity, rel=1e-9)
+    assert math.isnan(r["direct_pnl"]) and math.isnan(r["correlation_effect"])
+    assert r["replayed_share"] == pytest.approx(abs(mv["AAPL"]) / gross, rel=1e-12)
+    assert r["coverage"] == pytest.approx((abs(mv["AAPL"]) + abs(mv["MSFT"])) / gross, rel=1e-12)
+    assert (r["positions_covered"], r["positions_missing_beta"], r["category"]) == (2, 1, "historical")
+    assert {t["symbol"] for t in json.loads(r["top_contributors"])} == {"AAPL", "MSFT"}
+    # P-TLT: TLT's own window; P-NEW: NEWCO listed after the window and without a model → missing, NaN.
+    tlt = row(stress, portfolio_id="P-TLT", scenario_id="hand_window")
+    assert tlt["correlated_pnl"] == pytest.approx(1000 * closes(wh, ["TLT"]).at[day, "TLT"] * own["TLT"], rel=1e-9)
+    assert tlt["replayed_share"] == 1.0
+    new = row(stress, portfolio_id="P-NEW", scenario_id="hand_window")
+    assert math.isnan(new["correlated_pnl"]) and new["coverage"] == 0 and new["positions_missing_beta"] == 1
+    # The 2008 window: not replayable for everyone, reported (metadata, warning), never 0.
+    lehman = stress[stress["scenario_id"] == "replay_lehman_2008"]
+    assert len(lehman) == len(PORTFOLIOS) and lehman[["correlated_pnl", "coverage"]].isna().all().all()
+    md = metadata(result, "stress_results", node="portfolio_analytics")
+    assert set(md["replays_not_replayable"]) == {"replay_lehman_2008"}
+    evals = [e for e in result.get_asset_check_evaluations() if e.check_name == "replays_replayable"]
+    assert len(evals) == 1 and not evals[0].passed and evals[0].severity == AssetCheckSeverity.WARN
+
+
+def test_replay_lineage_reads_the_dated_windows():
+    from dagster import AssetKey, SpecificPartitionsPartitionMapping, TimeWindowPartitionMapping
+
+    from sigmasight_assets.definitions import defs
+
+    g = defs.resolve_asset_graph()
+    ends = ["2008-10-10", "2015-08-25", "2018-02-08", "2020-03-23", "2022-10-12"]
+    assert g.get_partition_mapping(AssetKey("stress_results"), AssetKey("replay_window_returns")) == \
+        SpecificPartitionsPartitionMapping(ends)
+    # the longest window, 2022-01-03..2022-10-12, compounds 195 returns
+    assert g.get_partition_mapping(AssetKey("replay_window_returns"), AssetKey("prices")) == \
+        TimeWindowPartitionMapping(start_offset=-195, end_offset=0)
+    assert len(calendar.sessions("2022-01-03", "2022-10-12")) == 196
+
+
 # -- checks and storage -------------------------------------------------------------------------------
 def test_asset_checks(graph):
     single = graph["single"]
