@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 SYMBOL_ASSETS = ["symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
-                 "factor_model", "factor_covariance", "symbol_metrics"]
+                 "factor_model", "factor_covariance", "replay_window_returns", "symbol_metrics"]
 PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
 
 def _cpu() -> float:
