@@ -5,7 +5,7 @@ of portfolios.
 Bounded work
 ------------
 A range is cut into *chunks* of days and a chunk's book into *batches* of portfolios, so that a
-batch holds at most ``batch_portfolio_days`` portfolio-days (position values, 13 exposure and 19
+batch holds at most ``batch_portfolio_days`` portfolio-days (position values, 13 exposure and 24
 stress rows per portfolio-day, their validation copies): a small book gets chunks of up to
 ``MAX_CHUNK_DAYS`` sessions in one batch; a large one gets one-session chunks split into batches
 of ``batch_portfolio_days`` portfolios. Memory follows the batch, never the book or the range: of

@@ -28,6 +28,7 @@ from .windows import WindowReader
 
 TABLE = "replay_window_returns"
 COLUMNS = [c.name for c in TABLES[TABLE].columns]
+COLUMNS_OUT = [c.name for c in TABLES["stress_results"].columns]  # the replay rows of stress_results
 
 
 def window_sessions(scenario) -> int:
@@ -137,9 +138,6 @@ def replay_rows(position_values: pd.DataFrame, factor_model: pd.DataFrame, snaps
         "replayed_share": np.where(ok, res["replayed_share"].to_numpy(dtype=float), np.nan),
     })
     return out[COLUMNS_OUT]
-
-
-COLUMNS_OUT = [c.name for c in TABLES["stress_results"].columns]
 
 
 def not_replayable(windows: ReplayWindows) -> dict[str, str]:
