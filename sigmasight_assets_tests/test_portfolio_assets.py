@@ -544,6 +544,28 @@ def test_replay_of_a_window_in_the_warehouse_own_history_proxy_and_missing(graph
     assert len(evals) == 1 and not evals[0].passed and evals[0].severity == AssetCheckSeverity.WARN
 
 
+def test_replay_window_with_a_factor_etf_gap_is_reported_not_replayable(graph, tmp_path, monkeypatch):
+    start, end, gap = HISTORY[-20], HISTORY[-15], HISTORY[-17]
+    data = {"scenarios": [{"id": "hand_window", "name": "Hand window", "category": "historical", "severity": "severe",
+                           "active": True, "kind": "replay", "start": iso(start), "end": iso(end)}]}
+    path = tmp_path / "replays.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("SIGMASIGHT_SCENARIOS_FILE", str(path))
+    url, wh = copy_warehouse(graph["wh"], tmp_path, "etf_gap")
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM prices WHERE symbol = 'TLT' AND date = '{iso(gap)}'")
+    window = run_range(url, end, end, ["replay_window_returns"])
+    assert window.success
+    [ev] = [e for e in window.get_asset_check_evaluations() if e.check_name == "factor_etfs_complete"]
+    assert not ev.passed and ev.severity == AssetCheckSeverity.WARN
+    assert "TLT" in metadata(window, "replay_window_returns")["not_replayable"]["hand_window"]
+    assert "TLT" not in set(wh.read("replay_window_returns")["symbol"])
+    day = RANGE[-1]
+    assert run_range(url, day, day, ["stress_results"]).success
+    rows = wh.read("stress_results", day, day).query("scenario_id == 'hand_window'")
+    assert len(rows) == len(PORTFOLIOS) and rows["correlated_pnl"].isna().all()  # not replayable, never 0
+
+
 def test_replay_lineage_reads_the_dated_windows():
     from dagster import AssetKey, SpecificPartitionsPartitionMapping, TimeWindowPartitionMapping
 
