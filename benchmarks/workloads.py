@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SYMBOL_ASSETS = ["symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
-                 "factor_covariance", "symbol_metrics"]
+SYMBOL_ASSETS = ["symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors",
+                 "spread_factors", "factor_model", "factor_covariance", "replay_window_returns", "symbol_metrics"]
 PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
 
 def _cpu() -> float:

@@ -14,9 +14,10 @@ from .defs.factor_covariance import factor_covariance
 from .defs.jobs import JOBS, run_executor
 from .defs.market_assets import daily_valuations, portfolios, prices, symbol_returns, symbol_universe
 from .defs.portfolio_assets import portfolio_analytics
+from .defs.replays import replay_window_returns
 from .defs.resources import MarketDataResource, WarehouseResource
 from .defs.symbol_metrics import symbol_metrics
-from .defs.symbol_regressions import ridge_factors, spread_factors, symbol_betas
+from .defs.symbol_regressions import factor_model, ridge_factors, spread_factors, symbol_betas
 
 
 def _with_nightly_freshness(assets_def):
@@ -40,7 +41,9 @@ defs = Definitions(
                 symbol_betas,
                 ridge_factors,
                 spread_factors,
+                factor_model,
                 factor_covariance,
+                replay_window_returns,
                 symbol_metrics,
                 portfolio_analytics,
             )

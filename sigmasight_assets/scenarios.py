@@ -12,6 +12,18 @@ File format (see ``data/stress_scenarios.yaml``, the embedded legacy set)::
         active: true             # a YAML boolean
         shocks: {Market: -0.10}  # factor name → finite decimal move, at least one
         description: ...         # optional
+      - id: replay_covid_crash_2020
+        name: COVID-19 crash (replay)
+        category: historical
+        severity: extreme
+        active: true
+        kind: replay             # optional: shock (default) | replay
+        start: 2020-02-19        # replay: the base day (the window's first close), an NYSE session
+        end: 2020-03-23          # replay: the last day, an NYSE session after start
+
+A ``replay`` scenario has no ``shocks``: it applies the real move of the window, from the close of
+``start`` to the close of ``end`` (``calc/replay.py``), to the day's holdings. A shock scenario has
+no ``start``/``end``.
 
 Any problem raises :class:`ScenarioConfigError` whose message names the file, the scenario (id
 and position) and the field, e.g. ``stress.yaml: scenario 'bad' (#3): field 'shocks.Markt':
@@ -24,19 +36,23 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
 
 import yaml
 
-from .calc.stress import DEFAULT_RATE_DURATION, RATE_FACTOR, SHOCK_FACTOR_TO_ETF
+from . import calendar
+from .calc.stress import DEFAULT_RATE_DURATION, RATE_FACTOR, REPLAY_KIND, SHOCK_FACTOR_TO_ETF
 
 DEFAULT_SCENARIO_FILE = Path(__file__).resolve().parent / "data" / "stress_scenarios.yaml"
 SEVERITIES: tuple[str, ...] = ("mild", "base", "moderate", "severe", "extreme")
 SHOCK_FACTORS: tuple[str, ...] = tuple(SHOCK_FACTOR_TO_ETF)
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_SCENARIO_KEYS = {"id", "name", "category", "severity", "active", "shocks", "description"}
-_REQUIRED = ("id", "name", "category", "severity", "active", "shocks")
+SHOCK_KIND = "shock"
+KINDS: tuple[str, ...] = (SHOCK_KIND, REPLAY_KIND)
+_SCENARIO_KEYS = {"id", "name", "category", "severity", "active", "shocks", "description", "kind", "start", "end"}
+_REQUIRED = ("id", "name", "category", "severity", "active")
 _SETTINGS_KEYS = {"rate_duration"}
 
 
@@ -47,7 +63,8 @@ class ScenarioConfigError(ValueError):
 @dataclass(frozen=True)
 class Scenario:
     """One stress scenario. ``shocks`` maps factor names (``Market`` …) to decimal moves;
-    ``Interest_Rate`` is a yield change (+0.01 = +100bp)."""
+    ``Interest_Rate`` is a yield change (+0.01 = +100bp). A ``replay`` (``kind``) has no shocks and
+    a dated window ``[start, end]`` of NYSE sessions instead."""
 
     id: str
     name: str
@@ -56,6 +73,13 @@ class Scenario:
     shocks: Mapping[str, float]
     active: bool = True
     description: str | None = None
+    kind: str = SHOCK_KIND
+    start: date | None = None
+    end: date | None = None
+
+    @property
+    def is_replay(self) -> bool:
+        return self.kind == REPLAY_KIND
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,11 @@ class ScenarioSet:
     @property
     def active(self) -> tuple[Scenario, ...]:
         return tuple(s for s in self.scenarios if s.active)
+
+    @property
+    def active_replays(self) -> tuple[Scenario, ...]:
+        """The active ``replay`` scenarios, in file order."""
+        return tuple(s for s in self.active if s.is_replay)
 
     def __len__(self) -> int:
         return len(self.scenarios)
@@ -141,7 +170,32 @@ def _parse_scenario(raw, pos: int, source: str, seen: set[str]) -> Scenario:
     active = raw["active"]
     if not isinstance(active, bool):
         _fail(source, where, "active", f"must be true or false, got {active!r}")
-    shocks_raw = raw["shocks"]
+    kind = raw.get("kind", SHOCK_KIND)
+    if kind not in KINDS:
+        _fail(source, where, "kind", f"must be one of {list(KINDS)}, got {kind!r}")
+    shocks: dict[str, float] = {}
+    start = end = None
+    if kind == REPLAY_KIND:
+        if raw.get("shocks") is not None:
+            _fail(source, where, "shocks", "a replay scenario applies its window's real moves: no shocks")
+        start = _session(raw, "start", source, where)
+        end = _session(raw, "end", source, where)
+        if not start < end:
+            _fail(source, where, "end", f"must be after start ({start.isoformat()}), got {end.isoformat()}")
+    else:
+        for fld in ("start", "end"):
+            if raw.get(fld) is not None:
+                _fail(source, where, fld, "only a replay scenario (kind: replay) has a dated window")
+        shocks = _shocks(raw.get("shocks"), source, where)
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        _fail(source, where, "description", "must be a string")
+    seen.add(sid)
+    return Scenario(sid, name.strip(), category, severity, MappingProxyType(shocks), active, description, kind,
+                    start, end)
+
+
+def _shocks(shocks_raw, source: str, where: str) -> dict[str, float]:
     if not isinstance(shocks_raw, Mapping) or not shocks_raw:
         _fail(source, where, "shocks", "must be a non-empty mapping of factor name to decimal move")
     shocks: dict[str, float] = {}
@@ -155,11 +209,26 @@ def _parse_scenario(raw, pos: int, source: str, seen: set[str]) -> Scenario:
         if factor != RATE_FACTOR and v <= -1.0:
             _fail(source, where, fld, f"a return cannot be -100% or below, got {v!r}")
         shocks[factor] = v
-    description = raw.get("description")
-    if description is not None and not isinstance(description, str):
-        _fail(source, where, "description", "must be a string")
-    seen.add(sid)
-    return Scenario(sid, name.strip(), category, severity, MappingProxyType(shocks), active, description)
+    return shocks
+
+
+def _session(raw: Mapping, fld: str, source: str, where: str) -> date:
+    """``raw[fld]`` as a date (YAML date or ISO text) that is an NYSE session."""
+    value = raw.get(fld)
+    if value is None:
+        _fail(source, where, fld, "is required for a replay scenario (an NYSE session, YYYY-MM-DD)")
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value.strip())
+        except ValueError:
+            _fail(source, where, fld, f"must be a date YYYY-MM-DD, got {value!r}")
+    if not isinstance(value, date):
+        _fail(source, where, fld, f"must be a date YYYY-MM-DD, got {value!r}")
+    if not calendar.is_session(value):
+        _fail(source, where, fld, f"{value.isoformat()} is not an NYSE trading day")
+    return value
 
 
 def parse_scenarios(data, source: str = "<memory>") -> ScenarioSet:

@@ -33,7 +33,8 @@ FACTOR_ETFS = ("SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV")
 STYLE_ETFS = {"value": "VTV", "growth": "VUG", "momentum": "MTUM", "quality": "QUAL", "size": "IWM",
               "low_volatility": "USMV"}
 MARKET_ASSETS = ["symbol_universe", "prices", "symbol_returns", "daily_valuations"]
-SYMBOL_ANALYTICS = ["symbol_betas", "ridge_factors", "spread_factors", "factor_covariance", "symbol_metrics"]
+SYMBOL_ANALYTICS = ["symbol_betas", "ridge_factors", "spread_factors", "factor_model", "factor_covariance",
+                    "symbol_metrics"]
 SYMBOL_ASSETS = MARKET_ASSETS + SYMBOL_ANALYTICS
 PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
 
@@ -47,6 +48,8 @@ TABLE_KEYS = {
     "symbol_betas": ["date", "symbol", "factor"],
     "ridge_factors": ["date", "symbol", "factor"],
     "spread_factors": ["date", "symbol", "factor"],
+    "factor_model": ["date", "symbol", "factor"],
+    "replay_window_returns": ["date", "symbol", "scenario_id"],
     "factor_covariance": ["date", "factor_1", "factor_2"],
     "symbol_metrics": ["date", "symbol"],
     "portfolio_snapshots": ["date", "portfolio_id"],

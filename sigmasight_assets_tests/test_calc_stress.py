@@ -28,11 +28,8 @@ from sigmasight_assets.calc.factors import STYLE_ETFS as RIDGE_FACTOR_ETFS
 from sigmasight_assets.calc.regression import RIDGE_FACTORS, rolling_ols, rolling_ridge
 from sigmasight_assets.calc.stress import (
     CONTRIBUTOR_COLUMNS,
-    EXPOSURE_BETAS,
-    RESULT_COLUMNS,
     STRESS_RESULT_COLUMNS,
     compute_joint_stress,
-    compute_stress,
     conditional_factor_moves,
     direct_etf_moves,
     scenario_factor_moves,
@@ -344,16 +341,6 @@ def test_legacy_scenario_set_runs():
     assert r.loc["market_down_10", "direct_pnl"] == pytest.approx(-10_000)
     # market falls → TLT expected to rise a little (negative correlation) → correlated > direct
     assert r.loc["market_down_10", "correlation_effect"] > 0
-
-
-def test_legacy_engine_still_prices_its_mixed_betas():
-    """LEGACY: delete with ``compute_stress`` once ``stress_results`` reads ``factor_model``."""
-    pv = pv_rows([("P1", "a", "AAA", "PUBLIC", 100_000.0)])
-    bb = pd.DataFrame([("AAA", f, v) for f, v in zip(EXPOSURE_BETAS, [1.2, 0, 0.4, -0.3, 0, 0, 0, 0])],
-                      columns=["symbol", "factor", "beta"])
-    res, _ = compute_stress(pv, bb, snaps({"P1": 200_000.0}), cov_long(DIAG_COV), [scenario("m", {"Market": -0.1})])
-    assert list(res.columns) == RESULT_COLUMNS
-    assert res.iloc[0].direct_pnl == pytest.approx(-12_000)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from sigmasight_assets.warehouse.ledger import store_ledger
 from .conftest import SAMPLE_FLOWS, SAMPLE_POSITIONS
 
 END = "2026-11-20"
-DAYS = 35
+DAYS = 62  # 61 returns: the joint factor model (stress) needs 60
 HOLD = ("portfolio_id,portfolio_name,symbol,quantity,entry_price,entry_date\n"
         "P-HOLD,Still holds a delisted name,GONE,100,13.94,2025-02-03\n"
         "P-HOLD,Still holds a delisted name,AAPL,50,48.0,2025-01-02\n")
@@ -208,7 +208,7 @@ def test_show_latest_snapshot_exposures_and_stress(filled):
     assert rows[0][6] == f"{top['symbol']} {money(top['pnl'])}"
 
     every = invoke(["show", "P-LONG", "--top", "0"], url)
-    assert len(table_rows(every.output, "scenario")) == len(stress) == 19
+    assert len(table_rows(every.output, "scenario")) == len(stress) == 24  # 19 shocks, 5 replays
 
 
 def test_show_a_given_date_and_clear_errors(filled):
@@ -268,6 +268,6 @@ def test_demo_progress_bar_follows_the_run(warehouse):
     res = invoke(["demo", "--days", "2", "--end", END, "--progress"])
     assert res.exit_code == 0, res.output
     bar = res.stderr.replace("\r", "\n")
-    assert re.search(r"demo run: 100%\|.*\| 13/13 ", bar), bar[-2000:]  # 13 assets with symbol_returns
+    assert re.search(r"demo run: 100%\|.*\| 15/15 ", bar), bar[-2000:]  # with symbol_returns, factor_model, replays
     assert "run " in res.stdout and "succeeded" in res.stdout
     assert warehouse.count("stress_results", "2026-11-19", END) > 0

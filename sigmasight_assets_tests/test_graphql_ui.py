@@ -43,13 +43,13 @@ PER_RUN = 2
 WALL_CLOCK_CHECKS = {"nightly_partition_materialized"}
 GROUPS = {
     "market_data": {"symbol_universe", "prices", "daily_valuations"},
-    "symbol_analytics": {"symbol_betas", "ridge_factors", "spread_factors", "factor_covariance", "symbol_metrics"},
+    "symbol_analytics": {"symbol_betas", "ridge_factors", "spread_factors", "factor_model", "factor_covariance",
+                         "replay_window_returns", "symbol_metrics"},
     "portfolio_analytics": {"portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"},
 }
 # Upstream keys of each asset as the UI shows them. DESIGN.md §3's table, plus the edges the code
 # declares on purpose: symbol-level assets also read their day's symbol_universe (which symbols to
-# compute), and stress_results reads position-level betas (symbol_betas, ridge_factors) besides
-# aggregated_exposures (DESIGN: "aggregated_exposures (or position-level betas)").
+# compute), and stress_results reads the joint factor_model loadings.
 LINEAGE = {
     "portfolios": set(),
     "symbol_universe": {"portfolios"},
@@ -58,14 +58,15 @@ LINEAGE = {
     "symbol_betas": {"prices", "daily_valuations", "symbol_universe"},
     "ridge_factors": {"prices", "symbol_universe"},
     "spread_factors": {"prices", "symbol_universe"},
+    "factor_model": {"prices", "symbol_universe"},
     "factor_covariance": {"prices"},
+    "replay_window_returns": {"prices"},
     "symbol_metrics": {"prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
                        "symbol_universe"},
     "portfolio_snapshots": {"portfolios", "prices"},
     "correlations": {"portfolios", "prices", "portfolio_snapshots"},
     "aggregated_exposures": {"symbol_betas", "ridge_factors", "spread_factors", "portfolio_snapshots"},
-    "stress_results": {"factor_covariance", "portfolio_snapshots", "aggregated_exposures", "symbol_betas",
-                       "ridge_factors"},
+    "stress_results": {"factor_model", "factor_covariance", "portfolio_snapshots", "replay_window_returns"},
 }
 DESIGN_EDGES = {  # DESIGN.md §3, "depends on" column: must always be present
     "symbol_universe": {"portfolios"}, "prices": {"symbol_universe"}, "daily_valuations": {"prices"},
@@ -73,10 +74,11 @@ DESIGN_EDGES = {  # DESIGN.md §3, "depends on" column: must always be present
     "factor_covariance": {"prices"}, "portfolio_snapshots": {"portfolios", "prices"},
     "correlations": {"portfolios", "prices", "portfolio_snapshots"},
     "aggregated_exposures": {"symbol_betas", "ridge_factors", "spread_factors", "portfolio_snapshots"},
-    "stress_results": {"factor_covariance", "portfolio_snapshots", "aggregated_exposures"},
+    "stress_results": {"factor_model", "factor_covariance", "portfolio_snapshots"},
 }
 # Lookback windows declared as TimeWindowPartitionMapping(start_offset=-N) on the prices edge.
-PRICE_WINDOWS = {"daily_valuations": -251, "symbol_betas": -90, "ridge_factors": -90, "spread_factors": -180,
+PRICE_WINDOWS = {"daily_valuations": -251, "symbol_betas": -90, "ridge_factors": -90, "spread_factors": -180, "factor_model": -90,
+                 "replay_window_returns": -195,
                  "factor_covariance": -252, "symbol_metrics": -252, "portfolio_snapshots": -90, "correlations": -90}
 
 ASSET_GRAPH_QUERY = """
@@ -345,8 +347,10 @@ def test_per_asset_range_backfill_runs_in_bounded_runs_over_exactly_the_days(dag
         # needs: those assets write nothing and count what they skipped (no silent zero).
         if key == "factor_covariance":
             assert total_rows == 0 and meta["days_without_matrix"]["intValue"] >= 1
-        elif key in ("ridge_factors", "spread_factors"):
+        elif key in ("ridge_factors", "spread_factors", "factor_model"):
             assert total_rows == 0 and meta["symbol_days_skipped"]["intValue"] > 0, key
+        elif key == "replay_window_returns":
+            assert total_rows == 0, key  # no shipped replay window ends on these days
         else:
             assert total_rows > 0, key
         ranges = n["assetPartitionStatuses"]["ranges"]
@@ -369,7 +373,7 @@ def test_per_asset_range_backfill_runs_in_bounded_runs_over_exactly_the_days(dag
     for etf in ("SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV"):
         assert (prices["symbol"] == etf).sum() == 3, etf
     stress = wh.read("stress_results")
-    assert stress.groupby(["date", "portfolio_id"]).size().eq(19).all() and len(stress) == 3 * 4 * 19
+    assert stress.groupby(["date", "portfolio_id"]).size().eq(24).all() and len(stress) == 3 * 4 * 24
     wh.engine.dispose()
     print(f"timings: {dagster_ui.timings}")
 

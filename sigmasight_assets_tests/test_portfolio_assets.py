@@ -4,8 +4,8 @@
 One ledger of six small books, written as CSV and loaded like ``load-portfolios``:
 
 * ``P-HAND`` long 200 AAPL, short 100 MSFT, 3 AAPL calls (×100), a private fund at its manual value,
-  a deposit, a weekend withdrawal and a mid-range deposit: snapshot, exposures and direct stress are
-  recomputed here by plain arithmetic from the stored prices and betas;
+  a deposit, a weekend withdrawal and a mid-range deposit: snapshot, exposures and stress are
+  recomputed here by plain arithmetic from the stored prices, betas and factor_model loadings;
 * ``P-TLT`` long TLT (the rate shock); ``P-BETA`` $1.2M of SPY on $1.0M of equity (beta 1.2);
 * ``P-PRIV`` private only, ``P-NEW`` NEWCO only (listed 2026-03-02, < 30 returns in the range: no
   regression betas), ``P-CASH`` a position exited before the range plus a deleted one (cash only).
@@ -162,6 +162,12 @@ def hand_dividends(wh, day) -> float:
     return 200 * per_share.get("AAPL", 0.0) - 100 * per_share.get("MSFT", 0.0)
 
 
+def loadings_of(wh, day, symbol) -> dict[str, float]:
+    """The symbol's joint factor_model loadings (market, rates, <style>_excess) on ``day``."""
+    b = wh.read("factor_model", day, day, keys=[symbol], columns=["factor", "beta"])
+    return dict(zip(b["factor"], b["beta"]))
+
+
 def hand_equity(px: pd.DataFrame, day, wh) -> float:
     flows = 500_000 - (10_000 if day >= pd.Timestamp("2026-03-14") else 0) + (25_000 if day >= pd.Timestamp("2026-03-18") else 0)
     cost = 200 * 150 + (-100) * 180 + 3 * 5.0 * 100 + 200_000
@@ -173,14 +179,23 @@ def scenarios(path=SCENARIO_FILE) -> list[dict]:
     return [s for s in yaml.safe_load(Path(path).read_text())["scenarios"] if s["active"]]
 
 
+def shock_scenarios(path=SCENARIO_FILE) -> list[dict]:
+    """The active shock scenarios (the replays have a dated window instead of shocks)."""
+    return [s for s in scenarios(path) if s.get("kind", "shock") == "shock"]
+
+
+REPLAY_IDS = {s["id"] for s in scenarios() if s.get("kind") == "replay"}
+
+
 def direct_return(b: dict[str, float], shocks: dict[str, float]) -> float:
-    """β_m·ΔSPY + β_ir·ΔTLT + Σ_k β_k·(Δ_k − ΔSPY) over the named shocks only (calc/stress.py mapping)."""
+    """L_market·ΔSPY + L_rates·ΔTLT + Σ_k L_k_excess·(Δ_k − ΔSPY) over the named shocks only (an unnamed
+    style ETF moves with SPY: no excess move; DESIGN §5 Stress)."""
     moves = {SHOCK_ETF[k]: (-DURATION * v if k == "Interest_Rate" else v) for k, v in shocks.items()}
     spy = moves.get("SPY", 0.0)
-    r = b["market"] * spy + b["ir"] * moves.get("TLT", 0.0)
+    r = b["market"] * spy + b["rates"] * moves.get("TLT", 0.0)
     for etf, style in ETF_STYLE.items():
         if etf in moves:
-            r += b[style] * (moves[etf] - spy)
+            r += b[f"{style}_excess"] * (moves[etf] - spy)
     return r
 
 
@@ -191,9 +206,9 @@ def correlated_return(b: dict[str, float], shocks: dict[str, float], cov: pd.Dat
     u = [e for e in cov.index if e not in moves]
     fill = cov.loc[u, s].to_numpy() @ np.linalg.solve(cov.loc[s, s].to_numpy(), np.array([moves[e] for e in s]))
     moves.update(dict(zip(u, fill)))
-    r = b["market"] * moves["SPY"] + b["ir"] * moves["TLT"]
+    r = b["market"] * moves["SPY"] + b["rates"] * moves["TLT"]
     for etf, style in ETF_STYLE.items():
-        r += b[style] * (moves[etf] - moves["SPY"])
+        r += b[f"{style}_excess"] * (moves[etf] - moves["SPY"])
     return r
 
 
@@ -274,10 +289,10 @@ def test_hand_portfolio_direct_and_correlated_stress_on_paper(graph):
     wh = graph["wh"]
     px = closes(wh, ["AAPL", "MSFT", OPTION])
     stress = wh.read("stress_results")
-    scns = scenarios()
+    scns = shock_scenarios()
     day = RANGE[-1]
     mv = {"AAPL": 200 * px.at[day, "AAPL"], "MSFT": -100 * px.at[day, "MSFT"]}
-    b = {s: betas_of(wh, day, s) for s in mv}
+    b = {s: loadings_of(wh, day, s) for s in mv}
     cov_long = wh.read("factor_covariance", day, day)
     cov = cov_long.pivot(index="factor_1", columns="factor_2", values="covariance")
     etfs = list(SHOCK_ETF.values())
@@ -296,11 +311,16 @@ def test_hand_portfolio_direct_and_correlated_stress_on_paper(graph):
         assert r["correlation_effect"] == pytest.approx(corr - direct, rel=1e-6, abs=1e-4)
         assert r["direct_pct_equity"] == pytest.approx(direct / equity, rel=1e-9, abs=1e-12)
         assert (r["positions_covered"], r["positions_missing_beta"]) == (2, 1)  # the option is counted missing
+        # coverage: AAPL and MSFT of the in-scope gross (the option is in scope, the private fund is not)
+        opt = 300 * px.at[day, OPTION]
+        gross = abs(mv["AAPL"]) + abs(mv["MSFT"])
+        assert r["coverage"] == pytest.approx(gross / (gross + abs(opt)), rel=1e-12)
+        assert math.isnan(r["replayed_share"])
         top = json.loads(r["top_contributors"])
         assert {t["symbol"] for t in top} == {"AAPL", "MSFT"}
     # The rate shock is a TLT move of −17·Δy (no legacy sign error): +100bp moves TLT by −17 %.
     r = row(stress, portfolio_id="P-HAND", date=day, scenario_id="rates_up_100bp")
-    ir_only = sum(v * b[s]["ir"] * (-0.17) for s, v in mv.items())
+    ir_only = sum(v * b[s]["rates"] * (-0.17) for s, v in mv.items())
     assert r["direct_pnl"] == pytest.approx(ir_only, rel=1e-9)
 
 
@@ -313,19 +333,23 @@ def test_rate_rise_loses_money_on_a_long_tlt_book(graph):
         up = row(stress, portfolio_id="P-TLT", date=day, scenario_id="rates_up_100bp")
         down = row(stress, portfolio_id="P-TLT", date=day, scenario_id="rates_down_100bp")
         mv = 1000 * px.at[day, "TLT"]
-        # TLT's IR beta is 1 (itself), so +100bp is exactly −17 % of the position.
-        assert betas_of(wh, day, "TLT")["ir"] == pytest.approx(1.0, abs=1e-12)
+        # TLT's joint loading on `rates` (itself) is 1 less the ridge shrinkage (α = 1 on 90 standardised
+        # returns), so +100bp is −17 % × L_rates of the position (the OLS IR beta was exactly 1).
+        l_rates = loadings_of(wh, day, "TLT")["rates"]
+        assert l_rates == pytest.approx(1.0, abs=0.03) and l_rates < 1.0
         assert up["direct_pnl"] < 0 < down["direct_pnl"]
-        assert up["direct_pnl"] == pytest.approx(-0.17 * mv, rel=1e-9)
+        assert up["direct_pnl"] == pytest.approx(-0.17 * mv * l_rates, rel=1e-9)
         assert up["correlated_pnl"] < 0
 
 
 def test_beta_1_2_book_loses_12_percent_in_market_down_10(graph):
-    """Direct P&L = −10 % × Σ MV·β̂_market, i.e. −10 % × 1.2 × equity for the levered SPY book.
+    """Direct P&L = −10 % × MV × L_market, i.e. about −10 % × 1.2 × equity for the levered SPY book.
 
-    Exactly −12 % of equity on the entry day (MV = 1.2M, equity = 1.0M); on later days the ratio
-    MV / (MV − 0.2M) drifts with SPY: a ±5 % SPY move keeps it within 1.2 ∓ 0.013, so the loss stays
-    within 12 % ± 0.15 % (tolerance 0.002 of equity).
+    SPY's joint `market` loading (on itself) is 1 less the ridge shrinkage, within 3 % of 1 (about
+    0.978 here; the ridge moves a little of it to the correlated excess factors; the displayed OLS
+    beta in aggregated_exposures is exactly 1). On the entry day MV = 1.2M and equity = 1.0M; on later
+    days the ratio MV / (MV − 0.2M) drifts with SPY: a ±5 % SPY move keeps it within 1.2 ∓ 0.013;
+    with the shrinkage (≤ 0.36 % of equity) the loss stays within 12 % ± 0.6 %.
     """
     wh = graph["wh"]
     stress = wh.read("stress_results")
@@ -337,17 +361,20 @@ def test_beta_1_2_book_loses_12_percent_in_market_down_10(graph):
         mv = SPY_QTY * px.at[day, "SPY"]
         equity = 1_000_000 - SPY_QTY * SPY_ENTRY + held_dividends(wh, "SPY", SPY_QTY, RANGE[0], day) + mv
         assert betas_of(wh, day, "SPY")["market"] == pytest.approx(1.0, abs=1e-12)
+        l_market = loadings_of(wh, day, "SPY")["market"]
+        assert l_market == pytest.approx(1.0, abs=0.03)
         assert m["exposure_value"] == pytest.approx(mv / equity, rel=1e-9)
-        assert r["direct_pnl"] == pytest.approx(-0.10 * m["exposure_dollar"], rel=1e-9)
-        assert r["direct_pct_equity"] == pytest.approx(-0.10 * m["exposure_value"], rel=1e-9)
-        assert r["direct_pct_equity"] == pytest.approx(-0.12, abs=0.002)
-        assert m["coverage"] == 1.0 and r["positions_covered"] == 1
+        assert r["direct_pnl"] == pytest.approx(-0.10 * mv * l_market, rel=1e-9)
+        assert r["direct_pct_equity"] == pytest.approx(-0.10 * mv * l_market / equity, rel=1e-9)
+        assert r["direct_pct_equity"] == pytest.approx(-0.12, abs=0.006)
+        assert m["coverage"] == 1.0 and r["positions_covered"] == 1 and r["coverage"] == 1.0
     first = row(stress, portfolio_id="P-BETA", date=RANGE[0], scenario_id="market_down_10")
-    assert first["direct_pnl"] == pytest.approx(-120_000, rel=1e-12)
-    assert first["direct_pct_equity"] == pytest.approx(-0.12, rel=1e-12)
-    # The legacy loss cap used net exposure; here the 35 % crash is simply 1.2 × 35 % of equity.
+    l_first = loadings_of(wh, RANGE[0], "SPY")["market"]
+    assert first["direct_pnl"] == pytest.approx(-120_000 * l_first, rel=1e-12)
+    assert first["direct_pct_equity"] == pytest.approx(-0.12 * l_first, rel=1e-12)
+    # The loss cap is per long position, not on net: the 35 % crash is simply 1.2 × 35 % × L_market of equity.
     crash = row(stress, portfolio_id="P-BETA", date=RANGE[0], scenario_id="market_crash_35")
-    assert crash["direct_pct_equity"] == pytest.approx(-0.42, rel=1e-12)
+    assert crash["direct_pct_equity"] == pytest.approx(-0.42 * l_first, rel=1e-12)
 
 
 # -- books without measurable exposure ----------------------------------------------------------------
@@ -364,7 +391,7 @@ def test_private_only_book_has_a_snapshot_and_documented_nan_exposure_and_stress
         assert (expo["positions_with_beta"] == 0).all() and (expo["positions_missing_beta"] == 0).all()
         st = wh.read("stress_results", day, day).query("portfolio_id == 'P-PRIV'")
         # calc/stress.py: no covered position → P&L NaN (nothing measured), never 0.
-        assert len(st) == 19
+        assert len(st) == 24  # 19 shocks + 5 replays
         assert st[["direct_pnl", "correlated_pnl", "direct_pct_equity"]].isna().all().all()
         assert (st["positions_covered"] == 0).all() and (st["positions_missing_beta"] == 0).all()
         c = row(wh.read("correlations", day, day), portfolio_id="P-PRIV")
@@ -388,7 +415,10 @@ def test_book_whose_symbols_lack_betas_reports_zero_coverage_not_zero_exposure(g
         assert prov["exposure_dollar"] == pytest.approx(mv * betas_of(wh, day, "NEWCO")["provider"], rel=1e-12)
         assert prov["coverage"] == 1.0
         st = wh.read("stress_results", day, day).query("portfolio_id == 'P-NEW'")
+        assert loadings_of(wh, day, "NEWCO") == {}  # < 60 returns: no joint model either
         assert st["direct_pnl"].isna().all() and st["correlated_pnl"].isna().all()
+        shocks = st[~st["scenario_id"].isin(REPLAY_IDS)]
+        assert len(shocks) == 19 and (shocks["coverage"] == 0).all()
         assert (st["positions_covered"] == 0).all() and (st["positions_missing_beta"] == 1).all()
         s = row(wh.read("portfolio_snapshots", day, day), portfolio_id="P-NEW")
         divs = held_dividends(wh, "NEWCO", 500, "2026-03-02", day)
@@ -411,7 +441,7 @@ def test_cash_only_book_after_an_exit_and_a_deleted_row(graph):
         expo = wh.read("aggregated_exposures", day, day).query("portfolio_id == 'P-CASH'")
         assert len(expo) == 13 and expo["exposure_dollar"].isna().all() and expo["coverage"].isna().all()
         st = wh.read("stress_results", day, day).query("portfolio_id == 'P-CASH'")
-        assert len(st) == 19 and st["direct_pnl"].isna().all() and (st["positions_covered"] == 0).all()
+        assert len(st) == 24 and st["direct_pnl"].isna().all() and (st["positions_covered"] == 0).all()
         assert row(wh.read("correlations", day, day), portfolio_id="P-CASH")["n_symbols"] == 0
 
 
@@ -419,7 +449,7 @@ def test_cash_only_book_after_an_exit_and_a_deleted_row(graph):
 def test_every_active_scenario_has_a_row_for_every_portfolio_day(graph):
     stress = graph["wh"].read("stress_results")
     active = {s["id"] for s in scenarios()}
-    assert len(active) == 19
+    assert len(active) == 24 and len(REPLAY_IDS) == 5  # 19 shocks, 5 replays
     per = stress.groupby(["date", "portfolio_id"])["scenario_id"].agg(set)
     assert len(per) == len(RANGE) * len(PORTFOLIOS)
     assert (per == active).all()
@@ -441,15 +471,142 @@ def test_a_scenario_added_to_the_yaml_appears_in_the_next_run(graph, tmp_path, m
     stress = wh.read("stress_results")
     new = stress[stress["scenario_id"] == "test_stagflation"]
     assert sorted(new["portfolio_id"]) == PORTFOLIOS and set(new["date"]) == {day}
-    assert (stress[stress["date"] == day].groupby("portfolio_id").size() == 20).all()
-    assert (stress[stress["date"] != day].groupby(["date", "portfolio_id"]).size() == 19).all()
+    assert (stress[stress["date"] == day].groupby("portfolio_id").size() == 25).all()
+    assert (stress[stress["date"] != day].groupby(["date", "portfolio_id"]).size() == 24).all()
     # Priced like any other scenario.
     px = closes(wh, ["AAPL", "MSFT"])
     mv = {"AAPL": 200 * px.at[day, "AAPL"], "MSFT": -100 * px.at[day, "MSFT"]}
     shocks = data["scenarios"][-1]["shocks"]
-    want = sum(v * direct_return(betas_of(wh, day, s), shocks) for s, v in mv.items())
+    want = sum(v * direct_return(loadings_of(wh, day, s), shocks) for s, v in mv.items())
     assert row(new, portfolio_id="P-HAND")["direct_pnl"] == pytest.approx(want, rel=1e-9)
     assert check_outcomes(result)[("stress_results", "every_active_scenario")]
+
+
+def test_replays_whose_windows_are_not_in_the_warehouse_are_reported_never_zero(graph):
+    """The range is 2026: none of the shipped windows (2008–2022) has prices here. Every replay row
+    has NULL P&L, coverage and replayed share (never 0), and the stress check warns, naming them."""
+    wh, single = graph["wh"], graph["single"]
+    stress = wh.read("stress_results")
+    rep = stress[stress["scenario_id"].isin(REPLAY_IDS)]
+    assert len(rep) == 5 * len(RANGE) * len(PORTFOLIOS)
+    assert set(rep["category"]) == {"historical"}
+    assert rep[["direct_pnl", "correlated_pnl", "correlated_pct_equity", "coverage", "replayed_share"]].isna().all().all()
+    assert (rep["positions_covered"] == 0).all()
+    hand = rep[rep["portfolio_id"] == "P-HAND"]
+    assert (hand["positions_missing_beta"] == 3).all()  # AAPL, MSFT and the option are in scope, none priced
+    evals = [e for e in single.get_asset_check_evaluations() if e.check_name == "replays_replayable"]
+    assert len(evals) == 1 and not evals[0].passed and evals[0].severity == AssetCheckSeverity.WARN
+    md = metadata(single, "stress_results", node="portfolio_analytics")
+    assert set(md["replays_not_replayable"]) == REPLAY_IDS
+    assert wh.read("replay_window_returns").empty  # no window ends in the range
+
+
+def test_replay_of_a_window_in_the_warehouse_own_history_proxy_and_missing(graph, tmp_path, monkeypatch):
+    """A replay window inside the stored history (prices built by the run), with a hole punched in
+    MSFT's prices: AAPL is replayed from its own compounded return, MSFT (a gap) is proxied by its
+    factor_model loadings × the window's compounded factor moves, the option is missing; a second
+    window (2008) is not in the warehouse and is reported not replayable, never 0."""
+    from sigmasight_assets.calc.factor_model import FACTOR_NAMES, basis_matrix
+
+    start, end, gap = HISTORY[-20], HISTORY[-15], HISTORY[-17]
+    data = {"scenarios": [
+        {"id": "market_down_10", "name": "Market Decline 10%", "category": "market", "severity": "moderate",
+         "active": True, "shocks": {"Market": -0.10}},
+        {"id": "hand_window", "name": "Hand window", "category": "historical", "severity": "severe", "active": True,
+         "kind": "replay", "start": iso(start), "end": iso(end)},
+        {"id": "replay_lehman_2008", "name": "Lehman", "category": "historical", "severity": "extreme",
+         "active": True, "kind": "replay", "start": "2008-09-12", "end": "2008-10-10"},
+    ]}
+    path = tmp_path / "replays.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("SIGMASIGHT_SCENARIOS_FILE", str(path))
+    url, wh = copy_warehouse(graph["wh"], tmp_path, "replays")
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM prices WHERE symbol = 'MSFT' AND date = '{iso(gap)}'")
+    window = run_range(url, start, end, ["replay_window_returns"])
+    assert window.success
+    stored = wh.read("replay_window_returns")
+    assert set(stored["date"]) == {end} and set(stored["scenario_id"]) == {"hand_window"}
+    assert "MSFT" not in set(stored["symbol"]) and {"AAPL", "SPY", "TLT", "IWM"} <= set(stored["symbol"])
+    assert (stored["window_start"] == start).all() and (stored["sessions"] == 5).all()
+    day = RANGE[-1]
+    result = run_range(url, day, day, ["stress_results"])
+    assert result.success
+
+    # By hand, from the stored prices (adj_close) and loadings.
+    px = wh.read("prices", start, end, columns=["date", "symbol", "adj_close"]).pivot(
+        index="date", columns="symbol", values="adj_close")
+    own = px.loc[end] / px.loc[start] - 1.0  # compounding daily returns telescopes to the price ratio
+    np.testing.assert_allclose(stored.set_index("symbol")["window_return"].sort_index(),
+                               own[sorted(stored["symbol"])].to_numpy(), rtol=1e-12)
+    etf = own[list(SHOCK_ETF.values())].to_numpy()  # FACTOR_ETFS order
+    f_w = basis_matrix() @ etf
+    l_msft = loadings_of(wh, day, "MSFT")
+    closes_day = closes(wh, ["AAPL", "MSFT", OPTION])
+    mv = {"AAPL": 200 * closes_day.at[day, "AAPL"], "MSFT": -100 * closes_day.at[day, "MSFT"]}
+    opt = 300 * closes_day.at[day, OPTION]
+    want = mv["AAPL"] * own["AAPL"] + mv["MSFT"] * float(np.array([l_msft[k] for k in FACTOR_NAMES]) @ f_w)
+    stress = wh.read("stress_results", day, day)
+    r = row(stress, portfolio_id="P-HAND", scenario_id="hand_window")
+    gross = abs(mv["AAPL"]) + abs(mv["MSFT"]) + abs(opt)
+    equity = row(wh.read("portfolio_snapshots", day, day), portfolio_id="P-HAND")["equity"]
+    assert r["correlated_pnl"] == pytest.approx(want, rel=1e-9)
+    assert r["correlated_pct_equity"] == pytest.approx(want / equity, rel=1e-9)
+    assert math.isnan(r["direct_pnl"]) and math.isnan(r["correlation_effect"])
+    assert r["replayed_share"] == pytest.approx(abs(mv["AAPL"]) / gross, rel=1e-12)
+    assert r["coverage"] == pytest.approx((abs(mv["AAPL"]) + abs(mv["MSFT"])) / gross, rel=1e-12)
+    assert (r["positions_covered"], r["positions_missing_beta"], r["category"]) == (2, 1, "historical")
+    assert {t["symbol"] for t in json.loads(r["top_contributors"])} == {"AAPL", "MSFT"}
+    # P-TLT: TLT's own window; P-NEW: NEWCO listed after the window and without a model → missing, NaN.
+    tlt = row(stress, portfolio_id="P-TLT", scenario_id="hand_window")
+    assert tlt["correlated_pnl"] == pytest.approx(1000 * closes(wh, ["TLT"]).at[day, "TLT"] * own["TLT"], rel=1e-9)
+    assert tlt["replayed_share"] == 1.0
+    new = row(stress, portfolio_id="P-NEW", scenario_id="hand_window")
+    assert math.isnan(new["correlated_pnl"]) and new["coverage"] == 0 and new["positions_missing_beta"] == 1
+    # The 2008 window: not replayable for everyone, reported (metadata, warning), never 0.
+    lehman = stress[stress["scenario_id"] == "replay_lehman_2008"]
+    assert len(lehman) == len(PORTFOLIOS) and lehman[["correlated_pnl", "coverage"]].isna().all().all()
+    md = metadata(result, "stress_results", node="portfolio_analytics")
+    assert set(md["replays_not_replayable"]) == {"replay_lehman_2008"}
+    evals = [e for e in result.get_asset_check_evaluations() if e.check_name == "replays_replayable"]
+    assert len(evals) == 1 and not evals[0].passed and evals[0].severity == AssetCheckSeverity.WARN
+
+
+def test_replay_window_with_a_factor_etf_gap_is_reported_not_replayable(graph, tmp_path, monkeypatch):
+    start, end, gap = HISTORY[-20], HISTORY[-15], HISTORY[-17]
+    data = {"scenarios": [{"id": "hand_window", "name": "Hand window", "category": "historical", "severity": "severe",
+                           "active": True, "kind": "replay", "start": iso(start), "end": iso(end)}]}
+    path = tmp_path / "replays.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("SIGMASIGHT_SCENARIOS_FILE", str(path))
+    url, wh = copy_warehouse(graph["wh"], tmp_path, "etf_gap")
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM prices WHERE symbol = 'TLT' AND date = '{iso(gap)}'")
+    window = run_range(url, end, end, ["replay_window_returns"])
+    assert window.success
+    [ev] = [e for e in window.get_asset_check_evaluations() if e.check_name == "factor_etfs_complete"]
+    assert not ev.passed and ev.severity == AssetCheckSeverity.WARN
+    assert "TLT" in metadata(window, "replay_window_returns")["not_replayable"]["hand_window"]
+    assert "TLT" not in set(wh.read("replay_window_returns")["symbol"])
+    day = RANGE[-1]
+    assert run_range(url, day, day, ["stress_results"]).success
+    rows = wh.read("stress_results", day, day).query("scenario_id == 'hand_window'")
+    assert len(rows) == len(PORTFOLIOS) and rows["correlated_pnl"].isna().all()  # not replayable, never 0
+
+
+def test_replay_lineage_reads_the_dated_windows():
+    from dagster import AssetKey, SpecificPartitionsPartitionMapping, TimeWindowPartitionMapping
+
+    from sigmasight_assets.definitions import defs
+
+    g = defs.resolve_asset_graph()
+    ends = ["2008-10-10", "2015-08-25", "2018-02-08", "2020-03-23", "2022-10-12"]
+    assert g.get_partition_mapping(AssetKey("stress_results"), AssetKey("replay_window_returns")) == \
+        SpecificPartitionsPartitionMapping(ends)
+    # the longest window, 2022-01-03..2022-10-12, compounds 195 returns
+    assert g.get_partition_mapping(AssetKey("replay_window_returns"), AssetKey("prices")) == \
+        TimeWindowPartitionMapping(start_offset=-195, end_offset=0)
+    assert len(calendar.sessions("2022-01-03", "2022-10-12")) == 196
 
 
 # -- checks and storage -------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_editing_one_of_300_books_replaces_only_its_rows(book):
             result = execute(request, wh, instance)
             assert result.success
         assert tick(wh, instance, res.cursor).run_requests == []
-    per_day = {"portfolio_snapshots": 1, "correlations": 1, "aggregated_exposures": 13, "stress_results": 19}
+    per_day = {"portfolio_snapshots": 1, "correlations": 1, "aggregated_exposures": 13, "stress_results": 24}
     for table, rows_per_day in per_day.items():
         after = rowids(wh, table)
         assert len(after) == len(before[table]), table

@@ -58,15 +58,29 @@ LEGACY = {
 def test_embedded_legacy_set():
     sset = load_scenarios()
     assert sset.source == str(DEFAULT_SCENARIO_FILE)
-    assert len(sset) == 22 and len(sset.active) == 19
+    assert len(sset) == 27 and len(sset.active) == 24
     assert sset.rate_duration == 17
-    assert [s.id for s in sset] == list(LEGACY)  # file order = spec order
+    assert [s.id for s in sset][:22] == list(LEGACY)  # file order = spec order, then the replays
+    assert {s.id: (s.start.isoformat(), s.end.isoformat(), s.category) for s in sset.active_replays} == REPLAYS
+    assert all(s.kind == "shock" and s.start is None for s in sset if s.id in LEGACY)
     for s in sset:
+        if s.is_replay:
+            assert s.active and dict(s.shocks) == {}
+            continue
         name, shocks, category, severity, active = LEGACY[s.id]
         assert (s.name, dict(s.shocks), s.category, s.severity, s.active) == (name, shocks, category, severity, active)
     assert {s.id for s in sset if not s.active} == {"financial_crisis_2008", "covid_crash_2020", "dotcom_crash_2000"}
     assert sset.get("rates_up_100bp").shocks["Interest_Rate"] == 0.01
 
+
+# The replays of issue 16: id → (start, end, category).
+REPLAYS = {
+    "replay_lehman_2008": ("2008-09-12", "2008-10-10", "historical"),
+    "replay_covid_crash_2020": ("2020-02-19", "2020-03-23", "historical"),
+    "replay_rates_growth_2022": ("2022-01-03", "2022-10-12", "historical"),
+    "replay_volatility_shock_2018": ("2018-01-26", "2018-02-08", "historical"),
+    "replay_august_2015": ("2015-08-17", "2015-08-25", "historical"),
+}
 
 GOOD = """\
 settings:
@@ -116,6 +130,51 @@ def test_malformed_file_names_file_scenario_and_field(tmp_path, old, new, scenar
         load_scenarios(p)
     msg = str(err.value)
     assert str(p) in msg and scenario in msg and f"field '{fld}'" in msg, msg
+
+
+REPLAY = """\
+scenarios:
+  - id: crash
+    name: Crash
+    category: historical
+    severity: extreme
+    active: true
+    kind: replay
+    start: 2020-02-19
+    end: 2020-03-23
+"""
+
+
+def test_replay_scenario_has_a_dated_window(tmp_path):
+    sset = load_scenarios(write(tmp_path, REPLAY))
+    [scn] = sset.active_replays
+    assert (scn.kind, scn.start.isoformat(), scn.end.isoformat(), dict(scn.shocks)) == (
+        "replay", "2020-02-19", "2020-03-23", {})
+    quoted = load_scenarios(write(tmp_path, REPLAY.replace("2020-02-19", "'2020-02-19'"), "quoted.yaml"))
+    assert quoted.get("crash").start == scn.start
+
+
+@pytest.mark.parametrize(
+    "old, new, fld, words",
+    [
+        ("start: 2020-02-19", "start: 2020-02-17", "start", "not an NYSE trading day"),  # Presidents' Day
+        ("end: 2020-03-23", "end: 2020-03-21", "end", "not an NYSE trading day"),  # a Saturday
+        ("end: 2020-03-23", "end: 2020-02-19", "end", "must be after start"),
+        ("end: 2020-03-23", "end: 2020-02-18", "end", "must be after start"),
+        ("start: 2020-02-19", "start: next week", "start", "must be a date"),
+        ("    start: 2020-02-19\n", "", "start", "is required"),
+        ("kind: replay", "kind: replay\n    shocks: {Market: -0.3}", "shocks", "no shocks"),
+        ("kind: replay", "kind: rerun", "kind", "must be one of"),
+        ("kind: replay", "kind: shock", "start", "only a replay"),
+    ],
+)
+def test_malformed_replay_names_file_scenario_and_field(tmp_path, old, new, fld, words):
+    assert old in REPLAY
+    p = write(tmp_path, REPLAY.replace(old, new))
+    with pytest.raises(ScenarioConfigError) as err:
+        load_scenarios(p)
+    msg = str(err.value)
+    assert str(p) in msg and "scenario 'crash' (#1)" in msg and f"field '{fld}'" in msg and words in msg, msg
 
 
 def test_duplicate_id(tmp_path):

@@ -204,7 +204,7 @@ def test_new_symbol_gets_a_year_of_history_and_factors(year_base, tmp_path, inst
               f"wall ({cpu:.1f}s CPU in this process) for a {request.tags[RANGE_START]}..{request.tags[RANGE_END]} "
               f"scoped run")
 
-    # The request: the seven symbol-level assets, scoped to the new symbol only (AAPL is known),
+    # The request: the eight symbol-level assets, scoped to the new symbol only (AAPL is known),
     # one single-run range from 253 sessions before the entry (a year of returns) to D.
     assert request.asset_selection == SYMBOL_ASSETS
     assert symbols_of(request) == ["ZNEWCO"]
@@ -222,6 +222,8 @@ def test_new_symbol_gets_a_year_of_history_and_factors(year_base, tmp_path, inst
     assert (betas.set_index("factor").loc[["market", "ir"], "observations"] == 90).all()
     assert len(wh.read("ridge_factors", D, D, keys=["ZNEWCO"])) == 6
     assert len(wh.read("spread_factors", D, D, keys=["ZNEWCO"])) == 4
+    model = wh.read("factor_model", D, D, keys=["ZNEWCO"])
+    assert len(model) == 8 and (model["observations"] == 90).all()
     metrics = wh.read("symbol_metrics", D, D, keys=["ZNEWCO"])
     assert len(metrics) == 1 and metrics["return_3m"].notna().all() and metrics["volatility_63d"].notna().all()
     # The synthetic market drops ZNEWCO's 2025-03-06 and 03-26 sessions: a year's total return across

@@ -1,5 +1,5 @@
 """The symbol analytics through Dagster (issue 3): ``symbol_betas``, ``ridge_factors``,
-``spread_factors``, ``factor_covariance``, ``symbol_metrics`` on top of the market-data assets.
+``spread_factors``, ``factor_model`` (issue 16), ``factor_covariance``, ``symbol_metrics`` on top of the market-data assets.
 
 Set-up (module scope, shared by every test here): the sample book, a history run of the market-data
 assets over the 91 sessions before the range (so the 90-return windows of the range are full), a
@@ -149,6 +149,49 @@ def test_ridge_factors_equal_sklearn_standardscaler_ridge_mapped_back(graph):
     assert compared >= 6 * 110
 
 
+FACTOR_MODEL_NAMES = ["market", "rates", "value_excess", "growth_excess", "momentum_excess", "quality_excess",
+                      "size_excess", "low_volatility_excess"]
+
+
+def test_factor_model_equals_sklearn_ridge_on_the_factor_basis(graph):
+    """The joint model on stored prices: the basis built here by hand (SPY, TLT, each style ETF minus
+    SPY), StandardScaler + Ridge(1) per symbol with min 60 complete cases; specific variance is
+    SSR/(n − 9) of that fit. NEWCO (about 30 returns) has no row and a counted reason."""
+    wh = graph["wh"]
+    fm = wh.read("factor_model", RANGE[0], RANGE[-1]).set_index(["date", "symbol", "factor"]).sort_index()
+    assert set(fm.index.get_level_values("factor")) == set(FACTOR_MODEL_NAMES)
+    pairs = public_pairs(wh)
+    compared = 0
+    for day, syms in pairs.groupby("date")["symbol"]:
+        rets = stored_returns(wh, sorted(set(syms) | set(FACTOR_ETFS)), day, 90)
+        f = pd.DataFrame({"market": rets["SPY"], "rates": rets["TLT"]})
+        for name, etf in zip(FACTOR_MODEL_NAMES[2:], ("VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV")):
+            f[name] = rets[etf] - rets["SPY"]
+        for sym in syms:
+            want = ridge_oracle(rets[sym], f, alpha=1.0, min_obs=60)
+            if want is None:
+                assert not fm.index.isin([(day, sym, k) for k in FACTOR_MODEL_NAMES]).any(), (day, sym)
+                continue
+            ok = rets[sym].notna() & f.notna().all(axis=1)
+            y, x = rets[sym][ok], f[ok]
+            beta = np.array([want["betas"][k] for k in FACTOR_MODEL_NAMES])
+            c = y.mean() - x.mean().to_numpy() @ beta
+            ssr = float(((y - c - x.to_numpy() @ beta) ** 2).sum())
+            for k, b in zip(FACTOR_MODEL_NAMES, beta):
+                got = fm.loc[(day, sym, k)]
+                assert got["beta"] == pytest.approx(b, abs=TOL), (day, sym, k)
+                assert got["r_squared"] == pytest.approx(want["r_squared"], abs=TOL), (day, sym)
+                assert got["specific_variance"] == pytest.approx(ssr / (want["observations"] - 9), rel=1e-9)
+                assert got["observations"] == want["observations"]
+            compared += 1
+    assert compared >= 110
+    status = wh.read("symbol_status", RANGE[0], RANGE[-1]).query("asset == 'factor_model'")
+    newco = status[status["symbol"] == "NEWCO"]
+    assert len(newco) == len(RANGE) and newco["reason"].str.startswith("insufficient_history").all()
+    md = metadata(graph["single"], "factor_model")
+    assert md["symbol_days_skipped"] == len(status) and md["symbol_days_computed"] == compared
+
+
 def test_spread_betas_equal_statsmodels_on_spread_returns(graph):
     """Spread betas over 180 returns (min 60): the history here is 91 sessions + the range, so the
     window is partial (96 returns at most) and complete cases decide, exactly as the oracle does."""
@@ -176,7 +219,7 @@ def test_spread_betas_equal_statsmodels_on_spread_returns(graph):
 
 # -- lineage -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("asset,window", [("symbol_betas", 90), ("ridge_factors", 90), ("spread_factors", 180),
-                                          ("factor_covariance", 252), ("symbol_metrics", 252)])
+                                          ("factor_model", 90), ("factor_covariance", 252), ("symbol_metrics", 252)])
 def test_window_lineage_is_declared_on_the_asset_graph(asset, window):
     from sigmasight_assets.definitions import defs
 
@@ -232,7 +275,7 @@ def test_batch_independence_one_symbol_ledger_gives_the_same_betas(graph, tmp_pa
     load_ledger(wh, tmp_path / "ledger", [
         {"portfolio_id": "P-ONE", "symbol": "AAPL", "quantity": 10, "entry_price": 100, "entry_date": "2025-01-02"},
     ])
-    assets = ["symbol_universe", "symbol_betas", "ridge_factors", "spread_factors"]
+    assets = ["symbol_universe", "symbol_betas", "ridge_factors", "spread_factors", "factor_model"]
     assert run_range(url, RANGE[0], RANGE[-1], assets).success
     for name in assets[1:]:
         alone = table(wh, name, RANGE[0], RANGE[-1])
@@ -293,6 +336,7 @@ def test_asset_checks_pass_and_hold_on_the_stored_tables(graph):
     outcomes = check_outcomes(single)
     required = {(a, c) for a in ("symbol_betas", "ridge_factors", "spread_factors")
                 for c in ("beta_within_cap", "r_squared_in_unit_interval", "failure_rate")}
+    required |= {("factor_model", c) for c in ("loadings_finite", "r_squared_in_unit_interval", "failure_rate")}
     required |= {("factor_covariance", c) for c in ("symmetric_psd", "correlation_clipped", "every_day_present")}
     required |= {("symbol_metrics", c) for c in ("one_row_per_symbol_day", "volatility_non_negative")}
     assert required <= set(outcomes)
@@ -354,7 +398,7 @@ def test_symbol_assets_in_two_day_chunks_equal_the_single_pass_and_report_the_wh
     monkeypatch.setattr(symbols, "SYMBOL_CHUNK_DAYS", 2)
     monkeypatch.setattr(symbols, "METRICS_CHUNK_DAYS", 2)
     url, wh = copy_warehouse(graph["wh"], graph["base"], "chunked")
-    regressions = ["symbol_betas", "ridge_factors", "spread_factors"]
+    regressions = ["symbol_betas", "ridge_factors", "spread_factors", "factor_model"]
     with wh.engine.begin() as conn:
         for t in [*regressions, "symbol_metrics"]:
             conn.exec_driver_sql(f"DELETE FROM {t}")

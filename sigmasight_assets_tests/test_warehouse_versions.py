@@ -14,6 +14,7 @@ from sigmasight_assets.warehouse import Warehouse
 from sigmasight_assets.warehouse.schema import metadata
 from sigmasight_assets.warehouse.versions import (
     CURRENT_VERSION,
+    AddColumn,
     STEPS,
     UPGRADE_COMMAND,
     RenameColumn,
@@ -36,6 +37,8 @@ def make_version_1(url: str) -> None:
             for op in step.operations:
                 if isinstance(op, RenameColumn):
                     conn.exec_driver_sql(f'ALTER TABLE {op.table} RENAME COLUMN "{op.new}" TO "{op.old}"')
+                elif isinstance(op, AddColumn):
+                    conn.exec_driver_sql(f'ALTER TABLE {op.table} DROP COLUMN "{op.column}"')
         conn.exec_driver_sql("DROP TABLE schema_version")
         conn.exec_driver_sql(
             "INSERT INTO ridge_factors (date, symbol, factor, beta, raw_beta, capped, alpha, r_squared, observations) "
@@ -74,6 +77,7 @@ def check_versions(url: str) -> None:
     assert "ridge_factors.alpha → ridge_penalty" in out.output and f"schema version {CURRENT_VERSION}" in out.output
     assert {"ridge_penalty"} <= columns(url, "ridge_factors") and "alpha" not in columns(url, "ridge_factors")
     assert "intercept" in columns(url, "symbol_betas") and "effective_positions_corr" in columns(url, "correlations")
+    assert {"coverage", "replayed_share"} <= columns(url, "stress_results")
     wh.create_all()  # accepted now
     ridge = wh.read("ridge_factors")
     assert ridge["ridge_penalty"].tolist() == [1.0] and ridge["beta"].tolist() == [0.5]  # rows kept

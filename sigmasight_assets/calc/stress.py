@@ -42,15 +42,6 @@ Scope, caps and NaN policy
 
 Scenarios whose ``kind`` is ``"replay"`` (dated historical windows) are not shocks; they are
 priced by :mod:`sigmasight_assets.calc.replay` and skipped here.
-
-Legacy engine (to be deleted)
------------------------------
-:func:`compute_stress` is the engine the ``stress_results`` asset calls today: the same moves,
-priced with three separately estimated beta sets (:data:`EXPOSURE_BETAS`: univariate market and
-IR betas and ridge betas on the raw style ETFs) as if they were joint loadings. The univariate IR
-beta already contains the stock's market exposure through the SPY–TLT correlation, so a correlated
-rate shock counts the market channel about twice. It stays only until the asset switches to
-:func:`compute_joint_stress`; then it and :data:`EXPOSURE_BETAS` go.
 """
 
 from __future__ import annotations
@@ -66,7 +57,7 @@ from scipy import sparse
 
 from .concentration import top_k_per_group
 from .covariance import covariance_by_date, usable_covariance
-from .exposures import attach_betas, market_scope
+from .exposures import market_scope
 from .frames import portfolio_day_keys
 from .factor_model import basis_matrix, position_loadings
 from .factors import FACTOR_ETFS, MARKET_ETF, RATES_ETF, STYLE_ETFS
@@ -76,10 +67,8 @@ __all__ = [
     "RATE_FACTOR",
     "DEFAULT_RATE_DURATION",
     "TOP_CONTRIBUTORS",
-    "RESULT_COLUMNS",
     "STRESS_RESULT_COLUMNS",
     "CONTRIBUTOR_COLUMNS",
-    "EXPOSURE_BETAS",
     "shocks_to_etf_returns",
     "conditional_factor_moves",
     "direct_etf_moves",
@@ -88,7 +77,6 @@ __all__ = [
     "position_json_prefixes",
     "contributor_json",
     "compute_joint_stress",
-    "compute_stress",
 ]
 
 SHOCK_FACTOR_TO_ETF: dict[str, str] = {
@@ -101,23 +89,17 @@ SHOCK_FACTOR_TO_ETF: dict[str, str] = {
     "Size": STYLE_ETFS["size"],
     "Low_Volatility": STYLE_ETFS["low_volatility"],
 }
-#: LEGACY (delete with :func:`compute_stress`): the univariate/ridge betas it reads, read as the
-#: loadings on ``[SPY, TLT, VTV−SPY, …]``.
-EXPOSURE_BETAS: tuple[str, ...] = (
-    "market", "ir", "value", "growth", "momentum", "quality", "size", "low_volatility",
-)
 RATE_FACTOR = "Interest_Rate"
 DEFAULT_RATE_DURATION = 17.0
 TOP_CONTRIBUTORS = 5
 REPLAY_KIND = "replay"
 
-RESULT_COLUMNS = [
+#: :func:`compute_joint_stress` output columns.
+STRESS_RESULT_COLUMNS = [
     "date", "portfolio_id", "scenario_id", "scenario_name", "category", "severity", "direct_pnl",
     "correlated_pnl", "correlation_effect", "direct_pct_equity", "correlated_pct_equity",
-    "positions_covered", "positions_missing_beta", "top_contributors",
+    "positions_covered", "positions_missing_beta", "top_contributors", "coverage",
 ]
-#: :func:`compute_joint_stress` output: the legacy columns plus the covered share of gross value.
-STRESS_RESULT_COLUMNS = [*RESULT_COLUMNS, "coverage"]
 CONTRIBUTOR_COLUMNS = [
     "date", "portfolio_id", "scenario_id", "rank", "position_id", "symbol", "market_value",
     "direct_pnl", "correlated_pnl",
@@ -450,30 +432,6 @@ def compute_joint_stress(
     """
     return _stress(position_values, lambda pv: position_loadings(pv, factor_model)[0], snapshots,
                    covariance_long, scenarios, duration, include_inactive, top_n, return_contributors)
-
-
-def compute_stress(
-    position_values: pd.DataFrame,
-    position_betas: pd.DataFrame,
-    snapshots: pd.DataFrame,
-    covariance_long: pd.DataFrame | None,
-    scenarios: Iterable,
-    duration: float = DEFAULT_RATE_DURATION,
-    include_inactive: bool = False,
-    top_n: int = TOP_CONTRIBUTORS,
-    return_contributors: bool = True,
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """LEGACY, to be deleted: :func:`compute_joint_stress` priced with the mixed beta sets.
-
-    ``position_betas`` is long ``[date?, symbol, factor, beta]`` with the univariate ``market``,
-    ``ir`` and the six ridge style betas (:data:`EXPOSURE_BETAS`), used as the loadings on
-    ``[SPY, TLT, VTV−SPY, …]``; this counts the market channel of a correlated rate shock about
-    twice (see the module docstring). Returns :data:`RESULT_COLUMNS` (no ``coverage``).
-    """
-    results, contributors = _stress(position_values, lambda pv: attach_betas(pv, position_betas, EXPOSURE_BETAS),
-                                    snapshots, covariance_long, scenarios, duration, include_inactive, top_n,
-                                    return_contributors)
-    return results[RESULT_COLUMNS], contributors
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ NIGHTLY_HOUR = 21
 
 NIGHTLY_ASSETS = [AssetKey(k) for k in (
     "symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
-    "factor_covariance", "symbol_metrics", "portfolio_snapshots", "correlations", "aggregated_exposures",
+    "factor_model", "factor_covariance", "replay_window_returns", "symbol_metrics", "portfolio_snapshots", "correlations",
+    "aggregated_exposures",
     "stress_results")]
 
 # Coarse, calendar-free expectation for the UI: a nightly asset is materialised at least every

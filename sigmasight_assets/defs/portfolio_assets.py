@@ -24,6 +24,7 @@ from dagster import (
     AssetKey,
     AssetSpec,
     MaterializeResult,
+    MetadataValue,
     multi_asset,
 )
 
@@ -36,6 +37,7 @@ from ..warehouse import schema as tables
 from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, lookback, md_table, range_metadata,
                      returns_window, run_days, scope_portfolios, table_metadata)
 from .partitions import trading_days
+from .replays import replay_dep
 from .resources import WarehouseResource
 
 GROUP = "portfolio_analytics"
@@ -87,12 +89,19 @@ SPECS = [
           "Σ MV·β over PUBLIC positions with a β, exposure_value = exposure_dollar / equity, and coverage "
           "(share of public gross value with a β). Missing betas are excluded and counted, never 0; options "
           "are counted as missing (no delta)."),
-    _spec(STRESS, ["symbol_betas", "ridge_factors", "factor_covariance", SNAP, EXPO], tables.stress_results,
+    _spec(STRESS, ["factor_model", "factor_covariance", SNAP, *filter(None, [replay_dep()])], tables.stress_results,
           "portfolio × day × scenario",
-          "Stress P&L per portfolio, day and active scenario of `stress_scenarios.yaml`: direct (named shocks "
-          "only) and correlated (unshocked factors filled with their conditional expectation under the "
-          "day's `factor_covariance`), correlation effect, % of equity and the top contributing positions. "
-          "Rate shocks move TLT by −duration·Δy; a long position never loses more than its value."),
+          "Stress P&L per portfolio, day and active scenario of `stress_scenarios.yaml`, priced with the joint "
+          "`factor_model` loadings so each factor move counts once: a scenario moves some factor ETFs; direct = "
+          "only the named ETFs move (an unnamed style ETF moves with SPY, an unnamed TLT does not), correlated = "
+          "every unnamed ETF at its conditional expectation under the day's `factor_covariance`; the ETF moves "
+          "are mapped to the model's basis (SPY, TLT, styles in excess of SPY) and pnl = MV · (loadings · f). "
+          "Correlation effect, % of equity, coverage (share of in-scope gross value with loadings) and the top "
+          "contributing positions. Rate shocks move TLT by −duration·Δy; a long position never loses more than "
+          "its value. Historical replays (`kind: replay`, category historical) apply a dated window's real "
+          "compounded returns from `replay_window_returns` (a holding without its own complete window: loadings × "
+          "the window's compounded factor moves, counted as proxied) → `correlated_pnl`, `coverage` and "
+          "`replayed_share`; a window not in the warehouse is not replayable (NULL P&L, check warning), never 0."),
 ]
 
 CHECKS = [
@@ -106,6 +115,9 @@ CHECKS = [
                    description=f"Market-beta coverage of public gross value ≥ {COVERAGE_WARN:.0%} (warn)."),
     AssetCheckSpec("every_active_scenario", asset=STRESS,
                    description="A stress row for every active scenario for every portfolio-day."),
+    AssetCheckSpec("replays_replayable", asset=STRESS,
+                   description="Every active replay window is in replay_window_returns (warn: a replay that is not "
+                               "replayable has NULL P&L)."),
 ]
 
 
@@ -190,11 +202,18 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
     elif key == STRESS:
         groups = c.get("stress_groups", 0)
         ok = groups == c.get("stress_complete_groups", 0) == len(days) * n_books
+        stress_cov = totals.array("stress_coverage")
         meta.update({
             "active_scenarios": len(scenarios.active),
             "rate_duration": scenarios.rate_duration,
+            "median_coverage": float(np.median(stress_cov)) if len(stress_cov) else float("nan"),
+            "loadings": "factor_model (joint ridge, 8 factors)",
             "worst_scenarios": md_table(preview),
         })
-        checks = [AssetCheckResult(asset_key=key, check_name="every_active_scenario", passed=ok)]
+        meta["replays_not_replayable"] = MetadataValue.json(totals.not_replayable)
+        checks = [AssetCheckResult(asset_key=key, check_name="every_active_scenario", passed=ok),
+                  AssetCheckResult(asset_key=key, check_name="replays_replayable", passed=not totals.not_replayable,
+                                   severity=AssetCheckSeverity.WARN,
+                                   metadata={"not_replayable": MetadataValue.json(totals.not_replayable)})]
     context.log.info(f"{name}: {written} rows written")
     return MaterializeResult(asset_key=key, metadata=meta, check_results=_selected_checks(context, key, checks))

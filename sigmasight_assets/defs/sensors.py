@@ -65,7 +65,7 @@ from .resources import WarehouseResource
 
 # Symbol-level assets that take ``ScopeConfig`` (factor_covariance is market-wide, never scoped).
 SYMBOL_ASSET_NAMES = ("symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors",
-                      "spread_factors", "symbol_metrics")
+                      "spread_factors", "factor_model", "symbol_metrics")
 SYMBOL_ASSETS = [AssetKey(n) for n in SYMBOL_ASSET_NAMES]
 PORTFOLIO_ASSETS = [AssetKey(n) for n in PORTFOLIO_TABLES]
 PORTFOLIO_OP = "portfolio_analytics"

@@ -1,4 +1,5 @@
-"""Factor betas of every symbol: ``symbol_betas``, ``ridge_factors``, ``spread_factors``.
+"""Factor betas of every symbol: ``symbol_betas``, ``ridge_factors``, ``spread_factors`` and the
+joint ``factor_model``.
 
 The maths is in ``calc`` and the range work in ``pipelines.symbols``; each asset maps its
 partitions and scope to one pipeline call and reports the returned statistics.
@@ -26,6 +27,7 @@ from ..calc.factors import (
     SPREAD_WINDOW,
     STYLE_ETFS,
 )
+from ..calc.factor_model import FACTOR_MODEL_MIN_OBSERVATIONS, FACTOR_MODEL_WINDOW, FACTOR_NAMES
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
@@ -135,3 +137,47 @@ def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehous
     return _result(days, totals, scope, {
         "window": SPREAD_WINDOW, "min_observations": SPREAD_MIN_OBS, "beta_cap": BETA_CAP,
         "spreads": ", ".join(f"{k}={a}-{b}" for k, (a, b) in SPREAD_DEFINITIONS.items())})
+
+
+FACTOR_MODEL_BASIS = ("market=SPY, rates=TLT, value_excess=VTV−SPY, growth_excess=VUG−SPY, momentum_excess=MTUM−SPY, "
+                      "quality_excess=QUAL−SPY, size_excess=IWM−SPY, low_volatility_excess=USMV−SPY")
+
+
+@asset(
+    partitions_def=trading_days,
+    backfill_policy=BACKFILL_POLICY,
+    deps=[symbol_universe, returns_window(symbol_returns, FACTOR_MODEL_WINDOW)],
+    group_name=GROUP,
+    kinds={"pandas", "numpy", "sql"},
+    owners=[OWNER],
+    metadata={**table_metadata(tables.factor_model), "grain": "symbol × day × factor"},
+    check_specs=[
+        AssetCheckSpec("loadings_finite", asset="factor_model",
+                       description="Every stored loading and specific variance is finite; specific variance ≥ 0."),
+        AssetCheckSpec("r_squared_in_unit_interval", asset="factor_model", description="Every r² lies in [0, 1]."),
+        AssetCheckSpec("failure_rate", asset="factor_model",
+                       description=f"Share of universe symbol-days without a model (warn above "
+                                   f"{FAILURE_RATE_WARN:.0%}); reasons are in `symbol_status`."),
+    ],
+    description=(
+        "Joint factor model: one ridge regression per symbol and day of the symbol's daily total returns on "
+        f"the 8 factors of the basis ({FACTOR_MODEL_BASIS}) over the last {FACTOR_MODEL_WINDOW} returns ending on "
+        f"the day (complete cases, min {FACTOR_MODEL_MIN_OBSERVATIONS}); regressors standardised (population sd), "
+        f"intercept unpenalised, penalty {RIDGE_ALPHA:g} on the standardised scale, loadings mapped back and not "
+        "capped. Each market move enters once (through `market`): the style factors are in excess of SPY. "
+        "`specific_variance` = SSR / (n − 9), `r_squared`, `observations` repeat on the symbol-day's 8 rows. "
+        "Stress and risk read this table."
+    ),
+)
+def factor_model(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
+    totals = pipeline.factor_model(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
+    result = _result(days, totals, scope, {
+        "window": FACTOR_MODEL_WINDOW, "min_observations": FACTOR_MODEL_MIN_OBSERVATIONS,
+        "ridge_penalty": RIDGE_ALPHA, "factors": ", ".join(FACTOR_NAMES), "basis": FACTOR_MODEL_BASIS})
+    checks = [c for c in result.check_results if c.check_name != "beta_within_cap"]
+    checks.append(AssetCheckResult(
+        check_name="loadings_finite", passed=totals.beta_not_finite == 0 and totals.negative_specific_variance == 0,
+        metadata={"loadings_not_finite": totals.beta_not_finite,
+                  "negative_specific_variance": totals.negative_specific_variance}))
+    return MaterializeResult(metadata=result.metadata, check_results=checks)

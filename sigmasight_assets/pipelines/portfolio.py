@@ -5,7 +5,7 @@ of portfolios.
 Bounded work
 ------------
 A range is cut into *chunks* of days and a chunk's book into *batches* of portfolios, so that a
-batch holds at most ``batch_portfolio_days`` portfolio-days (position values, 13 exposure and 19
+batch holds at most ``batch_portfolio_days`` portfolio-days (position values, 13 exposure and 24
 stress rows per portfolio-day, their validation copies): a small book gets chunks of up to
 ``MAX_CHUNK_DAYS`` sessions in one batch; a large one gets one-session chunks split into batches
 of ``batch_portfolio_days`` portfolios. Memory follows the batch, never the book or the range: of
@@ -50,8 +50,9 @@ from .. import calendar
 from ..calc.correlation import CORR_MIN_OVERLAP, CORR_WINDOW, portfolio_correlations, union_correlation
 from ..calc.exposures import aggregate_exposures
 from ..calc.snapshots import compute_snapshots
-from ..calc.stress import compute_stress
+from ..calc.stress import compute_joint_stress
 from ..warehouse import Replacement, StagedReplacement
+from . import replays
 from .windows import WindowReader
 
 SNAP, CORR, EXPO, STRESS = "portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"
@@ -159,6 +160,7 @@ class Totals:
     arrays: dict[str, list] = field(default_factory=dict)
     preview: dict[str, pd.DataFrame] = field(default_factory=dict)
     last_day: dict[str, float] = field(default_factory=dict)  # sums over the last day
+    not_replayable: dict[str, str] = field(default_factory=dict)  # active replay scenario id → reason
     chunks: int = 0
     batches: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "compute": 0.0, "write": 0.0})
@@ -209,6 +211,9 @@ def _collect(totals: Totals, frames: dict[str, pd.DataFrame], last_day, active_i
         per_book = st[st["scenario_id"].isin(active_ids)].groupby(["date", "portfolio_id"]).size()
         totals.count("stress_groups", len(per_book))
         totals.count("stress_complete_groups", (per_book == len(active_ids)).sum())
+        # coverage repeats on every scenario row of a portfolio-day: one value per portfolio-day
+        cov = st.drop_duplicates(["date", "portfolio_id"])["coverage"].dropna()
+        totals.arrays.setdefault("stress_coverage", []).append(cov.to_numpy(dtype=np.float32))
     if last_day is None:
         return
     if SNAP in frames:
@@ -245,9 +250,11 @@ class Market:
     close: pd.DataFrame  # sessions × market symbols
     returns: pd.DataFrame  # point-in-time total returns (symbol_returns), sessions of the windows × market symbols
     log_returns: pd.DataFrame
-    betas: pd.DataFrame | None
+    betas: pd.DataFrame | None  # the displayed betas, for aggregated_exposures
     covariance: pd.DataFrame | None
     actions: pd.DataFrame | None = None  # every dividend and split of the held symbols up to the chunk's end
+    factor_model: pd.DataFrame | None = None  # joint loadings, for stress
+    replays: replays.ReplayWindows | None = None  # the stored replay windows (read once per run)
     union: dict | None = None  # day → (symbols, correlation matrix) for several batches
 
 
@@ -280,15 +287,17 @@ def read_market(wh, reader: WindowReader, book: BookIndex, chunk: pd.DatetimeInd
     close = reader.prices(symbols, first_price, chunk[-1], "close")
     returns = reader.returns(symbols, first_return, chunk[-1])
     actions = read_actions(wh, symbols, chunk[-1])
-    betas = cov = None
-    if EXPO in selected or STRESS in selected:
-        keys = symbols if scoped else None  # a scoped book needs few symbols' betas
+    betas = cov = model = None
+    keys = symbols if scoped else None  # a scoped book needs few symbols' betas
+    if EXPO in selected:
         parts = [wh.read(t, chunk[0], chunk[-1], keys=keys, columns=["date", "symbol", "factor", "beta"])
                  for t in ("symbol_betas", "ridge_factors", "spread_factors")]
         betas = pd.concat(parts, ignore_index=True).dropna(subset=["beta"])
     if STRESS in selected:
         cov = wh.read("factor_covariance", chunk[0], chunk[-1])
-    return Market(close, returns, np.log1p(returns), betas, cov, actions)
+        model = wh.read("factor_model", chunk[0], chunk[-1], keys=keys,
+                        columns=["date", "symbol", "factor", "beta", "specific_variance"])
+    return Market(close, returns, np.log1p(returns), betas, cov, actions, model)
 
 
 def compute_batch(book: Book, market: Market, chunk: pd.DatetimeIndex, selected: set[str]) -> dict[str, pd.DataFrame]:
@@ -305,9 +314,13 @@ def compute_batch(book: Book, market: Market, chunk: pd.DatetimeIndex, selected:
         frames[EXPO] = aggregate_exposures(pv, market.betas, snaps)
     if STRESS in selected:
         scn = book.scenarios
-        frames[STRESS], _ = compute_stress(pv, market.betas, snaps, market.covariance, scn.scenarios,
-                                           duration=scn.rate_duration, top_n=STRESS_TOP_CONTRIBUTORS,
-                                           return_contributors=False)
+        frames[STRESS], _ = compute_joint_stress(pv, market.factor_model, snaps, market.covariance, scn.scenarios,
+                                                 duration=scn.rate_duration, top_n=STRESS_TOP_CONTRIBUTORS,
+                                                 return_contributors=False)
+        frames[STRESS]["replayed_share"] = np.nan  # shock scenarios replay nothing
+        if market.replays is not None and market.replays.scenarios:
+            rows = replays.replay_rows(pv, market.factor_model, snaps, market.replays, STRESS_TOP_CONTRIBUTORS)
+            frames[STRESS] = pd.concat([frames[STRESS], rows], ignore_index=True)
     return frames
 
 
@@ -350,6 +363,9 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, p
     whole = read_book(wh, scenarios, batches[0]) if len(batches) == 1 else None
     active_ids = [s.id for s in scenarios.active]
     totals = Totals()
+    windows = replays.read_windows(wh, scenarios, book.public_symbols) if STRESS in selected else None
+    if windows is not None:
+        totals.not_replayable = replays.not_replayable(windows)
     last_day = days[-1] if len(days) else None
     for chunk in chunks:
         clock = {"read": 0.0, "compute": 0.0, "write": 0.0}
@@ -362,6 +378,7 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, p
             t = now
 
         market = read_market(wh, reader, book, chunk, selected, scope is not None)
+        market.replays = windows
         if CORR in selected and len(batches) > 1:
             market.union = {day: union_correlation(market.log_returns, day, book.public_symbols, CORR_WINDOW,
                                                    CORR_MIN_OVERLAP) for day in chunk}

@@ -1,5 +1,5 @@
 """Symbol analytics without Dagster: ``symbol_betas``, ``ridge_factors``, ``spread_factors``,
-``factor_covariance`` and ``symbol_metrics`` over a range of days.
+``factor_model``, ``factor_covariance`` and ``symbol_metrics`` over a range of days.
 
 Each range is computed and stored chunk by chunk (``SYMBOL_CHUNK_DAYS`` / ``METRICS_CHUNK_DAYS``
 sessions, each chunk's partitions replaced in one transaction), so memory is bounded by the chunk,
@@ -18,6 +18,12 @@ import pandas as pd
 
 from .. import calendar
 from ..calc.covariance import ewma_factor_covariance
+from ..calc.factor_model import (
+    FACTOR_MODEL_MIN_OBSERVATIONS,
+    FACTOR_MODEL_WINDOW,
+    factor_returns,
+    rolling_factor_model,
+)
 from ..calc.factors import (
     BETA_CAP,
     BETA_MIN_OBS,
@@ -119,6 +125,8 @@ class RegressionTotals:
     reasons: dict = field(default_factory=dict)
     symbols: set = field(default_factory=set)
     beta_over_cap: int = 0
+    beta_not_finite: int = 0
+    negative_specific_variance: int = 0
     r2_outside: int = 0
     betas: dict = field(default_factory=dict)  # factor → list of float32 arrays (for the medians)
     last: pd.DataFrame | None = None  # the latest day's results (its beta distribution)
@@ -164,8 +172,11 @@ def store_regression(wh, asset_name: str, inputs: SymbolInputs, results: pd.Data
     for k, v in reason_counts(status).items():
         totals.reasons[k] = totals.reasons.get(k, 0) + v
     totals.symbols.update(results["symbol"].unique())
+    totals.beta_not_finite += int((~np.isfinite(results["beta"].to_numpy(dtype=float))).sum())
     beta = results["beta"].dropna()
     totals.beta_over_cap += int((beta.abs() > BETA_CAP + 1e-12).sum())
+    if "specific_variance" in results.columns:
+        totals.negative_specific_variance += int((results["specific_variance"] < 0).sum())
     r2 = results["r_squared"].dropna()
     totals.r2_outside += int(((r2 < -1e-12) | (r2 > 1 + 1e-12)).sum())
     for factor, b in results.groupby("factor")["beta"]:
@@ -240,6 +251,19 @@ def spread_factors(wh, reader: WindowReader, days: pd.DatetimeIndex, scope, log:
         return results, skipped
 
     return run_regression(wh, reader, "spread_factors", days, SPREAD_WINDOW, scope, compute, log)
+
+
+def factor_model(wh, reader: WindowReader, days: pd.DatetimeIndex, scope, log: Log = _quiet) -> RegressionTotals:
+    """The joint factor model (``calc.factor_model.rolling_factor_model``): each symbol's ridge
+    loadings on the 8 factors of the model's basis, built from the factor ETFs' returns of the same
+    window, plus specific variance, r² and observations. Loadings are not capped."""
+
+    def compute(inputs: SymbolInputs):
+        factors = factor_returns(inputs.returns)
+        return rolling_factor_model(inputs.returns, factors, inputs.days, FACTOR_MODEL_WINDOW,
+                                    FACTOR_MODEL_MIN_OBSERVATIONS, RIDGE_ALPHA)
+
+    return run_regression(wh, reader, "factor_model", days, FACTOR_MODEL_WINDOW, scope, compute, log)
 
 
 # -- factor_covariance --------------------------------------------------------------------------------

@@ -203,6 +203,20 @@ spread_factors = _asset_table(
     extra_key="factor",
 )
 
+# The joint factor model (DESIGN §5): 8 uncapped loadings per symbol-day, the symbol-day's
+# statistics repeated on each of its factor rows.
+factor_model = _asset_table(
+    "factor_model",
+    "symbol",
+    Column("factor", String(32), nullable=False),  # market | rates | value_excess | ... | low_volatility_excess
+    Column("beta", Float, nullable=False,
+           comment="Joint loading: decimal return per unit factor return, not capped (the ridge bounds it)."),
+    Column("specific_variance", Float, nullable=False),
+    Column("r_squared", Float, nullable=False),
+    Column("observations", Integer, nullable=False),
+    extra_key="factor",
+)
+
 factor_covariance = _asset_table(
     "factor_covariance",
     "factor_1",
@@ -211,6 +225,18 @@ factor_covariance = _asset_table(
     Column("correlation", Float, nullable=False),
     Column("observations", Integer, nullable=False),
     extra_key="factor_2",
+)
+
+# Historical replay windows (DESIGN §5): partition = the window's last day; one row per replay scenario
+# ending that day and symbol with a complete window. Computed once, read by stress_results.
+replay_window_returns = _asset_table(
+    "replay_window_returns",
+    "symbol",
+    Column("scenario_id", String(64), nullable=False),
+    Column("window_start", Date, nullable=False),
+    Column("window_return", Float, nullable=False),
+    Column("sessions", Integer, nullable=False),
+    extra_key="scenario_id",
 )
 
 symbol_metrics = _asset_table(
@@ -293,6 +319,8 @@ stress_results = _asset_table(
     Column("positions_covered", Integer, nullable=False),
     Column("positions_missing_beta", Integer, nullable=False),
     Column("top_contributors", Text),  # JSON list of {position_id, symbol, pnl}
+    Column("coverage", Float),  # share of in-scope gross value priced (loadings, or a replay's own history/proxy)
+    Column("replayed_share", Float),  # replays only: share of in-scope gross value replayed from its own history
     extra_key="scenario_id",
 )
 
@@ -332,7 +360,8 @@ COLUMN_DOCS = {
     "symbol": "Ticker, OCC option symbol or private asset id.",
     "portfolio_id": "Portfolio id from the ledger.",
     "factor": "Factor name (market, ir, provider, value, growth, momentum, quality, size, low_volatility, "
-              "growth_value, momentum_spread, size_spread, quality_spread).",
+              "growth_value, momentum_spread, size_spread, quality_spread; factor_model: market, rates, "
+              "value_excess, growth_excess, momentum_excess, quality_excess, size_excess, low_volatility_excess).",
     "asset_class": "PUBLIC, OPTIONS or PRIVATE.",
     "status": "Row status; see the asset description for its values.",
     "is_factor_etf": "One of the 8 factor ETFs (SPY TLT VTV VUG MTUM QUAL IWM USMV).",
@@ -367,6 +396,8 @@ COLUMN_DOCS = {
     "r_squared": "Model r² on the window.", "std_error": "Standard error of the slope (OLS).",
     "p_value": "Two-sided p-value of the slope (OLS, t with n−2 dof).",
     "observations": "Complete cases in the window.",
+    "specific_variance": "factor_model: residual variance of the joint regression, SSR / (n − 9) (daily decimal "
+                         "return squared).",
     "factor_1": "First ETF of the pair.", "factor_2": "Second ETF of the pair.",
     "covariance": "EWMA covariance of daily simple returns.", "correlation": "EWMA correlation, clipped ±0.95.",
     "equity": "Cash + market value of the active positions (USD); NULL when some active position is unpriced "
@@ -398,6 +429,9 @@ COLUMN_DOCS = {
     "matrix": "JSON strict upper triangle of the correlation matrix, row by row (null = too little overlap).",
     "avg_correlation": "Value-weighted average pairwise correlation.",
     "reason": "Why the symbol has no row (failure or skip reason).",
+    "window_start": "Replay window's base day: the window is the move from its close to the close of `date`.",
+    "window_return": "Compounded total return over the window's sessions after window_start up to date (decimal).",
+    "sessions": "Daily returns compounded (sessions in the window after its base day).",
 }
 for _table in metadata.sorted_tables:
     for _col in _table.columns:

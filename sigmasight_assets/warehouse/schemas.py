@@ -14,6 +14,7 @@ import numpy as np
 
 from pandera.pandas import Check, Column, DataFrameSchema
 
+from ..calc.factor_model import FACTOR_MODEL_MIN_OBSERVATIONS, FACTOR_NAMES
 from .repository import Replacement
 
 _date = Column("datetime64[ns]", nullable=False)
@@ -157,6 +158,21 @@ def _build():
         "symbol_betas": _regression(t.symbol_betas),
         "ridge_factors": _regression(t.ridge_factors),
         "spread_factors": _regression(t.spread_factors),
+        "factor_model": _from_table(
+            t.factor_model, ["date", "symbol", "factor"],
+            {
+                "factor": [Check.isin(list(FACTOR_NAMES))],
+                "beta": [_finite],
+                "specific_variance": [Check.ge(0), _finite],
+                "r_squared": [Check.in_range(-1e-9, 1 + 1e-9)],
+                "observations": [Check.ge(FACTOR_MODEL_MIN_OBSERVATIONS)],
+            },
+        ),
+        "replay_window_returns": _from_table(
+            t.replay_window_returns, ["date", "symbol", "scenario_id"],
+            {"window_return": [Check.gt(-1.0 - 1e-12), _finite], "sessions": [Check.ge(1)]},
+            checks=[Check(lambda df: (df["window_start"] < df["date"]).all(), name="start_before_end")],
+        ),
         "factor_covariance": _from_table(
             t.factor_covariance, ["date", "factor_1", "factor_2"],
             {"correlation": [Check.in_range(-1 - 1e-12, 1 + 1e-12)], "observations": [Check.ge(30)]},
@@ -178,7 +194,11 @@ def _build():
             t.aggregated_exposures, ["date", "portfolio_id", "factor"],
             {"coverage": [Check.in_range(0.0, 1.0 + 1e-9)]},
         ),
-        "stress_results": _from_table(t.stress_results, ["date", "portfolio_id", "scenario_id"]),
+        "stress_results": _from_table(
+            t.stress_results, ["date", "portfolio_id", "scenario_id"],
+            {"coverage": [Check.in_range(0.0, 1.0 + 1e-9)], "replayed_share": [Check.in_range(0.0, 1.0 + 1e-9)],
+             "positions_covered": [Check.ge(0)], "positions_missing_beta": [Check.ge(0)]},
+        ),
     }
 
 
@@ -186,6 +206,8 @@ ANALYTICS = _build()
 symbol_betas = ANALYTICS["symbol_betas"]
 ridge_factors = ANALYTICS["ridge_factors"]
 spread_factors = ANALYTICS["spread_factors"]
+factor_model = ANALYTICS["factor_model"]
+replay_window_returns = ANALYTICS["replay_window_returns"]
 factor_covariance = ANALYTICS["factor_covariance"]
 symbol_metrics = ANALYTICS["symbol_metrics"]
 portfolio_snapshots = ANALYTICS["portfolio_snapshots"]

@@ -110,6 +110,10 @@ STEPS: tuple[Step, ...] = (
         Sql("CREATE INDEX IF NOT EXISTS ix_prices_actions ON prices (date, symbol, dividend, split_ratio) "
             "WHERE dividend > 0 OR split_ratio <> 1"),
     ), rebuilds_market_data=True),
+    Step(4, "stress on the joint factor model: coverage and the replayed share of historical replays", (
+        AddColumn("stress_results", "coverage"),
+        AddColumn("stress_results", "replayed_share"),
+    )),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 
