@@ -39,7 +39,7 @@ POSITIONS = [
 ]
 FLOWS = [dict(portfolio_id=p, date=iso(ENTRY), amount=FLOW) for p in ("P-SPLT", "P-DIVS", "P-QDIV", "P-MIX")]
 # Tables with no row in this set-up: the CSV directory has no valuations.csv.
-EMPTY = {"daily_valuations"}
+EMPTY = {"daily_valuations", "replay_window_returns"}  # CSV market without valuations; no replay window ends in the range
 
 
 @pytest.fixture(scope="module")

@@ -523,6 +523,8 @@ def test_replay_of_a_window_in_the_warehouse_own_history_proxy_and_missing(graph
     url, wh = copy_warehouse(graph["wh"], tmp_path, "replays")
     with wh.engine.begin() as conn:
         conn.exec_driver_sql(f"DELETE FROM prices WHERE symbol = 'MSFT' AND date = '{iso(gap)}'")
+    # symbol_returns of the gap day and the next session follow the deleted close (missing, never 0).
+    assert run_range(url, gap, HISTORY[HISTORY.get_loc(gap) + 1], ["symbol_returns"]).success
     window = run_range(url, start, end, ["replay_window_returns"])
     assert window.success
     stored = wh.read("replay_window_returns")
@@ -533,10 +535,12 @@ def test_replay_of_a_window_in_the_warehouse_own_history_proxy_and_missing(graph
     result = run_range(url, day, day, ["stress_results"])
     assert result.success
 
-    # By hand, from the stored prices (adj_close) and loadings.
-    px = wh.read("prices", start, end, columns=["date", "symbol", "adj_close"]).pivot(
-        index="date", columns="symbol", values="adj_close")
-    own = px.loc[end] / px.loc[start] - 1.0  # compounding daily returns telescopes to the price ratio
+    # By hand, from the stored prices as traded (close + dividend, no split in the window) and loadings.
+    px = wh.read("prices", start, end, columns=["date", "symbol", "close", "dividend", "split_ratio"])
+    assert (px["split_ratio"] == 1.0).all()
+    close = px.pivot(index="date", columns="symbol", values="close")
+    div = px.pivot(index="date", columns="symbol", values="dividend")
+    own = ((close + div) / close.shift(1)).iloc[1:].prod(min_count=len(close) - 1) - 1.0
     np.testing.assert_allclose(stored.set_index("symbol")["window_return"].sort_index(),
                                own[sorted(stored["symbol"])].to_numpy(), rtol=1e-12)
     etf = own[list(SHOCK_ETF.values())].to_numpy()  # FACTOR_ETFS order
@@ -582,6 +586,7 @@ def test_replay_window_with_a_factor_etf_gap_is_reported_not_replayable(graph, t
     url, wh = copy_warehouse(graph["wh"], tmp_path, "etf_gap")
     with wh.engine.begin() as conn:
         conn.exec_driver_sql(f"DELETE FROM prices WHERE symbol = 'TLT' AND date = '{iso(gap)}'")
+    assert run_range(url, gap, HISTORY[HISTORY.get_loc(gap) + 1], ["symbol_returns"]).success
     window = run_range(url, end, end, ["replay_window_returns"])
     assert window.success
     [ev] = [e for e in window.get_asset_check_evaluations() if e.check_name == "factor_etfs_complete"]
@@ -603,9 +608,9 @@ def test_replay_lineage_reads_the_dated_windows():
     ends = ["2008-10-10", "2015-08-25", "2018-02-08", "2020-03-23", "2022-10-12"]
     assert g.get_partition_mapping(AssetKey("stress_results"), AssetKey("replay_window_returns")) == \
         SpecificPartitionsPartitionMapping(ends)
-    # the longest window, 2022-01-03..2022-10-12, compounds 195 returns
-    assert g.get_partition_mapping(AssetKey("replay_window_returns"), AssetKey("prices")) == \
-        TimeWindowPartitionMapping(start_offset=-195, end_offset=0)
+    # the longest window, 2022-01-03..2022-10-12, compounds the 195 returns after its start
+    assert g.get_partition_mapping(AssetKey("replay_window_returns"), AssetKey("symbol_returns")) == \
+        TimeWindowPartitionMapping(start_offset=-194, end_offset=0)
     assert len(calendar.sessions("2022-01-03", "2022-10-12")) == 196
 
 

@@ -97,7 +97,7 @@ def test_the_definitions_check_names_the_setting_in_one_line(name, value, messag
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize("text,field", [(MISSING_SHOCK, "field 'shocks': is required"),
+@pytest.mark.parametrize("text,field", [(MISSING_SHOCK, "field 'shocks': must be a non-empty mapping"),
                                         (TEXT_SHOCK, "field 'shocks.Market'")])
 def test_a_bad_scenario_file_fails_at_start(text, field, tmp_path, monkeypatch):
     path = scenario_file(tmp_path, text)

@@ -33,6 +33,7 @@ def make_version_1(url: str) -> None:
     engine = create_engine(url)
     metadata.create_all(engine)
     with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_prices_actions")  # version 3's index on the action columns
         for step in reversed(STEPS):
             for op in step.operations:
                 if isinstance(op, RenameColumn):
