@@ -274,7 +274,7 @@ def test_hand_portfolio_direct_and_correlated_stress_on_paper(graph):
         assert r["direct_pct_equity"] == pytest.approx(direct / equity, rel=1e-9, abs=1e-12)
         assert (r["positions_covered"], r["positions_missing_beta"]) == (2, 1)  # the option is counted missing
         top = json.loads(r["top_contributors"])
-        assert {t["symbol"] for t in top} == {"AAPL", "MSFT"}
+        assert {t[1] for t in top} == {"AAPL", "MSFT"}  # [position_id, symbol, pnl]
     # The rate shock is a TLT move of −17·Δy (no legacy sign error): +100bp moves TLT by −17 %.
     r = row(stress, portfolio_id="P-HAND", date=day, scenario_id="rates_up_100bp")
     ir_only = sum(v * b[s]["ir"] * (-0.17) for s, v in mv.items())

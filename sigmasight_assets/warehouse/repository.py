@@ -23,7 +23,7 @@ from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer
 
 from .engine import engine_for
 from .roles import write_problems
-from .schema import TABLES
+from .schema import LOOKUPS, READABLE, TABLES, Lookup
 from .versions import ensure_current
 
 # Warehouses whose schema version this process has checked (``create_all`` runs in every step).
@@ -135,17 +135,14 @@ class Warehouse:
         for attempt in range(retries + 1):
             try:
                 with self.engine.begin() as conn:
-                    for table, _frame, start, end, _keys, _key_column in sorted(prepared, key=lambda p: p[0].name):
+                    for table, _frame, start, end, *_rest in sorted(prepared, key=lambda p: p[0].name):
                         self._lock_partitions(conn, table, start, end)
-                    for (table, frame, start, end, keys, key_column), item in zip(prepared, items):
+                    for (table, frame, start, end, keys, key_column, side), item in zip(prepared, items):
                         cond = and_(table.c.date >= start, table.c.date <= end)
                         for col, value in (item.extra_filter or {}).items():
                             cond = and_(cond, table.c[col] == value)
-                        if keys is None:
-                            conn.execute(delete(table).where(cond))
-                        else:
-                            for i in range(0, len(keys), _IN_CHUNK):
-                                conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
+                        _delete_scope(conn, table, cond, start, end, keys, key_column)
+                        self._upsert_lookup(conn, table.name, side)
                         self._bulk_insert(conn, table, frame)
                 return [len(p[1]) for p in prepared]
             except OperationalError as exc:
@@ -172,15 +169,12 @@ class Warehouse:
                         table, start, end, keys, key_column = self._scope(it.table, it.start, it.end, it.keys,
                                                                           it.key_column)
                         cond = and_(table.c.date >= start, table.c.date <= end)
-                        if keys is None:
-                            conn.execute(delete(table).where(cond))
-                        else:
-                            for i in range(0, len(keys), _IN_CHUNK):
-                                conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
+                        _delete_scope(conn, table, cond, start, end, keys, key_column)
                         n = 0
                         for part in it.parts:
-                            _t, frame, *_ = self._prepare(Replacement(it.table, part(), it.start, it.end, it.keys,
-                                                                      it.key_column))
+                            _t, frame, *_rest, side = self._prepare(Replacement(it.table, part(), it.start, it.end,
+                                                                                it.keys, it.key_column))
+                            self._upsert_lookup(conn, table.name, side)
                             self._bulk_insert(conn, table, frame)
                             n += len(frame)
                             del frame
@@ -201,10 +195,18 @@ class Warehouse:
         return table, pd.Timestamp(start).date(), pd.Timestamp(end).date(), keys, key_column
 
     def _prepare(self, item: "Replacement"):
-        """(table, conformed frame, start, end, keys, key column) after the scope checks."""
+        """(table, conformed frame, start, end, keys, key column, lookup rows or None) after the scope
+        checks. The frame has the readable columns (``schema.READABLE``); a lookup's columns are
+        split off into its own rows (one per lookup key)."""
         table, start, end, keys, key_column = self._scope(item.table, item.start, item.end, item.keys,
                                                           item.key_column)
-        frame = _conform(table, item.frame)
+        frame = _conform(READABLE[table.name], item.frame)
+        side = None
+        lookup = LOOKUPS.get(table.name)
+        if lookup is not None:
+            names = [c.name for c in lookup.columns]
+            side = frame[[lookup.key, *names]].drop_duplicates(lookup.key, keep="last")
+            frame = frame.drop(columns=names)
         if len(frame):
             fmin, fmax = frame["date"].min().date(), frame["date"].max().date()
             if fmin < start or fmax > end:
@@ -215,7 +217,38 @@ class Warehouse:
             outside = set(frame[key_column]) - set(keys) if len(frame) else set()
             if outside:
                 raise ValueError(f"{item.table}: rows for {sorted(outside)[:5]} outside the scoped keys")
-        return table, frame, start, end, keys, key_column
+        return table, frame, start, end, keys, key_column, side
+
+    def _upsert_lookup(self, conn: Connection, table_name: str, side: pd.DataFrame | None) -> None:
+        """Store the lookup rows of a write: insert new keys, update keys whose attributes changed,
+        leave identical rows alone (no write, so concurrent writers of the same scenarios never
+        wait on each other's row locks)."""
+        if side is None or side.empty:
+            return
+        lookup: Lookup = LOOKUPS[table_name]
+        lt = lookup.table
+        names = [c.name for c in lt.columns]
+        ids = sorted(side[lookup.key].astype(str).unique())
+        stored = {}
+        for i in range(0, len(ids), _IN_CHUNK):
+            for row in conn.execute(select(*lt.columns).where(lt.c[lookup.key].in_(ids[i : i + _IN_CHUNK]))):
+                stored[row._mapping[lookup.key]] = tuple(row._mapping[n] for n in names)
+        rows = [r for r in side[names].sort_values(lookup.key).itertuples(index=False, name=None)
+                if stored.get(r[names.index(lookup.key)]) != tuple(r)]
+        if not rows:
+            return
+        if self.dialect in ("sqlite", "postgresql"):
+            if self.dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            stmt = dialect_insert(lt)
+            stmt = stmt.on_conflict_do_update(index_elements=[lookup.key],
+                                              set_={n: stmt.excluded[n] for n in names if n != lookup.key})
+            conn.execute(stmt, [dict(zip(names, r)) for r in rows])
+        else:
+            conn.execute(delete(lt).where(lt.c[lookup.key].in_([r[names.index(lookup.key)] for r in rows])))
+            conn.execute(lt.insert(), [dict(zip(names, r)) for r in rows])
 
     def _lock_partitions(self, conn: Connection, table: Table, start: date, end: date) -> None:
         """PostgreSQL: serialise writers of the same (table, day) until commit.
@@ -269,7 +302,7 @@ class Warehouse:
             return
         cols = [c.name for c in table.columns if c.name in frame.columns]
         frame = frame[cols]
-        if self.dialect == "sqlite":
+        if self.dialect == "sqlite" and table.dialect_options["sqlite"]["with_rowid"]:
             frame = _key_major(frame)
         for i in range(0, len(frame), INSERT_CHUNK):
             part = frame.iloc[i : i + INSERT_CHUNK]
@@ -292,7 +325,29 @@ class Warehouse:
         columns: Sequence[str] | None = None,
         key_column: str | None = None,
     ) -> pd.DataFrame:
-        """Rows of ``table_name`` in [start, end] (inclusive), optionally only for ``keys``."""
+        """Rows of ``table_name`` in [start, end] (inclusive), optionally only for ``keys``.
+
+        A table with a lookup (``schema.LOOKUPS``) is read with the lookup's columns joined back:
+        the frame has the readable columns, as written."""
+        lookup = LOOKUPS.get(table_name)
+        if lookup is None:
+            return self._read(table_name, start, end, keys, columns, key_column)
+        readable = READABLE[table_name]
+        wanted = list(columns) if columns else [c.name for c in readable.columns]
+        side_names = [c.name for c in lookup.columns]
+        own = [c for c in wanted if c not in side_names]
+        need_key = any(c in side_names for c in wanted)
+        fetch = own + ([lookup.key] if need_key and lookup.key not in own else [])
+        frame = self._read(table_name, start, end, keys, fetch, key_column)
+        if need_key:
+            with self.engine.connect() as conn:
+                side = pd.DataFrame(conn.execute(select(*lookup.table.columns)).fetchall(),
+                                    columns=[c.name for c in lookup.table.columns])
+            side[lookup.key] = side[lookup.key].astype(object)
+            frame = frame.merge(side, how="left", on=lookup.key, sort=False)
+        return frame[wanted]
+
+    def _read(self, table_name, start=None, end=None, keys=None, columns=None, key_column=None) -> pd.DataFrame:
         table = self.table(table_name)
         cols = [table.c[c] for c in columns] if columns else list(table.columns)
         conds = []
@@ -402,6 +457,23 @@ class Warehouse:
         with self.engine.connect() as conn:
             res = conn.execute(text(sql), params)
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+
+def _delete_scope(conn: Connection, table: Table, cond, start: date, end: date, keys, key_column) -> None:
+    """Delete ``cond`` (a date range and filters), and with ``keys`` only those keys' rows.
+
+    Keys are deleted through an index that leads with the key column when the table has one;
+    otherwise (the large portfolio tables keep only the (date, key, …) primary key) one day at a
+    time, so every statement is a primary key lookup instead of a scan of the whole range."""
+    if keys is None:
+        conn.execute(delete(table).where(cond))
+        return
+    keyed = any(list(ix.columns)[0].name == key_column for ix in table.indexes)
+    days = [None] if keyed else [d.date() for d in pd.date_range(start, end, freq="D")]
+    for day in days:
+        day_cond = cond if day is None else and_(cond, table.c.date == day)
+        for i in range(0, len(keys), _IN_CHUNK):
+            conn.execute(delete(table).where(and_(day_cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
 
 
 def _lock_key(table_name: str) -> int:

@@ -158,7 +158,8 @@ def _build():
             t.aggregated_exposures, ["date", "portfolio_id", "factor"],
             {"coverage": [Check.in_range(0.0, 1.0 + 1e-9)]},
         ),
-        "stress_results": _from_table(t.stress_results, ["date", "portfolio_id", "scenario_id"]),
+        # With its scenario attributes (stored in stress_scenarios): the frame the stress step writes.
+        "stress_results": _from_table(t.READABLE["stress_results"], ["date", "portfolio_id", "scenario_id"]),
     }
 
 
