@@ -327,29 +327,16 @@ class Warehouse:
     ) -> pd.DataFrame:
         """Rows of ``table_name`` in [start, end] (inclusive), optionally only for ``keys``.
 
-        A table with a lookup (``schema.LOOKUPS``) is read with the lookup's columns joined back:
-        the frame has the readable columns, as written."""
-        lookup = LOOKUPS.get(table_name)
-        if lookup is None:
-            return self._read(table_name, start, end, keys, columns, key_column)
-        readable = READABLE[table_name]
-        wanted = list(columns) if columns else [c.name for c in readable.columns]
-        side_names = [c.name for c in lookup.columns]
-        own = [c for c in wanted if c not in side_names]
-        need_key = any(c in side_names for c in wanted)
-        fetch = own + ([lookup.key] if need_key and lookup.key not in own else [])
-        frame = self._read(table_name, start, end, keys, fetch, key_column)
-        if need_key:
-            with self.engine.connect() as conn:
-                side = pd.DataFrame(conn.execute(select(*lookup.table.columns)).fetchall(),
-                                    columns=[c.name for c in lookup.table.columns])
-            side[lookup.key] = side[lookup.key].astype(object)
-            frame = frame.merge(side, how="left", on=lookup.key, sort=False)
-        return frame[wanted]
-
-    def _read(self, table_name, start=None, end=None, keys=None, columns=None, key_column=None) -> pd.DataFrame:
+        A table with a lookup (``schema.LOOKUPS``) is read joined to it: the frame has the readable
+        columns (``schema.READABLE``), as written."""
         table = self.table(table_name)
-        cols = [table.c[c] for c in columns] if columns else list(table.columns)
+        typed = READABLE[table_name]
+        source, colmap = table, dict(table.c)
+        lookup = LOOKUPS.get(table_name)
+        if lookup is not None:
+            source = table.outerjoin(lookup.table, lookup.table.c[lookup.key] == table.c[lookup.key])
+            colmap.update({c.name: lookup.table.c[c.name] for c in lookup.columns})
+        cols = [colmap[c] for c in columns] if columns else [colmap[c.name] for c in typed.columns]
         conds = []
         if start is not None and "date" in table.c:
             conds.append(table.c.date >= pd.Timestamp(start).date())
@@ -367,13 +354,13 @@ class Warehouse:
         chunks = [None] if key_list is None else [key_list[i : i + _IN_CHUNK] for i in range(0, len(key_list), _IN_CHUNK)]
         names = [c.name for c in cols]
         if key_list is not None and not key_list and wanted is None:  # no key asked for: no row
-            return _from_sql(table, pd.DataFrame({n: pd.Series([], dtype=object) for n in names}), names)
+            return _from_sql(typed, pd.DataFrame({n: pd.Series([], dtype=object) for n in names}), names)
         if wanted is not None and key_column not in names:
             cols = [*cols, table.c[key_column]]
         fetched = [c.name for c in cols]
         with self.engine.connect() as conn:
             for chunk in chunks:
-                stmt = select(*cols)
+                stmt = select(*cols).select_from(source)
                 chunk_conds = list(conds)
                 if chunk is not None:
                     chunk_conds.append(table.c[key_column].in_(chunk))
@@ -383,7 +370,7 @@ class Warehouse:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         if wanted is not None:
             frame = frame.loc[frame[key_column].isin(wanted).to_numpy(), names].reset_index(drop=True)
-        return _from_sql(table, frame, names)
+        return _from_sql(typed, frame, names)
 
     def _fetch_frame(self, conn: Connection, stmt, names: list[str]) -> pd.DataFrame:
         """Rows of ``stmt`` without SQLAlchemy's per-value result processing (the slow part at
