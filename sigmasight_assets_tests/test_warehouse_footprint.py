@@ -118,6 +118,13 @@ OLD_DDL = [
 
 
 def make_version_2(url: str) -> None:
+    if url.startswith("sqlite:///"):  # a file from before: 4 KB pages
+        import sqlite3
+
+        raw = sqlite3.connect(url[len("sqlite:///"):])
+        raw.execute("PRAGMA page_size=4096")
+        raw.execute("CREATE TABLE t (a)")
+        raw.close()
     wh = Warehouse(url)
     wh.create_all()
     with wh.engine.begin() as conn:
@@ -151,6 +158,9 @@ def check_rebuild(url: str) -> None:
     if wh.dialect == "sqlite":
         ddl = wh.query("SELECT sql FROM sqlite_master WHERE name = 'stress_results'")["sql"].iloc[0]
         assert "WITHOUT ROWID" in ddl
+        with wh.engine.connect() as conn:  # rewritten at 16 KB pages, back in WAL mode
+            assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == 16384
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one().lower() == "wal"
     ensure_current(wh.engine)  # accepted now
     # The same readable frame as before the rebuild: attributes joined back, contributors as arrays.
     want = stress_frame()

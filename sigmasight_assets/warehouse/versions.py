@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, Index, MetaData, PrimaryKeyConstraint, Table, func, inspect, select
 from sqlalchemy.engine import Connection, Engine
 
+from .engine import SQLITE_PAGE_SIZE
 from .schema import LOOKUPS, TABLES, metadata, schema_version
 from .views import create_views, drop_views
 
@@ -233,7 +234,11 @@ def upgrade(engine: Engine) -> list[Step]:
                 _stamp(conn, step.version, step.description)
     ensure_current(engine)
     if engine.dialect.name == "sqlite" and any(isinstance(op, RebuildAssetTables) for s in applied for op in s.operations):
-        # A rebuild leaves the old tables' pages free inside the file: give them back.
+        # A rebuild leaves the old tables' pages free inside the file: give them back, rewriting the
+        # file at the current page size (which WAL mode cannot change, hence the switch).
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
+            conn.exec_driver_sql(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
     return applied
