@@ -338,10 +338,16 @@ class Warehouse:
             colmap.update({c.name: lookup.table.c[c.name] for c in lookup.columns})
         cols = [colmap[c] for c in columns] if columns else [colmap[c.name] for c in typed.columns]
         conds = []
-        if start is not None and "date" in table.c:
-            conds.append(table.c.date >= pd.Timestamp(start).date())
-        if end is not None and "date" in table.c:
-            conds.append(table.c.date <= pd.Timestamp(end).date())
+        if (start is not None and end is not None and "date" in table.c
+                and pd.Timestamp(start).date() == pd.Timestamp(end).date()):
+            # One day as an equality: a range on the primary key's first column would stop the
+            # lookup there and scan the whole day for the keys.
+            conds.append(table.c.date == pd.Timestamp(start).date())
+        else:
+            if start is not None and "date" in table.c:
+                conds.append(table.c.date >= pd.Timestamp(start).date())
+            if end is not None and "date" in table.c:
+                conds.append(table.c.date <= pd.Timestamp(end).date())
         key_column = key_column or ("symbol" if "symbol" in table.c else "portfolio_id")
         frames = []
         key_list = None if keys is None else list(dict.fromkeys(keys))
