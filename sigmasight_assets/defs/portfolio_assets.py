@@ -82,7 +82,7 @@ SPECS = [
           "Σ MV·β over PUBLIC positions with a β, exposure_value = exposure_dollar / equity, and coverage "
           "(share of public gross value with a β). Missing betas are excluded and counted, never 0; options "
           "are counted as missing (no delta)."),
-    _spec(STRESS, ["symbol_betas", "ridge_factors", "factor_covariance", SNAP, EXPO], tables.READABLE[STRESS],
+    _spec(STRESS, ["symbol_betas", "ridge_factors", "factor_covariance", SNAP, EXPO], tables.READABLE["stress_results"],
           "portfolio × day × scenario",
           "Stress P&L per portfolio, day and active scenario of `stress_scenarios.yaml`: direct (named shocks "
           "only) and correlated (unshocked factors filled with their conditional expectation under the "
