@@ -79,6 +79,10 @@ def check_compact_stress(url: str) -> None:
     assert (got.loc[got["portfolio_id"] == "P1", "direct_pnl"] < 0).all()
     assert got["scenario_name"].str.endswith("(renamed)").all()
     assert len(wh.read("stress_scenarios")) == 2
+
+    # Removing a portfolio from every day (no key index: one primary key delete per stored day).
+    assert wh.delete_keys(["stress_results"], ["P1"]) == {"stress_results": 4}
+    assert set(wh.read("stress_results")["portfolio_id"]) == {"P2"}
     wh.engine.dispose()
 
 

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, and_, delete, func, select, text
+from sqlalchemy import Table, and_, delete, func, select, text, true
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer
@@ -281,9 +281,15 @@ class Warehouse:
         with self.engine.begin() as conn:
             for name in sorted(table_names):
                 table = self.table(name)
+                # Without an index leading with the key, one statement per stored day (primary key
+                # lookups) instead of a scan of the whole table.
+                days = [None] if _keyed(table, key_column) else _stored_days(conn, table)
                 n = 0
-                for i in range(0, len(keys), _IN_CHUNK):
-                    n += conn.execute(delete(table).where(table.c[key_column].in_(keys[i : i + _IN_CHUNK]))).rowcount
+                for day in days:
+                    cond = true() if day is None else table.c.date == day
+                    for i in range(0, len(keys), _IN_CHUNK):
+                        n += conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(
+                            keys[i : i + _IN_CHUNK])))).rowcount
                 out[name] = int(n)
         return out
 
@@ -452,6 +458,25 @@ class Warehouse:
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
 
 
+def _keyed(table: Table, key_column: str) -> bool:
+    """Whether a key's rows are found without a scan of ``table``: an index or the primary key
+    leads with ``key_column``, or (the per-day path would not help) the primary key does not lead
+    with ``date``."""
+    pk = [c.name for c in table.primary_key.columns]
+    return (not pk or pk[0] != "date" or pk[0] == key_column
+            or any(list(ix.columns)[0].name == key_column for ix in table.indexes))
+
+
+def _stored_days(conn: Connection, table: Table) -> list:
+    """The distinct dates of a table whose primary key leads with ``date``: one index seek per day
+    (a recursive ``min(date) > previous``), not a scan of its rows."""
+    rows = conn.execute(text(
+        f"WITH RECURSIVE d(x) AS (SELECT min(date) FROM {table.name} UNION ALL "
+        f"SELECT (SELECT min(date) FROM {table.name} WHERE date > d.x) FROM d WHERE d.x IS NOT NULL) "
+        "SELECT x FROM d WHERE x IS NOT NULL")).fetchall()
+    return [pd.Timestamp(r[0]).date() for r in rows]
+
+
 def _delete_scope(conn: Connection, table: Table, cond, start: date, end: date, keys, key_column) -> None:
     """Delete ``cond`` (a date range and filters), and with ``keys`` only those keys' rows.
 
@@ -461,8 +486,7 @@ def _delete_scope(conn: Connection, table: Table, cond, start: date, end: date, 
     if keys is None:
         conn.execute(delete(table).where(cond))
         return
-    keyed = any(list(ix.columns)[0].name == key_column for ix in table.indexes)
-    days = [None] if keyed else [d.date() for d in pd.date_range(start, end, freq="D")]
+    days = [None] if _keyed(table, key_column) else [d.date() for d in pd.date_range(start, end, freq="D")]
     for day in days:
         day_cond = cond if day is None else and_(cond, table.c.date == day)
         for i in range(0, len(keys), _IN_CHUNK):
