@@ -308,6 +308,8 @@ class Warehouse:
             return
         cols = [c.name for c in table.columns if c.name in frame.columns]
         frame = frame[cols]
+        # A clustered table (``WITHOUT ROWID``, primary key leading with date) keeps the arrival
+        # order, day by day: its rows are then appended at the end of the b-tree.
         if self.dialect == "sqlite" and table.dialect_options["sqlite"]["with_rowid"]:
             frame = _key_major(frame)
         for i in range(0, len(frame), INSERT_CHUNK):
