@@ -56,6 +56,7 @@ LABELS = {
     "w7_large_book": "7. one partition, portfolio assets, large book",
     "prep_symbol_partition": "prep: symbol assets of the next session (not measured)",
     "prep_portfolio_partition": "prep: portfolio assets of the next session (not measured)",
+    "footprint": "footprint: bytes per table and index after workload 3 (benchmarks.footprint)",
 }
 
 
@@ -335,6 +336,9 @@ def evaluate(rec: dict) -> tuple[str, bool | None]:
             rec["meets_target_on_cpu"] = d.get("run_cpu_seconds", float("inf")) <= 300.0 and rec["peak_rss_mb"] <= 4096
             return text, d["run_seconds"] <= 300.0 and rec["peak_rss_mb"] <= 4096
         return text, None
+    if name == "footprint":
+        return (f"{d['backend']}: {d['database_bytes'] / 1e6:,.1f} MB, {d.get('rows', 0):,} rows, "
+                f"{d['database_bytes'] / max(d.get('rows', 0), 1):,.0f} B/row", None)
     if name == "w5_portfolio_reads":
         t = d["total"]
         return (f"median {t['median_ms']:.1f} ms, p95 {t['p95_ms']:.1f} ms, max {t['max_ms']:.1f} ms over "
@@ -428,6 +432,10 @@ def render_markdown(report: dict) -> str:
                       "| part | median ms | p95 ms | max ms |", "|---|---:|---:|---:|"]
             for part, s in [("total", d["total"]), *d["parts"].items()]:
                 lines.append(f"| {part} | {s['median_ms']:.2f} | {s['p95_ms']:.2f} | {s['max_ms']:.2f} |")
+        if rec["workload"] == "footprint" and d:
+            from .footprint import render
+
+            lines += ["", f"### {rec['label']} ({rec.get('database', '')})", "", *render(d)]
     io_runs = [r for r in report["runs"] if r["workload"] == "w6_io" and r.get("details")]
     if io_runs:
         lines += ["", "### 6. warehouse I/O (Warehouse.replace_partitions / Warehouse.read)", "",
@@ -475,6 +483,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="warehouse of the pipeline workloads (1, 2, 3, 5 and the setup)")
     p.add_argument("--io-databases", default="sqlite,postgres", help="backends measured by workload 6")
     p.add_argument("--pg-url", default=None, help="PostgreSQL server URL (a throwaway database is created on it)")
+    p.add_argument("--footprint", action="store_true",
+                   help="after workload 3, measure bytes per table and per index of the warehouse (benchmarks.footprint)")
     p.add_argument("--reads", type=int, default=200, help="portfolios sampled by workload 5")
     p.add_argument("--w3-route", choices=["daemon", "in_process"], default="daemon",
                    help="workload 3 as a user launches it (`sigmasight backfill` executed by a dagster-daemon: queued "
@@ -610,6 +620,8 @@ def main(argv=None) -> int:
             steps = [("setup_ledger", None), ("setup_history", None)]
             if 3 in selected:
                 steps.append(("w3_backfill", 3))
+            if args.footprint:
+                steps.append(("footprint", None))
             if 1 in selected:
                 steps.append(("w1_symbol_partition", 1))
             elif selected & {2, 5, 7}:

@@ -305,6 +305,14 @@ def w5_portfolio_reads(params: dict) -> dict:
             "empty_lookups": int((rows[:, 0] == 0).sum())}
 
 
+def footprint(params: dict) -> dict:
+    """Bytes per table and per index of the warehouse as the workloads before left it
+    (``benchmarks.footprint``)."""
+    from .footprint import measure
+
+    return measure(params["db_url"])
+
+
 def setup_large_book(params: dict) -> dict:
     """Replace the ledger with ``large_portfolios`` generated portfolios (workload 7's book)."""
     from sigmasight_assets.warehouse import Warehouse
@@ -455,6 +463,7 @@ WORKLOADS = {
     "w1_symbol_partition": w1_symbol_partition,
     "w2_portfolio_partition": w2_portfolio_partition,
     "w5_portfolio_reads": w5_portfolio_reads,
+    "footprint": footprint,
     "setup_large_book": setup_large_book,
     "w7_large_book": w7_large_book,
     "w4_regression": w4_regression,

@@ -156,8 +156,8 @@ def test_own_history_proxy_and_missing_positions():
     assert r.coverage == pytest.approx(15_000 / 18_000)
     assert r.replayable and r.reason is None
     top = json.loads(r.top_contributors)
-    assert [t["position_id"] for t in top] == sorted(["a", "b"], key=lambda p: -abs({"a": 10_000 * own.loc["OLD", "covid"], "b": 5_000 * proxy}[p]))
-    assert all(t["pnl"] is not None for t in top)
+    assert [t[0] for t in top] == sorted(["a", "b"], key=lambda p: -abs({"a": 10_000 * own.loc["OLD", "covid"], "b": 5_000 * proxy}[p]))
+    assert all(t[2] is not None for t in top)
     later = res.loc[("P1", "later")]
     assert later.pnl == pytest.approx(10_000 * own.loc["OLD", "later"] + 5_000 * own.loc["NEW", "later"], rel=1e-12)
     assert (later.positions_replayed, later.positions_proxied, later.positions_missing) == (2, 0, 2)
@@ -207,10 +207,10 @@ def test_contributor_list_leaves_out_positions_not_replayed_for_that_window_and_
     pv = pv_rows([("P1", 'we"ird', "OLD", "PUBLIC", 10_000.0), ("P1", "n", "NEW", "PUBLIC", 5_000.0)])
     res = run(pv, model(), {"P1": 20_000.0})  # no loadings at all: NEW cannot be proxied
     covid = json.loads(res.loc[("P1", "covid"), "top_contributors"])
-    assert [t["position_id"] for t in covid] == ['we"ird']
+    assert [t[0] for t in covid] == ['we"ird']
     assert res.loc[("P1", "covid"), "positions_missing"] == 1
     later = json.loads(res.loc[("P1", "later"), "top_contributors"])
-    assert {t["position_id"] for t in later} == {'we"ird', "n"}
+    assert {t[0] for t in later} == {'we"ird', "n"}
 
 
 def test_other_kinds_are_skipped_and_dates_match_loadings():

@@ -289,7 +289,7 @@ def test_no_covariance_gives_nan_correlated_only():
     r = res.loc[("P1", "mkt_down_10")]
     assert r.direct_pnl == pytest.approx(-12_000)
     assert math.isnan(r.correlated_pnl) and math.isnan(r.correlation_effect)
-    assert json.loads(r.top_contributors)[0]["pnl"] == pytest.approx(-12_000)  # ranked on direct
+    assert json.loads(r.top_contributors)[0][2] == pytest.approx(-12_000)  # ranked on direct
 
 
 def test_covariance_and_loadings_for_another_day_are_not_used():
@@ -308,8 +308,8 @@ def test_top_contributors_json_and_long_frame():
     m = model(*[loadings_for(f"S{i}", market=1.0) for i in range(7)])
     res, contrib = run(pv_rows(rows), m, {"P1": 50_000.0}, scns=[scenario("m", {"Market": -0.1})])
     top = json.loads(res.loc[("P1", "m"), "top_contributors"])
-    assert [t["symbol"] for t in top] == ["S6", "S5", "S4", "S3", "S2"]
-    assert top[0] == {"position_id": "p6", "symbol": "S6", "pnl": pytest.approx(-700.0)}
+    assert [t[1] for t in top] == ["S6", "S5", "S4", "S3", "S2"]
+    assert top[0] == ["p6", "S6", pytest.approx(-700.0)]
     assert list(contrib["rank"]) == [1, 2, 3, 4, 5]
     assert list(contrib["position_id"]) == ["p6", "p5", "p4", "p3", "p2"]
     assert contrib["correlated_pnl"].tolist() == pytest.approx([-700, -600, -500, -400, -300])

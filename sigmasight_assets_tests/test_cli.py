@@ -205,7 +205,7 @@ def test_show_latest_snapshot_exposures_and_stress(filled):
     assert rows[0][0] == worst["scenario_name"] and rows[0][4] == money(worst["correlated_pnl"])
     assert rows[0][5] == f"{worst['correlated_pct_equity'] * 100:.2f}%"
     top = json.loads(worst["top_contributors"])[0]
-    assert rows[0][6] == f"{top['symbol']} {money(top['pnl'])}"
+    assert rows[0][6] == f"{top[1]} {money(top[2])}"  # [position_id, symbol, pnl]
 
     every = invoke(["show", "P-LONG", "--top", "0"], url)
     assert len(table_rows(every.output, "scenario")) == len(stress) == 24  # 19 shocks, 5 replays

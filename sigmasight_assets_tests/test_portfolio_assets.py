@@ -317,7 +317,7 @@ def test_hand_portfolio_direct_and_correlated_stress_on_paper(graph):
         assert r["coverage"] == pytest.approx(gross / (gross + abs(opt)), rel=1e-12)
         assert math.isnan(r["replayed_share"])
         top = json.loads(r["top_contributors"])
-        assert {t["symbol"] for t in top} == {"AAPL", "MSFT"}
+        assert {t[1] for t in top} == {"AAPL", "MSFT"}  # [position_id, symbol, pnl]
     # The rate shock is a TLT move of −17·Δy (no legacy sign error): +100bp moves TLT by −17 %.
     r = row(stress, portfolio_id="P-HAND", date=day, scenario_id="rates_up_100bp")
     ir_only = sum(v * b[s]["rates"] * (-0.17) for s, v in mv.items())

@@ -2,8 +2,9 @@
 
 After the whole graph has been computed over a short range, one book is edited: the ledger sensor
 requests runs scoped to that book alone (run config ``portfolio_ids``) and, executed, they replace
-exactly its rows — counted through SQLite's ``rowid`` (a replaced row is deleted and re-inserted
-under a new rowid; every other book's rows keep theirs). Then a book is removed from the ledger
+exactly its rows — counted through a marker: before the run every row's count column is set to −1
+(a value no computation writes); a replaced row is re-inserted with its computed count, every other
+book's rows keep the marker. Then a book is removed from the ledger
 (``sigmasight remove-portfolios``): the sensor requests ``remove_portfolio_rows`` and the book's
 rows leave every portfolio table on every day, nothing else changes.
 """
@@ -44,8 +45,19 @@ def book_rows(edited_qty: int = 10) -> tuple[list[dict], list[dict]]:
     return positions, flows
 
 
-def rowids(wh, table: str) -> pd.DataFrame:
-    return wh.query(f"SELECT rowid AS rid, date, portfolio_id FROM {table}")
+# A count column of each table (never negative when computed), set to −1 as the marker.
+MARKED = {"portfolio_snapshots": "position_count", "correlations": "n_symbols",
+          "aggregated_exposures": "positions_with_beta", "stress_results": "positions_covered"}
+
+
+def mark(wh, table: str) -> pd.DataFrame:
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE {table} SET {MARKED[table]} = -1")
+    return marked(wh, table)
+
+
+def marked(wh, table: str) -> pd.DataFrame:
+    return wh.query(f"SELECT date, portfolio_id, {MARKED[table]} = -1 AS kept FROM {table}")
 
 
 def tick(wh, instance, cursor=None):
@@ -82,7 +94,7 @@ def book(tmp_path_factory):
 
 def test_editing_one_of_300_books_replaces_only_its_rows(book):
     directory, wh = book
-    before = {t: rowids(wh, t) for t in PORTFOLIO_ASSETS}
+    before = {t: mark(wh, t) for t in PORTFOLIO_ASSETS}
     assert before["portfolio_snapshots"]["portfolio_id"].nunique() == BOOKS
     with DagsterInstance.ephemeral() as instance:
         cursor = tick(wh, instance).cursor  # baseline: every book has analytics
@@ -99,13 +111,14 @@ def test_editing_one_of_300_books_replaces_only_its_rows(book):
         assert tick(wh, instance, res.cursor).run_requests == []
     per_day = {"portfolio_snapshots": 1, "correlations": 1, "aggregated_exposures": 13, "stress_results": 24}
     for table, rows_per_day in per_day.items():
-        after = rowids(wh, table)
+        after = marked(wh, table)
         assert len(after) == len(before[table]), table
-        replaced = after[~after["rid"].isin(before[table]["rid"])]
+        replaced = after[after["kept"] == 0]
         assert set(replaced["portfolio_id"]) == {EDITED}, table
         assert len(replaced) == rows_per_day * len(RANGE), table  # only that book, every day of its history
-        kept = before[table][before[table]["portfolio_id"] != EDITED]
-        assert kept["rid"].isin(after["rid"]).all(), table  # nobody else's row was rewritten
+        others = after[after["portfolio_id"] != EDITED]
+        assert len(others) == (before[table]["portfolio_id"] != EDITED).sum(), table
+        assert (others["kept"] == 1).all(), table  # nobody else's row was rewritten
     snaps = wh.read("portfolio_snapshots", RANGE[-1], RANGE[-1], keys=[EDITED, "B-0124"])
     eq = snaps.set_index("portfolio_id")["gross_exposure"]
     assert eq[EDITED] > 0 and eq["B-0124"] > 0

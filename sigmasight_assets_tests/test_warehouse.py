@@ -356,7 +356,9 @@ def test_create_all_makes_the_asset_tables_with_indexes(warehouse):
     assert {"portfolios", "positions", "capital_flows", "symbol_universe", "prices", "daily_valuations",
             "symbol_status"} <= names
     idx = set(warehouse.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'prices'")["name"])
-    assert {"ix_prices_date_key", "ix_prices_key_date"} <= idx
+    assert idx == {"ix_prices_key_date"}  # (date, symbol) is the clustered primary key
+    ddl = warehouse.query("SELECT sql FROM sqlite_master WHERE name = 'prices'")["sql"].iloc[0]
+    assert "PRIMARY KEY (date, symbol)" in ddl and "WITHOUT ROWID" in ddl
 
 
 def test_reading_no_key_returns_no_row_with_the_columns_asked(warehouse):

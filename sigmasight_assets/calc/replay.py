@@ -217,7 +217,7 @@ def compute_replays(
         ``pnl`` USD; ``pct_equity``, ``replayed_share`` (own history), ``proxied_share`` and
         ``coverage`` (their sum) decimal; the three position counts; ``replayable`` and
         ``reason`` (None when replayable); ``top_contributors`` a JSON list of
-        ``{"position_id", "symbol", "pnl"}`` (``"[]"`` when nothing was priced).
+        ``[position_id, symbol, pnl]`` (``"[]"`` when nothing was priced).
     """
     meta = _scenario_meta(scenarios)
     ids = [m["id"] for m in meta]

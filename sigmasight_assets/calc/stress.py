@@ -424,7 +424,7 @@ def compute_joint_stress(
         :data:`STRESS_RESULT_COLUMNS`, one row per (date, portfolio in ``snapshots``, shock
         scenario): P&L in USD, ``*_pct_equity`` decimal, ``coverage`` decimal share of in-scope
         gross value. ``top_contributors`` is a JSON list of up to ``top_n`` objects
-        ``{"position_id", "symbol", "pnl"}`` ordered by ``|correlated P&L|`` (``|direct P&L|`` when
+        ``[position_id, symbol, pnl]`` ordered by ``|correlated P&L|`` (``|direct P&L|`` when
         correlated is NaN), P&L rounded to cents.
     contributors : DataFrame or None
         :data:`CONTRIBUTOR_COLUMNS`; the same top positions in long form (rank 1 = largest),
@@ -453,8 +453,10 @@ def _json_strings(values) -> np.ndarray:
 
 
 def position_json_prefixes(position_id, symbol) -> np.ndarray:
-    """``{"position_id": …, "symbol": …, "pnl": `` for each (position id, symbol), JSON-escaped."""
-    return '{"position_id": ' + _json_strings(position_id) + ', "symbol": ' + _json_strings(symbol) + ', "pnl": '
+    """``[position_id,symbol,`` for each (position id, symbol), JSON-escaped: the start of one
+    contributor entry ``[position_id, symbol, pnl]`` (an array, not an object: the key names would
+    repeat on every one of millions of stored rows; ``stress_results_view`` presents objects)."""
+    return '[' + _json_strings(position_id) + ',' + _json_strings(symbol) + ','
 
 
 def contributor_json(group: np.ndarray, pnl: np.ndarray, position_id: np.ndarray, symbol: np.ndarray,
@@ -478,7 +480,7 @@ def contributor_json(group: np.ndarray, pnl: np.ndarray, position_id: np.ndarray
     groups : numpy.ndarray
         ``(G,)`` distinct group codes, ascending.
     texts : numpy.ndarray
-        ``(G, S)`` JSON texts ``[{"position_id": …, "symbol": …, "pnl": …}, …]``, largest
+        ``(G, S)`` JSON texts ``[[position_id, symbol, pnl], …]``, largest
         ``|pnl|`` first, P&L rounded to cents; ``"[]"`` for a cell without a finite P&L.
 
     Notes
@@ -516,12 +518,12 @@ def _json_texts(idx: np.ndarray, pnl: np.ndarray, position_id: np.ndarray, symbo
     # Interleave the four pieces of every entry and join once (no per-entry concatenation); a
     # marker starts every cell, so one split gives each cell's entries.
     pieces = np.empty(4 * pos.size, dtype=object)
-    sep = np.full(pos.size, ", ", dtype=object)
+    sep = np.full(pos.size, ",", dtype=object)
     sep[first] = "\x00"  # an object array: a numpy str array would strip the trailing NUL
     pieces[0::4] = sep
     pieces[1::4] = prefixes
     pieces[2::4] = num
-    pieces[3::4] = "}"
+    pieces[3::4] = "]"
     bodies = np.array("".join(pieces.tolist()).split("\x00")[1:], dtype=object)
     texts[cell[first]] = "[" + bodies + "]"
     return texts.reshape(n_gl, n_s)

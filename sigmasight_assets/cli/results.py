@@ -318,7 +318,7 @@ def _top_contributor(raw) -> str:
         return "—"
     if not items:
         return "—"
-    first = items[0]
-    return f"{first.get('symbol')} {money(first.get('pnl'))}"
+    first = items[0]  # [position_id, symbol, pnl]
+    return f"{first[1]} {money(first[2])}"
 
 

@@ -89,7 +89,7 @@ SPECS = [
           "Σ MV·β over PUBLIC positions with a β, exposure_value = exposure_dollar / equity, and coverage "
           "(share of public gross value with a β). Missing betas are excluded and counted, never 0; options "
           "are counted as missing (no delta)."),
-    _spec(STRESS, ["factor_model", "factor_covariance", SNAP, *filter(None, [replay_dep()])], tables.stress_results,
+    _spec(STRESS, ["factor_model", "factor_covariance", SNAP, *filter(None, [replay_dep()])], tables.READABLE["stress_results"],
           "portfolio × day × scenario",
           "Stress P&L per portfolio, day and active scenario of `stress_scenarios.yaml`, priced with the joint "
           "`factor_model` loadings so each factor move counts once: a scenario moves some factor ETFs; direct = "

@@ -16,14 +16,14 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, and_, delete, func, select, text
+from sqlalchemy import Table, and_, delete, func, select, text, true
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer
 
 from .engine import engine_for
 from .roles import write_problems
-from .schema import TABLES
+from .schema import LOOKUPS, READABLE, TABLES, Lookup
 from .versions import ensure_current
 
 # Warehouses whose schema version this process has checked (``create_all`` runs in every step).
@@ -135,17 +135,14 @@ class Warehouse:
         for attempt in range(retries + 1):
             try:
                 with self.engine.begin() as conn:
-                    for table, _frame, start, end, _keys, _key_column in sorted(prepared, key=lambda p: p[0].name):
+                    for table, _frame, start, end, *_rest in sorted(prepared, key=lambda p: p[0].name):
                         self._lock_partitions(conn, table, start, end)
-                    for (table, frame, start, end, keys, key_column), item in zip(prepared, items):
+                    for (table, frame, start, end, keys, key_column, side), item in zip(prepared, items):
                         cond = and_(table.c.date >= start, table.c.date <= end)
                         for col, value in (item.extra_filter or {}).items():
                             cond = and_(cond, table.c[col] == value)
-                        if keys is None:
-                            conn.execute(delete(table).where(cond))
-                        else:
-                            for i in range(0, len(keys), _IN_CHUNK):
-                                conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
+                        _delete_scope(conn, table, cond, start, end, keys, key_column)
+                        self._upsert_lookup(conn, table.name, side)
                         self._bulk_insert(conn, table, frame)
                 return [len(p[1]) for p in prepared]
             except OperationalError as exc:
@@ -172,15 +169,12 @@ class Warehouse:
                         table, start, end, keys, key_column = self._scope(it.table, it.start, it.end, it.keys,
                                                                           it.key_column)
                         cond = and_(table.c.date >= start, table.c.date <= end)
-                        if keys is None:
-                            conn.execute(delete(table).where(cond))
-                        else:
-                            for i in range(0, len(keys), _IN_CHUNK):
-                                conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
+                        _delete_scope(conn, table, cond, start, end, keys, key_column)
                         n = 0
                         for part in it.parts:
-                            _t, frame, *_ = self._prepare(Replacement(it.table, part(), it.start, it.end, it.keys,
-                                                                      it.key_column))
+                            _t, frame, *_rest, side = self._prepare(Replacement(it.table, part(), it.start, it.end,
+                                                                                it.keys, it.key_column))
+                            self._upsert_lookup(conn, table.name, side)
                             self._bulk_insert(conn, table, frame)
                             n += len(frame)
                             del frame
@@ -201,10 +195,18 @@ class Warehouse:
         return table, pd.Timestamp(start).date(), pd.Timestamp(end).date(), keys, key_column
 
     def _prepare(self, item: "Replacement"):
-        """(table, conformed frame, start, end, keys, key column) after the scope checks."""
+        """(table, conformed frame, start, end, keys, key column, lookup rows or None) after the scope
+        checks. The frame has the readable columns (``schema.READABLE``); a lookup's columns are
+        split off into its own rows (one per lookup key)."""
         table, start, end, keys, key_column = self._scope(item.table, item.start, item.end, item.keys,
                                                           item.key_column)
-        frame = _conform(table, item.frame)
+        frame = _conform(READABLE[table.name], item.frame)
+        side = None
+        lookup = LOOKUPS.get(table.name)
+        if lookup is not None:
+            names = [c.name for c in lookup.columns]
+            side = frame[[lookup.key, *names]].drop_duplicates(lookup.key, keep="last")
+            frame = frame.drop(columns=names)
         if len(frame):
             fmin, fmax = frame["date"].min().date(), frame["date"].max().date()
             if fmin < start or fmax > end:
@@ -215,7 +217,38 @@ class Warehouse:
             outside = set(frame[key_column]) - set(keys) if len(frame) else set()
             if outside:
                 raise ValueError(f"{item.table}: rows for {sorted(outside)[:5]} outside the scoped keys")
-        return table, frame, start, end, keys, key_column
+        return table, frame, start, end, keys, key_column, side
+
+    def _upsert_lookup(self, conn: Connection, table_name: str, side: pd.DataFrame | None) -> None:
+        """Store the lookup rows of a write: insert new keys, update keys whose attributes changed,
+        leave identical rows alone (no write, so concurrent writers of the same scenarios never
+        wait on each other's row locks)."""
+        if side is None or side.empty:
+            return
+        lookup: Lookup = LOOKUPS[table_name]
+        lt = lookup.table
+        names = [c.name for c in lt.columns]
+        ids = sorted(side[lookup.key].astype(str).unique())
+        stored = {}
+        for i in range(0, len(ids), _IN_CHUNK):
+            for row in conn.execute(select(*lt.columns).where(lt.c[lookup.key].in_(ids[i : i + _IN_CHUNK]))):
+                stored[row._mapping[lookup.key]] = tuple(row._mapping[n] for n in names)
+        rows = [r for r in side[names].sort_values(lookup.key).itertuples(index=False, name=None)
+                if stored.get(r[names.index(lookup.key)]) != tuple(r)]
+        if not rows:
+            return
+        if self.dialect in ("sqlite", "postgresql"):
+            if self.dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            stmt = dialect_insert(lt)
+            stmt = stmt.on_conflict_do_update(index_elements=[lookup.key],
+                                              set_={n: stmt.excluded[n] for n in names if n != lookup.key})
+            conn.execute(stmt, [dict(zip(names, r)) for r in rows])
+        else:
+            conn.execute(delete(lt).where(lt.c[lookup.key].in_([r[names.index(lookup.key)] for r in rows])))
+            conn.execute(lt.insert(), [dict(zip(names, r)) for r in rows])
 
     def _lock_partitions(self, conn: Connection, table: Table, start: date, end: date) -> None:
         """PostgreSQL: serialise writers of the same (table, day) until commit.
@@ -248,9 +281,15 @@ class Warehouse:
         with self.engine.begin() as conn:
             for name in sorted(table_names):
                 table = self.table(name)
+                # Without an index leading with the key, one statement per stored day (primary key
+                # lookups) instead of a scan of the whole table.
+                days = [None] if _keyed(table, key_column) else _stored_days(conn, table)
                 n = 0
-                for i in range(0, len(keys), _IN_CHUNK):
-                    n += conn.execute(delete(table).where(table.c[key_column].in_(keys[i : i + _IN_CHUNK]))).rowcount
+                for day in days:
+                    cond = true() if day is None else table.c.date == day
+                    for i in range(0, len(keys), _IN_CHUNK):
+                        n += conn.execute(delete(table).where(and_(cond, table.c[key_column].in_(
+                            keys[i : i + _IN_CHUNK])))).rowcount
                 out[name] = int(n)
         return out
 
@@ -269,7 +308,9 @@ class Warehouse:
             return
         cols = [c.name for c in table.columns if c.name in frame.columns]
         frame = frame[cols]
-        if self.dialect == "sqlite":
+        # A clustered table (``WITHOUT ROWID``, primary key leading with date) keeps the arrival
+        # order, day by day: its rows are then appended at the end of the b-tree.
+        if self.dialect == "sqlite" and table.dialect_options["sqlite"]["with_rowid"]:
             frame = _key_major(frame)
         for i in range(0, len(frame), INSERT_CHUNK):
             part = frame.iloc[i : i + INSERT_CHUNK]
@@ -292,14 +333,29 @@ class Warehouse:
         columns: Sequence[str] | None = None,
         key_column: str | None = None,
     ) -> pd.DataFrame:
-        """Rows of ``table_name`` in [start, end] (inclusive), optionally only for ``keys``."""
+        """Rows of ``table_name`` in [start, end] (inclusive), optionally only for ``keys``.
+
+        A table with a lookup (``schema.LOOKUPS``) is read joined to it: the frame has the readable
+        columns (``schema.READABLE``), as written."""
         table = self.table(table_name)
-        cols = [table.c[c] for c in columns] if columns else list(table.columns)
+        typed = READABLE[table_name]
+        source, colmap = table, dict(table.c)
+        lookup = LOOKUPS.get(table_name)
+        if lookup is not None:
+            source = table.outerjoin(lookup.table, lookup.table.c[lookup.key] == table.c[lookup.key])
+            colmap.update({c.name: lookup.table.c[c.name] for c in lookup.columns})
+        cols = [colmap[c] for c in columns] if columns else [colmap[c.name] for c in typed.columns]
         conds = []
-        if start is not None and "date" in table.c:
-            conds.append(table.c.date >= pd.Timestamp(start).date())
-        if end is not None and "date" in table.c:
-            conds.append(table.c.date <= pd.Timestamp(end).date())
+        if (start is not None and end is not None and "date" in table.c
+                and pd.Timestamp(start).date() == pd.Timestamp(end).date()):
+            # One day as an equality: a range on the primary key's first column would stop the
+            # lookup there and scan the whole day for the keys.
+            conds.append(table.c.date == pd.Timestamp(start).date())
+        else:
+            if start is not None and "date" in table.c:
+                conds.append(table.c.date >= pd.Timestamp(start).date())
+            if end is not None and "date" in table.c:
+                conds.append(table.c.date <= pd.Timestamp(end).date())
         key_column = key_column or ("symbol" if "symbol" in table.c else "portfolio_id")
         frames = []
         key_list = None if keys is None else list(dict.fromkeys(keys))
@@ -312,13 +368,13 @@ class Warehouse:
         chunks = [None] if key_list is None else [key_list[i : i + _IN_CHUNK] for i in range(0, len(key_list), _IN_CHUNK)]
         names = [c.name for c in cols]
         if key_list is not None and not key_list and wanted is None:  # no key asked for: no row
-            return _from_sql(table, pd.DataFrame({n: pd.Series([], dtype=object) for n in names}), names)
+            return _from_sql(typed, pd.DataFrame({n: pd.Series([], dtype=object) for n in names}), names)
         if wanted is not None and key_column not in names:
             cols = [*cols, table.c[key_column]]
         fetched = [c.name for c in cols]
         with self.engine.connect() as conn:
             for chunk in chunks:
-                stmt = select(*cols)
+                stmt = select(*cols).select_from(source)
                 chunk_conds = list(conds)
                 if chunk is not None:
                     chunk_conds.append(table.c[key_column].in_(chunk))
@@ -328,7 +384,7 @@ class Warehouse:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         if wanted is not None:
             frame = frame.loc[frame[key_column].isin(wanted).to_numpy(), names].reset_index(drop=True)
-        return _from_sql(table, frame, names)
+        return _from_sql(typed, frame, names)
 
     def _fetch_frame(self, conn: Connection, stmt, names: list[str]) -> pd.DataFrame:
         """Rows of ``stmt`` without SQLAlchemy's per-value result processing (the slow part at
@@ -402,6 +458,41 @@ class Warehouse:
         with self.engine.connect() as conn:
             res = conn.execute(text(sql), params)
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+
+def _keyed(table: Table, key_column: str) -> bool:
+    """Whether a key's rows are found without a scan of ``table``: an index or the primary key
+    leads with ``key_column``, or (the per-day path would not help) the primary key does not lead
+    with ``date``."""
+    pk = [c.name for c in table.primary_key.columns]
+    return (not pk or pk[0] != "date" or pk[0] == key_column
+            or any(list(ix.columns)[0].name == key_column for ix in table.indexes))
+
+
+def _stored_days(conn: Connection, table: Table) -> list:
+    """The distinct dates of a table whose primary key leads with ``date``: one index seek per day
+    (a recursive ``min(date) > previous``), not a scan of its rows."""
+    rows = conn.execute(text(
+        f"WITH RECURSIVE d(x) AS (SELECT min(date) FROM {table.name} UNION ALL "
+        f"SELECT (SELECT min(date) FROM {table.name} WHERE date > d.x) FROM d WHERE d.x IS NOT NULL) "
+        "SELECT x FROM d WHERE x IS NOT NULL")).fetchall()
+    return [pd.Timestamp(r[0]).date() for r in rows]
+
+
+def _delete_scope(conn: Connection, table: Table, cond, start: date, end: date, keys, key_column) -> None:
+    """Delete ``cond`` (a date range and filters), and with ``keys`` only those keys' rows.
+
+    Keys are deleted through an index that leads with the key column when the table has one;
+    otherwise (the large portfolio tables keep only the (date, key, …) primary key) one day at a
+    time, so every statement is a primary key lookup instead of a scan of the whole range."""
+    if keys is None:
+        conn.execute(delete(table).where(cond))
+        return
+    days = [None] if _keyed(table, key_column) else [d.date() for d in pd.date_range(start, end, freq="D")]
+    for day in days:
+        day_cond = cond if day is None else and_(cond, table.c.date == day)
+        for i in range(0, len(keys), _IN_CHUNK):
+            conn.execute(delete(table).where(and_(day_cond, table.c[key_column].in_(keys[i : i + _IN_CHUNK]))))
 
 
 def _lock_key(table_name: str) -> int:

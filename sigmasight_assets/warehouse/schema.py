@@ -1,11 +1,19 @@
 """Warehouse tables (SQLAlchemy Core). One table per asset, named after it.
 
 Contract: every asset table has a ``date`` column holding the partition's trading day and ``symbol``
-or ``portfolio_id`` as its key, with indexes on (date, key) and (key, date). Factor tables are long:
-one row per key, day and ``factor``.
+or ``portfolio_id`` as its key; its primary key is (date, key[, factor/scenario…]) and, except on the
+largest portfolio tables, a secondary index serves (key, date). Factor tables are long: one row per
+key, day and ``factor``.
+
+Attributes that would repeat on every row are stored once in a lookup table (:data:`LOOKUPS`:
+``stress_scenarios`` beside ``stress_results``); :func:`readable_columns` gives the columns a reader
+sees (the table's plus the lookup's), which ``Warehouse.read`` returns and the SQL view
+``<table>_view`` presents (``views.py``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import (
     Boolean,
@@ -16,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -25,18 +34,31 @@ from sqlalchemy import (
 metadata = MetaData()
 
 
-def _asset_table(name: str, key: str, *columns: Column, extra_key: str | None = None) -> Table:
-    """A partitioned asset table with the standard (date, key) and (key, date) indexes."""
+def _asset_table(name: str, key: str, *columns: Column, extra_key: str | None = None, key_index: bool = True,
+                 clustered: bool = True) -> Table:
+    """A partitioned asset table: primary key (date, key[, extra_key]) and, with ``key_index``, a
+    secondary index on (key, date).
+
+    ``clustered``: on SQLite the rows are stored in the primary key's b-tree (``WITHOUT ROWID``): no
+    rowid and no separate (date, key) index, and a day's rows are appended side by side. Tables of
+    rows larger than ~1/4 page (``correlations``) stay rowid tables: a ``WITHOUT ROWID`` row spills
+    past ~1 KB into overflow pages. PostgreSQL always stores a heap plus the primary key index.
+    ``key_index=False`` for the large portfolio tables read one portfolio at a time: a reader finds
+    the portfolio's latest day in ``portfolio_snapshots`` (which keeps its (key, date) index), then
+    reads the day through the primary key.
+    """
+    pk = ["date", key] + ([extra_key] if extra_key else [])
     table = Table(
         name,
         metadata,
         Column("date", Date, nullable=False),
         Column(key, String(64), nullable=False),
         *columns,
+        PrimaryKeyConstraint(*pk, name=f"pk_{name}"),
+        sqlite_with_rowid=not clustered,
     )
-    idx_cols = ["date", key] + ([extra_key] if extra_key else [])
-    Index(f"ix_{name}_date_key", *[table.c[c] for c in idx_cols], unique=True)
-    Index(f"ix_{name}_key_date", table.c[key], table.c["date"])
+    if key_index:
+        Index(f"ix_{name}_key_date", table.c[key], table.c["date"])
     return table
 
 
@@ -290,6 +312,7 @@ correlations = _asset_table(
     Column("effective_positions_corr", Float),
     Column("psd_repaired", Boolean, nullable=False),
     Column("min_eigenvalue", Float),
+    clustered=False,
 )
 
 aggregated_exposures = _asset_table(
@@ -302,15 +325,13 @@ aggregated_exposures = _asset_table(
     Column("positions_with_beta", Integer, nullable=False),
     Column("positions_missing_beta", Integer, nullable=False),
     extra_key="factor",
+    key_index=False,
 )
 
 stress_results = _asset_table(
     "stress_results",
     "portfolio_id",
     Column("scenario_id", String(64), nullable=False),
-    Column("scenario_name", String(200), nullable=False),
-    Column("category", String(32), nullable=False),
-    Column("severity", String(32), nullable=False),
     Column("direct_pnl", Float),
     Column("correlated_pnl", Float),
     Column("correlation_effect", Float),
@@ -318,11 +339,40 @@ stress_results = _asset_table(
     Column("correlated_pct_equity", Float),
     Column("positions_covered", Integer, nullable=False),
     Column("positions_missing_beta", Integer, nullable=False),
-    Column("top_contributors", Text),  # JSON list of {position_id, symbol, pnl}
+    Column("top_contributors", Text),  # JSON list of [position_id, symbol, pnl]
     Column("coverage", Float),  # share of in-scope gross value priced (loadings, or a replay's own history/proxy)
     Column("replayed_share", Float),  # replays only: share of in-scope gross value replayed from its own history
     extra_key="scenario_id",
+    key_index=False,
 )
+
+# A stress scenario's attributes, stored once instead of on each of its stress_results rows (the
+# latest definition written wins). Add an attribute here: readers see it on every stress row.
+stress_scenarios = Table(
+    "stress_scenarios",
+    metadata,
+    Column("scenario_id", String(64), primary_key=True),
+    Column("scenario_name", String(200), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("severity", String(32), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Columns of ``table`` stored once per ``key`` (its primary key) instead of on every row."""
+
+    table: Table
+    key: str
+
+    @property
+    def columns(self) -> list[Column]:
+        return [c for c in self.table.columns if c.name != self.key]
+
+
+#: Asset table → its lookup: writers hand the asset's frame with the lookup's columns; the repository
+#: upserts them into the lookup table and stores the rest; reads join them back.
+LOOKUPS: dict[str, Lookup] = {"stress_results": Lookup(stress_scenarios, "scenario_id")}
 
 # --- operations -----------------------------------------------------------------------------------
 # One row per problem run: a failed run (``kind = failure``, written by ``run_failure_sensor``) or a
@@ -425,7 +475,10 @@ COLUMN_DOCS = {
     "direct_pnl": "P&L from the named shocks only (USD).",
     "correlated_pnl": "P&L with unshocked factors at their conditional expectation (USD).",
     "correlation_effect": "correlated_pnl − direct_pnl (USD).",
-    "top_contributors": "JSON list of the largest contributing positions.",
+    "top_contributors": "JSON list of the largest contributing positions, each [position_id, symbol, pnl] "
+                        "(USD); stress_results_view presents them as objects.",
+    "scenario_name": "Scenario display name.", "category": "Scenario category.",
+    "severity": "Scenario severity (mild, base, moderate, severe, extreme).",
     "matrix": "JSON strict upper triangle of the correlation matrix, row by row (null = too little overlap).",
     "avg_correlation": "Value-weighted average pairwise correlation.",
     "reason": "Why the symbol has no row (failure or skip reason).",
@@ -439,3 +492,27 @@ for _table in metadata.sorted_tables:
             _col.comment = COLUMN_DOCS[_col.name]
 
 TABLES = {t.name: t for t in metadata.sorted_tables}
+
+_READABLE = MetaData()
+
+
+def _readable(name: str) -> Table:
+    table = TABLES[name]
+    lookup = LOOKUPS.get(name)
+    if lookup is None:
+        return table
+    cols = []
+    for c in table.columns:
+        cols.append(Column(c.name, c.type, nullable=c.nullable, comment=c.comment))
+        if c.name == lookup.key:
+            cols += [Column(x.name, x.type, nullable=x.nullable, comment=x.comment) for x in lookup.columns]
+    return Table(name, _READABLE, *cols)
+
+
+#: What a reader sees of each asset table: the table itself, or with a lookup its columns plus the
+#: lookup's (after the lookup key), the shape writers hand in and ``Warehouse.read`` returns.
+READABLE: dict[str, Table] = {name: _readable(name) for name in TABLES}
+
+
+def readable_columns(name: str) -> list[str]:
+    return [c.name for c in READABLE[name].columns]

@@ -194,8 +194,9 @@ def _build():
             t.aggregated_exposures, ["date", "portfolio_id", "factor"],
             {"coverage": [Check.in_range(0.0, 1.0 + 1e-9)]},
         ),
+        # With its scenario attributes (stored in stress_scenarios): the frame the stress step writes.
         "stress_results": _from_table(
-            t.stress_results, ["date", "portfolio_id", "scenario_id"],
+            t.READABLE["stress_results"], ["date", "portfolio_id", "scenario_id"],
             {"coverage": [Check.in_range(0.0, 1.0 + 1e-9)], "replayed_share": [Check.in_range(0.0, 1.0 + 1e-9)],
              "positions_covered": [Check.ge(0)], "positions_missing_beta": [Check.ge(0)]},
         ),

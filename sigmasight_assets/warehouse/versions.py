@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, func, inspect, select
+from sqlalchemy import Column, Index, MetaData, PrimaryKeyConstraint, Table, func, inspect, select
 from sqlalchemy.engine import Connection, Engine
 
-from .schema import TABLES, metadata, schema_version
+from .engine import SQLITE_PAGE_SIZE
+from .schema import LOOKUPS, TABLES, metadata, schema_version
+from .views import create_views, drop_views
 
 UPGRADE_COMMAND = "sigmasight warehouse upgrade"
 # Tables of the version-1 schema: one of them present without ``schema_version`` means version 1.
@@ -76,6 +78,74 @@ class Sql:
         return self.statement
 
 
+# Stored-form conversions of a rebuild: (table, column) → dialect → expression over the old column
+# ``{c}``. Version 4 stores stress contributors as arrays [position_id, symbol, pnl], not objects.
+_SQLITE_ARRAYS = (
+    "CASE WHEN {c} IS NULL THEN NULL ELSE (SELECT json_group_array(json_array(json_extract(e.value, '$.position_id'), "
+    "json_extract(e.value, '$.symbol'), json_extract(e.value, '$.pnl'))) FROM json_each({c}) AS e) END"
+)
+_POSTGRES_ARRAYS = (
+    "CASE WHEN {c} IS NULL THEN NULL ELSE (SELECT coalesce(json_agg(json_build_array(e.v->'position_id', "
+    "e.v->'symbol', e.v->'pnl') ORDER BY e.n), '[]'::json)::text FROM json_array_elements({c}::json) "
+    "WITH ORDINALITY AS e(v, n)) END"
+)
+_CONVERSIONS = {("stress_results", "top_contributors"): {"sqlite": _SQLITE_ARRAYS, "postgresql": _POSTGRES_ARRAYS}}
+
+
+def asset_tables() -> list[Table]:
+    """The partitioned asset tables (primary key ``pk_<name>`` on (date, key, …))."""
+    return [t for t in TABLES.values() if (t.primary_key.name or "").startswith("pk_")]
+
+
+@dataclass(frozen=True)
+class RebuildAssetTables:
+    """Rebuild every asset table in the storage shape of ``schema.py``: its primary key (clustered
+    on SQLite), its secondary index if it has one, lookup columns moved to the lookup table
+    (``schema.LOOKUPS``), stored forms converted. Copies the rows (``INSERT … SELECT``) in the
+    step's transaction; the table keeps exactly the columns it had (less the lookup's), so later
+    steps that add columns still apply."""
+
+    def apply(self, conn: Connection) -> None:
+        dialect = conn.dialect.name
+        insp = inspect(conn)
+        present = set(insp.get_table_names())
+        for table in asset_tables():
+            if table.name not in present:
+                continue
+            old_cols = [c["name"] for c in insp.get_columns(table.name)]
+            for ix in insp.get_indexes(table.name):
+                conn.exec_driver_sql(f'DROP INDEX "{ix["name"]}"')
+            old = f"{table.name}__rebuild"
+            pk_name = insp.get_pk_constraint(table.name).get("name")
+            conn.exec_driver_sql(f'ALTER TABLE "{table.name}" RENAME TO "{old}"')
+            if pk_name and dialect == "postgresql":  # constraint names are per schema there
+                conn.exec_driver_sql(f'ALTER TABLE "{old}" DROP CONSTRAINT "{pk_name}"')
+            lookup = LOOKUPS.get(table.name)
+            moved = {c.name for c in lookup.columns} if lookup else set()
+            keep = [c for c in table.columns if c.name in old_cols and c.name not in moved]
+            new = Table(table.name, MetaData(), *[Column(c.name, c.type, nullable=c.nullable) for c in keep],
+                        PrimaryKeyConstraint(*[c.name for c in table.primary_key.columns], name=table.primary_key.name),
+                        sqlite_with_rowid=table.dialect_options["sqlite"]["with_rowid"])
+            for ix in table.indexes:
+                Index(ix.name, *[new.c[c.name] for c in ix.columns], unique=ix.unique)
+            new.create(conn)
+            if lookup is not None and lookup.key in old_cols and moved <= set(old_cols):
+                lookup.table.create(conn, checkfirst=True)
+                names = [c.name for c in lookup.columns]
+                conn.exec_driver_sql(
+                    f'INSERT INTO {lookup.table.name} ("{lookup.key}", {", ".join(chr(34) + n + chr(34) for n in names)}) '
+                    f'SELECT "{lookup.key}", {", ".join(f"max({chr(34) + n + chr(34)})" for n in names)} FROM "{old}" '
+                    f'GROUP BY "{lookup.key}"')
+            exprs = [(_CONVERSIONS[(table.name, c.name)][dialect].format(c=f'"{c.name}"')
+                      if (table.name, c.name) in _CONVERSIONS else f'"{c.name}"') for c in keep]
+            cols = ", ".join(f'"{c.name}"' for c in keep)
+            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({cols}) SELECT {", ".join(exprs)} FROM "{old}"')
+            conn.exec_driver_sql(f'DROP TABLE "{old}"')
+
+    def describe(self) -> str:
+        return "rebuild the asset tables (primary keys, lookups, compact stored forms)"
+
+
 @dataclass(frozen=True)
 class Step:
     version: int
@@ -114,6 +184,8 @@ STEPS: tuple[Step, ...] = (
         AddColumn("stress_results", "coverage"),
         AddColumn("stress_results", "replayed_share"),
     )),
+    Step(5, "footprint: one primary key per asset table (clustered on SQLite), scenario attributes in "
+            "stress_scenarios, stress contributors as arrays", (RebuildAssetTables(),)),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 
@@ -149,10 +221,12 @@ def ensure_current(engine: Engine) -> None:
         version = stored_version(conn)
         if version is None:
             metadata.create_all(conn)
+            create_views(conn)
             _stamp(conn, CURRENT_VERSION, f"created at version {CURRENT_VERSION}")
             return
         if version == CURRENT_VERSION:
             metadata.create_all(conn)
+            create_views(conn)
             return
     where = _describe(str(engine.url))
     if version < CURRENT_VERSION:
@@ -201,6 +275,7 @@ def upgrade(engine: Engine, rebuild_market_data: bool = False) -> list[Step]:
         else:
             applied = [s for s in STEPS if s.version > version]
             schema_version.create(conn, checkfirst=True)
+            drop_views(conn)  # recreated from schema.py by ensure_current below
             for step in applied:
                 if step.rebuilds_market_data:
                     _rebuild_market_data(conn, step, rebuild_market_data, _describe(str(engine.url)))
@@ -208,4 +283,12 @@ def upgrade(engine: Engine, rebuild_market_data: bool = False) -> list[Step]:
                     op.apply(conn)
                 _stamp(conn, step.version, step.description)
     ensure_current(engine)
+    if engine.dialect.name == "sqlite" and any(isinstance(op, RebuildAssetTables) for s in applied for op in s.operations):
+        # A rebuild leaves the old tables' pages free inside the file: give them back, rewriting the
+        # file at the current page size (which WAL mode cannot change, hence the switch).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
+            conn.exec_driver_sql(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
     return applied
