@@ -560,7 +560,7 @@ def test_replay_of_a_window_in_the_warehouse_own_history_proxy_and_missing(graph
     assert r["replayed_share"] == pytest.approx(abs(mv["AAPL"]) / gross, rel=1e-12)
     assert r["coverage"] == pytest.approx((abs(mv["AAPL"]) + abs(mv["MSFT"])) / gross, rel=1e-12)
     assert (r["positions_covered"], r["positions_missing_beta"], r["category"]) == (2, 1, "historical")
-    assert {t["symbol"] for t in json.loads(r["top_contributors"])} == {"AAPL", "MSFT"}
+    assert {symbol for _, symbol, _ in json.loads(r["top_contributors"])} == {"AAPL", "MSFT"}  # [position_id, symbol, pnl]
     # P-TLT: TLT's own window; P-NEW: NEWCO listed after the window and without a model → missing, NaN.
     tlt = row(stress, portfolio_id="P-TLT", scenario_id="hand_window")
     assert tlt["correlated_pnl"] == pytest.approx(1000 * closes(wh, ["TLT"]).at[day, "TLT"] * own["TLT"], rel=1e-9)

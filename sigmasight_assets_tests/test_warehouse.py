@@ -356,7 +356,7 @@ def test_create_all_makes_the_asset_tables_with_indexes(warehouse):
     assert {"portfolios", "positions", "capital_flows", "symbol_universe", "prices", "daily_valuations",
             "symbol_status"} <= names
     idx = set(warehouse.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'prices'")["name"])
-    assert idx == {"ix_prices_key_date"}  # (date, symbol) is the clustered primary key
+    assert idx == {"ix_prices_key_date", "ix_prices_actions"}  # (date, symbol) is the clustered primary key
     ddl = warehouse.query("SELECT sql FROM sqlite_master WHERE name = 'prices'")["sql"].iloc[0]
     assert "PRIMARY KEY (date, symbol)" in ddl and "WITHOUT ROWID" in ddl
 

@@ -38,7 +38,8 @@ def stress_frame(pids=("P1", "P2"), days=DAYS, name_suffix="") -> pd.DataFrame:
                              "positions_missing_beta": 0,
                              "top_contributors": json.dumps([[f"{pid}-L1", "AAPL", round(pnl * 0.7, 2)],
                                                              [f"{pid}-L2", 'we"ird', round(pnl * 0.3, 2)]],
-                                                            separators=(",", ":"))})
+                                                            separators=(",", ":")),
+                             "coverage": 1.0, "replayed_share": float("nan")})
     return pd.DataFrame(rows)
 
 
@@ -158,7 +159,7 @@ def check_rebuild(url: str) -> None:
     insp = inspect(wh.engine)
     assert insp.get_pk_constraint("stress_results")["constrained_columns"] == ["date", "portfolio_id", "scenario_id"]
     assert {ix["name"] for ix in insp.get_indexes("stress_results")} == set()
-    assert {ix["name"] for ix in insp.get_indexes("prices")} == {"ix_prices_key_date"}
+    assert {ix["name"] for ix in insp.get_indexes("prices")} == {"ix_prices_key_date", "ix_prices_actions"}
     if wh.dialect == "sqlite":
         ddl = wh.query("SELECT sql FROM sqlite_master WHERE name = 'stress_results'")["sql"].iloc[0]
         assert "WITHOUT ROWID" in ddl
@@ -167,7 +168,7 @@ def check_rebuild(url: str) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one().lower() == "wal"
     ensure_current(wh.engine)  # accepted now
     # The same readable frame as before the rebuild: attributes joined back, contributors as arrays.
-    want = stress_frame()
+    want = stress_frame().assign(coverage=float("nan"))  # version 4 added coverage: unknown for older rows
     got = wh.read("stress_results")
     key = ["date", "portfolio_id", "scenario_id"]
     got, want = got.sort_values(key).reset_index(drop=True), want.sort_values(key).reset_index(drop=True)

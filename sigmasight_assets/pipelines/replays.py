@@ -22,13 +22,13 @@ import pandas as pd
 from .. import calendar
 from ..calc.factors import FACTOR_ETFS
 from ..calc.replay import compound_window_returns, compute_replays
-from ..warehouse.schema import TABLES
+from ..warehouse.schema import READABLE, TABLES
 from .io import write_partitions
 from .windows import WindowReader
 
 TABLE = "replay_window_returns"
 COLUMNS = [c.name for c in TABLES[TABLE].columns]
-COLUMNS_OUT = [c.name for c in TABLES["stress_results"].columns]  # the replay rows of stress_results
+COLUMNS_OUT = [c.name for c in READABLE["stress_results"].columns]  # the replay rows of stress_results (as written)
 
 
 def window_sessions(scenario) -> int:
