@@ -183,10 +183,14 @@ def demo(days: int, end_date: str | None, progress: bool | None = None) -> None:
             click.echo(f"{label}: daily_risk_graph over {len(run_days)} sessions {start_s}..{end_s} ({what})")
             tags = {**range_tags(start_s, end_s), "sigmasight/trigger": f"demo {label}"}
             started = time.time()
+            # A subset keeps the job's own check selection (the nightly freshness check stays out).
+            run_job = job if not selection else job.get_subset(
+                asset_selection={_key(k) for k in selection},
+                asset_check_selection={c for a in assets for c in a.check_keys
+                                       if c.asset_key.to_user_string() in selection})
             with RunLines(instance, tags, started):
-                result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_LOGGER,
-                                                asset_selection=[_key(k) for k in selection] if selection else None,
-                                                raise_on_error=False)
+                result = run_job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_LOGGER,
+                                                    raise_on_error=False)
             log_path = logs / f"demo-{label}-{result.run_id[:8]}.log"
             write_log(instance, result.run_id, log_path)
             status = "succeeded" if result.success else "FAILED"
