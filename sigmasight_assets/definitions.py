@@ -5,7 +5,7 @@ from dagster import Definitions, apply_freshness_policy
 
 from .defs import failures, freshness, schedules, sensors
 from .defs.factor_covariance import factor_covariance
-from .defs.jobs import JOBS, run_executor
+from .defs.jobs import JOBS, ROUTE_HINT, run_executor
 from .defs.market_assets import daily_valuations, portfolios, prices, symbol_universe
 from .defs.portfolio_assets import portfolio_analytics
 from .defs.resources import MarketDataResource, WarehouseResource
@@ -14,11 +14,14 @@ from .defs.symbol_regressions import ridge_factors, spread_factors, symbol_betas
 
 
 def _with_nightly_freshness(assets_def):
-    """Attach the nightly freshness expectation (evaluated by the freshness daemon, shown in the UI)."""
-    return assets_def.map_asset_specs(
-        lambda spec: apply_freshness_policy(spec, freshness.NIGHTLY_FRESHNESS_POLICY)
-        if spec.key in freshness.NIGHTLY_ASSETS else spec
-    )
+    """Attach the nightly freshness expectation (evaluated by the freshness daemon, shown in the UI)
+    and the backfill route to every partitioned asset's description."""
+
+    def spec_of(spec):
+        spec = spec.replace_attributes(description=f"{spec.description or ''}\n\n{ROUTE_HINT}".strip())
+        return apply_freshness_policy(spec, freshness.NIGHTLY_FRESHNESS_POLICY) if spec.key in freshness.NIGHTLY_ASSETS else spec
+
+    return assets_def.map_asset_specs(spec_of)
 
 
 defs = Definitions(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dagster import materialize
 
+from . import calendar
 from .defs.common import range_tags
 from .definitions import defs
 
@@ -14,10 +15,20 @@ def partitioned_assets() -> list:
     return [a for a in defs.assets if getattr(a, "partitions_def", None) is not None]
 
 
+def snap_range(start: str, end: str) -> tuple[str, str]:
+    """[start, end] moved inward to trading days (a range may start on a holiday or a weekend); a
+    range without one raises ``ValueError`` naming it."""
+    days = calendar.sessions(start, end)
+    if not len(days):
+        raise ValueError(f"no NYSE trading day in {start}..{end}")
+    return days[0].date().isoformat(), days[-1].date().isoformat()
+
+
 def materialize_range(start: str, end: str, instance=None, selection=None, run_config=None, resources=None,
                       raise_on_error: bool = True, tags: dict | None = None):
-    """Materialise ``selection`` (default every partitioned asset) over [start, end] in one run, in
-    this process."""
+    """Materialise ``selection`` (default every partitioned asset) over [start, end] — bounds moved
+    inward to trading days — in one run, in this process."""
+    start, end = snap_range(start, end)
     return materialize(
         partitioned_assets(),
         instance=instance,
