@@ -33,7 +33,7 @@ from . import ui_helpers as ui
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 START, END = "2026-11-16", "2026-11-20"  # five sessions
-GROUPS = ("market_data", "symbol_analytics", "portfolio_analytics")
+GROUPS = ("ledger", "market_data", "symbol_analytics", "portfolio_analytics")
 # The UI's default group ids (no per-code-location grouping flag).
 EXPANDED = ",".join(f"global@global:{g}" for g in GROUPS)
 ALL_ASSETS = (*ui.SOURCE_ASSETS, *ui.PARTITIONED_ASSETS)

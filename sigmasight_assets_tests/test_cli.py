@@ -270,3 +270,22 @@ def test_demo_progress_bar_follows_the_run(warehouse):
     assert re.search(r"demo run: 100%\|.*\| 12/12 ", bar), bar[-2000:]
     assert "run " in res.stdout and "succeeded" in res.stdout
     assert warehouse.count("stress_results", "2026-11-19", END) > 0
+
+
+def test_loading_a_ledger_records_an_observation_of_the_portfolios_source(isolated_env):
+    """The UI shows when the ledger last changed (not "Never observed"); the data version changes with it."""
+    from dagster import AssetKey, DagsterInstance
+
+    def observations():
+        with DagsterInstance.get() as instance:
+            return instance.fetch_observations(AssetKey("portfolios"), limit=10).records
+
+    (isolated_env / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert invoke(["load-portfolios", "--sample", "--no-progress"]).exit_code == 0
+    [first] = observations()
+    obs = first.event_log_entry.asset_observation
+    assert obs.metadata["portfolios"].value == 4 and obs.metadata["positions"].value == 25
+    version = obs.tags["dagster/data_version"]
+    assert invoke(["remove-portfolios", "P-PRIV"]).exit_code == 0
+    latest = observations()[0].event_log_entry.asset_observation
+    assert latest.metadata["portfolios"].value == 3 and latest.tags["dagster/data_version"] != version

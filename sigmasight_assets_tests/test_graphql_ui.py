@@ -219,7 +219,7 @@ def test_asset_graph_as_the_ui_shows_it(dagster_ui):
     # Groups
     for group, keys in GROUPS.items():
         assert {k for k, n in nodes.items() if n["groupName"] == group} - set(ui.SOURCE_ASSETS) == keys, group
-    assert nodes["portfolios"]["groupName"] in GROUPS
+    assert nodes["portfolios"]["groupName"] == "ledger"  # the ledger source, apart from the market data
 
     # Lineage: DESIGN.md §3 edges always, and exactly the documented set.
     deps = {k: {"/".join(d["path"]) for d in n["dependencyKeys"]} for k, n in nodes.items()}

@@ -26,6 +26,7 @@ import pandas as pd
 
 from .. import calendar, config
 from .common import open_warehouse, sample_files
+from .portfolios import record_ledger_observation
 
 ENV_FILE = "sigmasight.env"
 # The input layer a look-back window reads; only these are computed for the warm-up days.
@@ -229,6 +230,7 @@ def _load_sample() -> None:
     wh = open_warehouse(None)
     already = set(read_ledger(wh)[0]["portfolio_id"])
     counts = store_ledger(wh, parse_ledger(positions, flows, already_loaded=already))
+    record_ledger_observation(wh)
     click.echo(f"loaded {counts['portfolios']} portfolio(s), {counts['positions']} position(s), "
                f"{counts['capital_flows']} capital flow(s) (the samples)")
 

@@ -58,15 +58,29 @@ def _retry_or_fail(context, exc: ProviderUnavailableError):
 GROUP = "market_data"
 
 
+LEDGER_GROUP = "ledger"
+
+
+def ledger_observation(wh) -> tuple[str, dict]:
+    """The ledger's data version (changes whenever a ledger is (re)loaded) and its counts."""
+    books, pos, flows = read_ledger(wh)
+    digest = hashlib.sha256()
+    for frame in (books.drop(columns=["loaded_at"], errors="ignore"), pos, flows):
+        digest.update(pd.util.hash_pandas_object(frame.sort_index(axis=1), index=False).to_numpy().tobytes())
+    version = f"{len(books)}p-{len(pos)}pos-{digest.hexdigest()[:16]}"
+    return version, {"portfolios": len(books), "positions": len(pos), "capital_flows": len(flows)}
+
+
 @multi_observable_source_asset(
     specs=[
         AssetSpec(
             "portfolios",
-            group_name=GROUP,
+            group_name=LEDGER_GROUP,
             description=(
                 "The portfolio ledger as loaded by `sigmasight load-portfolios`: tables `portfolios`, "
                 "`positions` and `capital_flows`. Unpartitioned; its data version changes whenever a "
-                "ledger is (re)loaded, which is what the onboarding sensors react to."
+                "ledger is (re)loaded, which is what the onboarding sensors react to. `sigmasight "
+                "load-portfolios` records an observation here each time it loads a ledger."
             ),
             owners=[OWNER],
             kinds={"sql", "csv"},
@@ -75,16 +89,8 @@ GROUP = "market_data"
     ],
 )
 def portfolios(warehouse: WarehouseResource):
-    wh = warehouse.get()
-    books, pos, flows = read_ledger(wh)
-    digest = hashlib.sha256()
-    for frame in (books.drop(columns=["loaded_at"], errors="ignore"), pos, flows):
-        digest.update(pd.util.hash_pandas_object(frame.sort_index(axis=1), index=False).to_numpy().tobytes())
-    yield ObserveResult(
-        asset_key="portfolios",
-        data_version=DataVersion(f"{len(books)}p-{len(pos)}pos-{digest.hexdigest()[:16]}"),
-        metadata={"portfolios": len(books), "positions": len(pos), "capital_flows": len(flows)},
-    )
+    version, counts = ledger_observation(warehouse.get())
+    yield ObserveResult(asset_key="portfolios", data_version=DataVersion(version), metadata=counts)
 
 
 @asset(
