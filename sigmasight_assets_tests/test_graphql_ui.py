@@ -271,6 +271,31 @@ def test_portfolios_source_has_owner_and_kind(dagster_ui):
     assert node["owners"] and node["kinds"]
 
 
+LAUNCHPAD_QUERY = """
+query($sel: PipelineSelector!) { runConfigSchemaOrError(selector: $sel) { __typename
+  ... on RunConfigSchema { rootDefaultYaml } } }
+"""
+
+
+def test_the_launchpad_and_the_ledger_source_show_no_placeholders(dagster_ui):
+    """The job's Launchpad opens with no placeholder values (seed -1, empty spec or url), and the ledger
+    source reads as observed (load-portfolios records an observation), in its own group."""
+    repo = dagster_ui.q(REPOSITORY_QUERY)["repositoriesOrError"]["nodes"][0]
+    sel = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"],
+           "pipelineName": "daily_risk_graph"}
+    res = dagster_ui.q(LAUNCHPAD_QUERY, {"sel": sel})["runConfigSchemaOrError"]
+    assert res["__typename"] == "RunConfigSchema", res
+    default = res["rootDefaultYaml"]
+    for placeholder in ("seed: -1", "spec: ''", "url: ''", "symbols: null", "portfolio_ids: null"):
+        assert placeholder not in default, default
+    job = next(j for j in repo["jobs"] if j["name"] == "daily_risk_graph")
+    assert "exactly those days" in job["description"]
+    obs = dagster_ui.q("""{ assetOrError(assetKey: {path: ["portfolios"]}) { ... on Asset {
+        assetObservations(limit: 1) { metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }""")
+    [latest] = obs["assetOrError"]["assetObservations"]
+    assert {e["label"]: e.get("intValue") for e in latest["metadataEntries"]}["portfolios"] == 4
+
+
 def _run_days(run) -> list[str]:
     from sigmasight_assets import calendar
 
