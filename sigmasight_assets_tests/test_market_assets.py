@@ -187,8 +187,8 @@ def test_materialisation_metadata(market_run):
     n_prices = wh.count("prices")
     failed = wh.read("symbol_status").query("asset == 'prices'")
     assert md["rows"] == n_prices
-    assert md["coverage"] == pytest.approx(n_prices / (n_prices + len(failed)))
-    assert 0.99 < md["coverage"] < 1.0
+    assert md["coverage_pct"] == pytest.approx(100 * n_prices / (n_prices + len(failed)), abs=0.005)
+    assert 99 < md["coverage_pct"] < 100
     assert md["missing_symbol_days"] == len(failed)
     assert md["partitions"] == 30 and md["partition_range"] == f"{START}..{END}"
     assert md["provider"] == "synthetic"

@@ -119,10 +119,24 @@ def reasons_summary(reasons: dict[str, str], limit: int = 15) -> MetadataValue:
     return MetadataValue.md("\n".join(lines))
 
 
+def percent(share: float, digits: int = 2) -> float:
+    """A share (0.985) as a rounded percentage (98.51) for metadata keys ending in ``_pct``; NaN stays NaN."""
+    return float("nan") if share is None or not np.isfinite(share) else round(100.0 * float(share), digits)
+
+
+def dollars(amount: float) -> MetadataValue:
+    """An amount in USD as text ``$1,424,806`` (``—`` when missing: never shown as 0)."""
+    return MetadataValue.text("—" if amount is None or not np.isfinite(amount) else f"${amount:,.0f}")
+
+
 def range_metadata(days: pd.DatetimeIndex) -> dict:
+    """The run's range. A run of many days records the same metadata on each of its partitions: counts
+    are totals over ``partition_range``; ``newest_day`` and the ``newest_day_*`` entries describe the
+    range's last day (previews show that day too)."""
     return {
         "partition_range": f"{days[0].date()}..{days[-1].date()}" if len(days) else "",
         "partitions": len(days),
+        "newest_day": days[-1].date().isoformat() if len(days) else "",
     }
 
 

@@ -31,7 +31,7 @@ from ..market_data.base import ProviderUnavailableError
 from ..pipelines import market
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, md_table, range_metadata, reasons_summary, run_days,
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, md_table, percent, range_metadata, reasons_summary, run_days,
                      scope_symbols, table_metadata)
 from .partitions import trading_days
 from .resources import MarketDataResource, WarehouseResource
@@ -196,7 +196,8 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
             "rows": written,
             "symbols": len(with_data),
             "symbols_requested": len(symbols),
-            "coverage": float(coverage),
+            "coverage_pct": percent(coverage),
+            "newest_day_rows": int((frame["date"] == days[-1]).sum()) if len(frame) else 0,
             "missing_symbol_days": len(status),
             "bad_rows_dropped": res.bad_rows,
             "failed_symbols": len(failed_symbols),
@@ -212,10 +213,13 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
                              severity=AssetCheckSeverity.WARN, metadata={"bad_rows": res.bad_rows}),
             AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
             AssetCheckResult(check_name="universe_coverage", passed=coverage >= COVERAGE_WARN,
-                             severity=AssetCheckSeverity.WARN, metadata={"coverage": float(coverage)}),
+                             severity=AssetCheckSeverity.WARN, metadata={"coverage_pct": percent(coverage)},
+                             description=f"{coverage:.1%} of {res.expected:,} fetchable universe symbol-days have a price"),
             AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
                              severity=AssetCheckSeverity.WARN,
-                             metadata={"failure_rate": float(failure_rate), "failed": len(failed_symbols)}),
+                             description=f"{len(failed_symbols)} of {len(symbols)} requested symbol(s) delivered nothing",
+                             metadata={"failure_rate_pct": percent(failure_rate), "failed": len(failed_symbols),
+                                       "failures": reasons_summary(failed_symbols)}),
         ],
     )
 
@@ -271,7 +275,7 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
             "failures": reasons_summary(failed),
             "week52_missing_rows": w52_missing,
             "week52_window": f"{WEEK52_SESSIONS} sessions, min {WEEK52_MIN_OBS} observations",
-            "median_pe": float(frame["pe"].median()) if frame["pe"].notna().any() else float("nan"),
+            "median_pe": round(float(frame["pe"].median()), 2) if frame["pe"].notna().any() else float("nan"),
             "provider": provider.name,
             "preview": md_table(last[["date", "symbol", "pe", "provider_beta", "week52_high", "week52_low", "market_cap"]]),
         },
@@ -279,6 +283,8 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
             AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
             AssetCheckResult(check_name="week52_consistent", passed=bool((both["week52_low"] <= both["week52_high"]).all())),
             AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
-                             severity=AssetCheckSeverity.WARN, metadata={"failure_rate": float(failure_rate)}),
+                             severity=AssetCheckSeverity.WARN,
+                             description=f"{len(failed)} of {len(symbols)} requested symbol(s) without valuations",
+                             metadata={"failure_rate_pct": percent(failure_rate), "failures": reasons_summary(failed)}),
         ],
     )

@@ -33,8 +33,8 @@ from ..pipelines import portfolio as pipeline
 from ..pipelines.windows import window_reader
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
-from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, lookback, md_table, range_metadata, run_days,
-                     scope_portfolios, table_metadata)
+from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, dollars, lookback, md_table, percent, range_metadata,
+                     run_days, scope_portfolios, table_metadata)
 from .partitions import trading_days
 from .resources import WarehouseResource
 
@@ -147,7 +147,7 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
         meta.update({
             "partial_portfolio_days": c.get("partial_portfolio_days", 0),
             "unpriced_positions_latest": int(totals.last_day.get("unpriced_positions", 0)),
-            "total_equity_latest": float(totals.last_day.get("total_equity", 0.0)),
+            "newest_day_total_equity": dollars(totals.last_day.get("total_equity", float("nan"))),
             "preview": md_table(preview),
         })
         checks = [
@@ -158,7 +158,7 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
     elif key == CORR:
         avg = totals.array("avg_correlation")
         meta.update({
-            "median_avg_correlation": float(np.median(avg)) if len(avg) else float("nan"),
+            "median_avg_correlation": round(float(np.median(avg)), 3) if len(avg) else float("nan"),
             "psd_repaired_rows": c.get("psd_repaired_rows", 0),
             "insufficient_pairs": c.get("insufficient_pairs", 0),
             "window": CORR_WINDOW, "min_overlap": CORR_MIN_OVERLAP,
@@ -171,12 +171,16 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
         cov = totals.array("market_coverage")
         low = int((cov < COVERAGE_WARN).sum())
         meta.update({
-            "median_market_coverage": float(np.median(cov)) if len(cov) else float("nan"),
+            "median_market_coverage_pct": percent(float(np.median(cov))) if len(cov) else float("nan"),
             "portfolio_days_below_coverage": low,
             "preview": md_table(preview.rename(columns={"exposure_value": "market_beta_exposure"})),
         })
         checks = [AssetCheckResult(asset_key=key, check_name="exposure_coverage", passed=low == 0,
-                                   severity=AssetCheckSeverity.WARN, metadata={"portfolio_days_below": low})]
+                                   severity=AssetCheckSeverity.WARN,
+                                   description=f"{low} of {len(cov)} portfolio-day(s) below {COVERAGE_WARN:.0%} market-beta "
+                                               f"coverage of public gross value",
+                                   metadata={"portfolio_days_below": low,
+                                             "lowest_coverage_pct": percent(float(cov.min())) if len(cov) else float("nan")})]
     elif key == STRESS:
         groups = c.get("stress_groups", 0)
         ok = groups == c.get("stress_complete_groups", 0) == len(days) * n_books
