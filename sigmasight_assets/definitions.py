@@ -1,7 +1,7 @@
 """Composition root of the ``sigmasight_assets`` code location: wires assets, checks, jobs,
 schedules, sensors, resources and the default executor together; nothing else."""
 
-from dagster import Definitions, apply_freshness_policy
+from dagster import Definitions
 
 from .defs import failures, freshness, schedules, sensors
 from .defs.factor_covariance import factor_covariance
@@ -13,22 +13,17 @@ from .defs.symbol_metrics import symbol_metrics
 from .defs.symbol_regressions import ridge_factors, spread_factors, symbol_betas
 
 
-def _with_nightly_freshness(assets_def):
-    """Attach the nightly freshness expectation (evaluated by the freshness daemon, shown in the UI)
-    and the backfill route to every partitioned asset's description."""
-
-    def spec_of(spec):
-        spec = spec.replace_attributes(description=f"{spec.description or ''}\n\n{ROUTE_HINT}".strip())
-        return apply_freshness_policy(spec, freshness.NIGHTLY_FRESHNESS_POLICY) if spec.key in freshness.NIGHTLY_ASSETS else spec
-
-    return assets_def.map_asset_specs(spec_of)
+def _with_route_hint(assets_def):
+    """Every partitioned asset's description names the backfill route for a few days."""
+    return assets_def.map_asset_specs(
+        lambda spec: spec.replace_attributes(description=f"{spec.description or ''}\n\n{ROUTE_HINT}".strip()))
 
 
 defs = Definitions(
     assets=[
-        portfolios,  # observable source asset: no freshness policy
+        portfolios,  # observable source asset
         *(
-            _with_nightly_freshness(a)
+            _with_route_hint(a)
             for a in (
                 symbol_universe,
                 prices,
