@@ -31,7 +31,7 @@ from ..market_data.base import ProviderUnavailableError
 from ..pipelines import market
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, md_table, percent, range_metadata, reasons_summary, run_days,
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, checks_by_day, md_table, percent, range_metadata, reasons_summary, run_days,
                      scope_symbols, table_metadata)
 from .partitions import trading_days
 from .resources import MarketDataResource, WarehouseResource
@@ -125,7 +125,7 @@ def symbol_universe(context: AssetExecutionContext, config: ScopeConfig, warehou
     status_counts = frame["status"].value_counts().to_dict()
     context.log.info(f"symbol_universe: {len(days)} day(s), {frame['symbol'].nunique()} symbols, {res.written} rows, "
                      f"status {status_counts}")
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": res.written,
@@ -144,7 +144,7 @@ def symbol_universe(context: AssetExecutionContext, config: ScopeConfig, warehou
                 passed=not bool((frame["fetch"] & frame["status"].isin(["private", "expired_option"])).any()),
             ),
         ],
-    )
+    ))
 
 
 @asset(
@@ -190,7 +190,7 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
         f"{len(status)} missing symbol-days; {res.bad_rows} bad rows dropped; sources {sources}"
     )
     last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": written,
@@ -221,7 +221,7 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
                              metadata={"failure_rate_pct": percent(failure_rate), "failed": len(failed_symbols),
                                        "failures": reasons_summary(failed_symbols)}),
         ],
-    )
+    ))
 
 
 @asset(
@@ -265,7 +265,7 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
     context.log.info(f"daily_valuations: wrote {written} rows for {len(with_data)} symbols; {len(failed)} failed; "
                      f"52w range missing on {w52_missing} rows (short history)")
     last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": written,
@@ -287,4 +287,4 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
                              description=f"{len(failed)} of {len(symbols)} requested symbol(s) without valuations",
                              metadata={"failure_rate_pct": percent(failure_rate), "failures": reasons_summary(failed)}),
         ],
-    )
+    ))

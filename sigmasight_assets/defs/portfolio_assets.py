@@ -33,7 +33,7 @@ from ..pipelines import portfolio as pipeline
 from ..pipelines.windows import window_reader
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
-from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, dollars, lookback, md_table, percent, range_metadata,
+from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, checks_by_day, dollars, lookback, md_table, percent, range_metadata,
                      run_days, scope_portfolios, table_metadata)
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -125,7 +125,7 @@ def portfolio_analytics(context: AssetExecutionContext, config: PortfolioScopeCo
                                 BATCH_PORTFOLIO_DAYS, on_chunk=progress)
     for key in (SNAP, CORR, EXPO, STRESS):
         if key.to_user_string() in selected:
-            yield _result(context, key, days, totals, scenarios, len(book.portfolio_ids), scope)
+            yield checks_by_day(context, _result(context, key, days, totals, scenarios, len(book.portfolio_ids), scope))
 
 
 def _selected_checks(context, key: AssetKey, results: list[AssetCheckResult]) -> list[AssetCheckResult]:

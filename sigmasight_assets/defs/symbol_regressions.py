@@ -29,7 +29,8 @@ from ..calc.factors import (
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
-from .common import BACKFILL_POLICY, OWNER, ScopeConfig, lookback, md_table, range_metadata, run_days, scope_symbols, table_metadata
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, checks_by_day, lookback, md_table, range_metadata, run_days,
+                     scope_symbols, table_metadata)
 from .market_assets import daily_valuations, prices, symbol_universe
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -119,9 +120,9 @@ def _result(days, totals: pipeline.RegressionTotals, scope, params: dict) -> Mat
 def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
     totals = pipeline.symbol_betas(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
-    return _result(days, totals, scope, {
+    return checks_by_day(context, _result(days, totals, scope, {
         "window": BETA_WINDOW, "min_observations": BETA_MIN_OBS, "beta_cap": BETA_CAP,
-        "regressors": "market=SPY, ir=TLT, provider=daily_valuations.provider_beta"})
+        "regressors": "market=SPY, ir=TLT, provider=daily_valuations.provider_beta"}))
 
 
 @asset(**_asset_kwargs(
@@ -136,9 +137,9 @@ def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse:
 def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
     totals = pipeline.ridge_factors(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
-    return _result(days, totals, scope, {
+    return checks_by_day(context, _result(days, totals, scope, {
         "window": RIDGE_WINDOW, "min_observations": RIDGE_MIN_OBS, "ridge_penalty": RIDGE_ALPHA, "beta_cap": BETA_CAP,
-        "regressors": ", ".join(f"{k}={v}" for k, v in STYLE_ETFS.items())})
+        "regressors": ", ".join(f"{k}={v}" for k, v in STYLE_ETFS.items())}))
 
 
 @asset(**_asset_kwargs(
@@ -151,6 +152,6 @@ def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse
 def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
     totals = pipeline.spread_factors(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
-    return _result(days, totals, scope, {
+    return checks_by_day(context, _result(days, totals, scope, {
         "window": SPREAD_WINDOW, "min_observations": SPREAD_MIN_OBS, "beta_cap": BETA_CAP,
-        "spreads": ", ".join(f"{k}={a}-{b}" for k, (a, b) in SPREAD_DEFINITIONS.items())})
+        "spreads": ", ".join(f"{k}={a}-{b}" for k, (a, b) in SPREAD_DEFINITIONS.items())}))
