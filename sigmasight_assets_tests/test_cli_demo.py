@@ -36,7 +36,8 @@ def test_demo_runs_the_graph_and_fills_the_warehouse(isolated_env, warehouse):
         text = Path(log).read_text()
         assert "STEP_SUCCESS" in text and "STEP_SUCCESS" not in out
     # With the warm-up history, no check of the range warns for lack of it.
-    assert re.search(r"checks of the range run: \d+ passed, 0 warned, 0 failed", out), out
+    checks = re.search(r"checks of the range run: (\d+) passed, 0 warned, 0 failed", out)
+    assert checks and 20 < int(checks.group(1)) < 100, out  # one verdict per check, not one per day
     assert "warehouse rows in the range:" in out
     assert "Jobs → daily_risk_graph → Materialize" in out
     # The UI is told where the partitions start: the first day of the range.

@@ -128,6 +128,8 @@ def check_summary(instance, run_id: str) -> tuple[dict[str, int], list[str]]:
     counts, lines = {"passed": 0, "warn": 0, "error": 0}, []
     for rec in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records:
         ev = rec.event_log_entry.dagster_event.event_specific_data
+        if ev.partition is not None:  # the range's verdict repeated on each of its days
+            continue
         if ev.passed:
             counts["passed"] += 1
             continue
