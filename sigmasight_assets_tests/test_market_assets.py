@@ -533,3 +533,13 @@ def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypa
         pd.testing.assert_frame_equal(got, want, check_names=False, check_freq=False)
     assert len(reads) == 3  # the first window, then each later chunk's three new sessions
     assert [pd.Timestamp(a).normalize() for a, _ in reads[1:]] == [days[3], days[6]]
+
+
+def test_per_day_check_verdicts_can_be_turned_off(tmp_warehouse_url, warehouse, monkeypatch):
+    from sigmasight_assets.defs import common
+
+    load_sample(warehouse)
+    monkeypatch.setattr(common, "CHECKS_BY_DAY", False)
+    result = run(tmp_warehouse_url, start=KEYS[0], end=KEYS[2], selection=["symbol_universe"])
+    assert result.success
+    assert [e.partition for e in result.get_asset_check_evaluations()] == [None, None, None]

@@ -31,6 +31,8 @@ OWNER = "team:risk-platform"
 DEFAULT_PARTITIONS_PER_RUN = 126
 PARTITIONS_PER_RUN = settings.partitions_per_run(DEFAULT_PARTITIONS_PER_RUN)
 BACKFILL_POLICY = BackfillPolicy.multi_run(PARTITIONS_PER_RUN)
+# Per-day check verdicts in runs of many days (``SIGMASIGHT_CHECKS_BY_DAY``, read when the definitions load).
+CHECKS_BY_DAY = settings.checks_by_day()
 
 
 class ScopeConfig(Config):
@@ -147,8 +149,11 @@ def checks_by_day(context, result):
     Dagster plans each check once per partition of a run over many days but records a returned result
     once, for the range; every other day's evaluation would stay "planned" and read as skipped in the
     UI. Each day therefore gets the range's verdict, saying so: a passing check held on every row of
-    the range, hence on each day; a failing one names the range it was judged over.
+    the range, hence on each day; a failing one names the range it was judged over. Costs one event
+    per check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off).
     """
+    if not CHECKS_BY_DAY:
+        return result
     days = list(context.partition_keys)
     if len(days) <= 1 or not result.check_results:
         return result
