@@ -5,7 +5,8 @@ Output is one line per phase and per asset; the whole Dagster log of each run go
 
 1. **warm-up**: the market-data layer (``symbol_universe``, ``prices`` and, where the graph has it,
    ``symbol_returns``) over the sessions before the range that the longest look-back window reads,
-   so that every day of the range has its full history and no check warns for lack of it;
+   so that every day of the range has its full history and no check warns for lack of it (its checks
+   are recorded for the run, not per day: its days precede the first partition the UI shows);
 2. **the range**: the whole graph over the ``--days`` sessions ending at ``--end``.
 
 The partitions start at the first day of the range (``SIGMASIGHT_START_DATE``, recorded in
@@ -31,6 +32,7 @@ from .portfolios import record_ledger_observation
 ENV_FILE = "sigmasight.env"
 # The input layer a look-back window reads; only these are computed for the warm-up days.
 WARMUP_ASSETS = ("symbol_universe", "prices", "symbol_returns")
+MAX_WARMUP = 600  # sessions; the longest look-back on the market-data layer is 252 today
 QUIET_LOGGER = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -161,13 +163,13 @@ def demo(days: int, end_date: str | None, progress: bool | None = None) -> None:
     sess = calendar.sessions_back(end, days)
     # The definitions are imported below, after the start date is known: the partitions begin with the
     # warm-up (this process computes it) and the UI is told the range's first day (sigmasight.env).
-    warm = calendar.sessions_back(calendar.previous_session(sess[0]), 260)
-    os.environ["SIGMASIGHT_START_DATE"] = warm[0].date().isoformat()
+    before = calendar.previous_session(sess[0])
+    os.environ["SIGMASIGHT_START_DATE"] = calendar.sessions_back(before, MAX_WARMUP)[0].date().isoformat()
     _load_sample()
 
     from dagster import DagsterInstance
 
-    from ..defs.common import range_tags
+    from ..defs.common import CHECKS_BY_DAY_TAG, range_tags
     from ..local_runs import partitioned_assets
     from ..definitions import defs
 
@@ -175,7 +177,11 @@ def demo(days: int, end_date: str | None, progress: bool | None = None) -> None:
     assets = partitioned_assets()
     keys = {k.to_user_string() for a in assets for k in a.keys}
     warm_keys = [k for k in WARMUP_ASSETS if k in keys]
-    warm = warm[len(warm) - warmup_sessions(assets, set(warm_keys)):]
+    n_warm = warmup_sessions(assets, set(warm_keys))
+    if n_warm > MAX_WARMUP:
+        raise click.ClickException(f"a look-back window of {n_warm} sessions exceeds the demo's warm-up limit "
+                                   f"({MAX_WARMUP}); raise MAX_WARMUP in cli/demo.py")
+    warm = calendar.sessions_back(before, n_warm) if n_warm else pd.DatetimeIndex([])
     logs = home / "logs"
     with DagsterInstance.get() as instance:
         for label, run_days, selection in (("warm-up", warm, warm_keys), ("range", sess, None)):
@@ -186,11 +192,14 @@ def demo(days: int, end_date: str | None, progress: bool | None = None) -> None:
             click.echo(f"{label}: daily_risk_graph over {len(run_days)} sessions {start_s}..{end_s} ({what})")
             tags = {**range_tags(start_s, end_s), "sigmasight/trigger": f"demo {label}"}
             started = time.time()
-            # A subset keeps the job's own check selection (the nightly freshness check stays out).
+            # A subset keeps the job's own check selection (the nightly freshness check stays out); the
+            # warm-up's days precede the first partition the UI shows, so no per-day verdicts there.
             run_job = job if not selection else job.get_subset(
                 asset_selection={_key(k) for k in selection},
                 asset_check_selection={c for a in assets for c in a.check_keys
                                        if c.asset_key.to_user_string() in selection})
+            if selection:
+                tags[CHECKS_BY_DAY_TAG] = "0"
             with RunLines(instance, tags, started):
                 result = run_job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_LOGGER,
                                                     raise_on_error=False)

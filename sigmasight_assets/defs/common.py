@@ -33,6 +33,7 @@ PARTITIONS_PER_RUN = settings.partitions_per_run(DEFAULT_PARTITIONS_PER_RUN)
 BACKFILL_POLICY = BackfillPolicy.multi_run(PARTITIONS_PER_RUN)
 # Per-day check verdicts in runs of many days (``SIGMASIGHT_CHECKS_BY_DAY``, read when the definitions load).
 CHECKS_BY_DAY = settings.checks_by_day()
+CHECKS_BY_DAY_TAG = "sigmasight/checks_by_day"  # "0" on a run: no per-day verdicts in that run
 
 
 class ScopeConfig(Config):
@@ -143,6 +144,13 @@ def range_metadata(days: pd.DatetimeIndex) -> dict:
     }
 
 
+def _run_tags(context) -> dict:
+    try:
+        return dict(context.run.tags)
+    except Exception:  # noqa: BLE001 - an asset called as a plain function has no run
+        return {}
+
+
 def checks_by_day(context, result):
     """``result`` (a ``MaterializeResult``), after recording its check results on every day of the run.
 
@@ -150,9 +158,10 @@ def checks_by_day(context, result):
     once, for the range; every other day's evaluation would stay "planned" and read as skipped in the
     UI. Each day therefore gets the range's verdict, saying so: a passing check held on every row of
     the range, hence on each day; a failing one names the range it was judged over. Costs one event
-    per check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off).
+    per check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off, the run tag
+    ``sigmasight/checks_by_day: "0"`` for one run).
     """
-    if not CHECKS_BY_DAY:
+    if not CHECKS_BY_DAY or _run_tags(context).get(CHECKS_BY_DAY_TAG) == "0":
         return result
     days = list(context.partition_keys)
     if len(days) <= 1 or not result.check_results:
