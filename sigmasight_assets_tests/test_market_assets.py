@@ -543,3 +543,15 @@ def test_per_day_check_verdicts_can_be_turned_off(tmp_warehouse_url, warehouse, 
     result = run(tmp_warehouse_url, start=KEYS[0], end=KEYS[2], selection=["symbol_universe"])
     assert result.success
     assert [e.partition for e in result.get_asset_check_evaluations()] == [None, None, None]
+
+
+def test_a_one_day_run_records_the_check_on_its_day(tmp_warehouse_url, warehouse):
+    """A nightly (one-partition) run: the day's planned check evaluations are resolved with its verdict."""
+    from dagster import AssetCheckKey, AssetKey
+
+    load_sample(warehouse)
+    instance = DagsterInstance.ephemeral()
+    assert run(tmp_warehouse_url, instance=instance, start=KEYS[-1], end=KEYS[-1], selection=["symbol_universe"]).success
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(AssetKey("symbol_universe"), "factor_etfs_present"), limit=10)
+    assert {(r.partition, r.status.value) for r in history} == {(None, "SUCCEEDED"), (KEYS[-1], "SUCCEEDED")}

@@ -154,24 +154,24 @@ def _run_tags(context) -> dict:
 def checks_by_day(context, result):
     """``result`` (a ``MaterializeResult``), after recording its check results on every day of the run.
 
-    Dagster plans each check once per partition of a run over many days but records a returned result
-    once, for the range; every other day's evaluation would stay "planned" and read as skipped in the
-    UI. Each day therefore gets the range's verdict, saying so: a passing check held on every row of
-    the range, hence on each day; a failing one names the range it was judged over. Costs one event
+    Dagster plans each check once per partition of a run (one day or many) but records a returned
+    result once, without a partition; every day's planned evaluation would stay "planned" and read as
+    skipped in the UI. Each day therefore gets the run's verdict — exact for a one-day run; over a
+    range it says so: a passing check held on every row of the range, hence on each day; a failing one
+    names the range it was judged over. Costs one event
     per check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off, the run tag
     ``sigmasight/checks_by_day: "0"`` for one run).
     """
     if not CHECKS_BY_DAY or _run_tags(context).get(CHECKS_BY_DAY_TAG) == "0":
         return result
     days = list(context.partition_keys)
-    if len(days) <= 1 or not result.check_results:
+    if not days or not result.check_results:
         return result
-    span = f"{days[0]}..{days[-1]}"
+    prefix = f"judged over the run's range {days[0]}..{days[-1]}" if len(days) > 1 else ""
     default_key = result.asset_key or (context.assets_def.key if len(context.assets_def.keys) == 1 else None)
     events = [AssetCheckEvaluation(asset_key=check.asset_key or default_key, check_name=check.check_name,
                                    passed=check.passed, severity=check.severity, partition=day,
-                                   description=f"judged over the run's range {span}"
-                                               + (f": {check.description}" if check.description else ""))
+                                   description=": ".join(t for t in (prefix, check.description) if t) or None)
               for check in result.check_results for day in days]
     try:
         context.log_event(events[0])
