@@ -24,8 +24,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## The Dagster UI on the demo instance.
+## The Dagster UI on the demo instance (with the partitions start the demo recorded, if any).
 ui: $(STAMP)
+	set -a; [ ! -f "$(DAGSTER_HOME)/sigmasight.env" ] || . "$(DAGSTER_HOME)/sigmasight.env"; set +a; \
 	$(BIN)/dagster dev -w workspace.yaml
 
 ## Benchmarks at full scale (see benchmarks/README.md).

@@ -74,6 +74,12 @@ def allow_synthetic_fallback() -> bool:
     return flag("SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK")
 
 
+def checks_by_day() -> bool:
+    """``SIGMASIGHT_CHECKS_BY_DAY`` (default yes): record each check's verdict on every day of a run over
+    many days, so no day's check reads as skipped in the UI (one event per check and day)."""
+    return flag("SIGMASIGHT_CHECKS_BY_DAY", default=True)
+
+
 def synthetic_seed() -> int:
     raw = os.environ.get("SIGMASIGHT_SYNTHETIC_SEED", "7")
     try:

@@ -7,11 +7,11 @@ from .defs import preflight
 # location from loading with one line naming it, before any run can write anything.
 preflight.check_settings()
 
-from dagster import Definitions, apply_freshness_policy  # noqa: E402
+from dagster import Definitions  # noqa: E402
 
 from .defs import failures, freshness, schedules, sensors
 from .defs.factor_covariance import factor_covariance
-from .defs.jobs import JOBS, run_executor
+from .defs.jobs import JOBS, ROUTE_HINT, run_executor
 from .defs.market_assets import daily_valuations, portfolios, prices, symbol_returns, symbol_universe
 from .defs.portfolio_assets import portfolio_analytics
 from .defs.replays import replay_window_returns
@@ -20,19 +20,17 @@ from .defs.symbol_metrics import symbol_metrics
 from .defs.symbol_regressions import factor_model, ridge_factors, spread_factors, symbol_betas
 
 
-def _with_nightly_freshness(assets_def):
-    """Attach the nightly freshness expectation (evaluated by the freshness daemon, shown in the UI)."""
+def _with_route_hint(assets_def):
+    """Every partitioned asset's description names the backfill route for a few days."""
     return assets_def.map_asset_specs(
-        lambda spec: apply_freshness_policy(spec, freshness.NIGHTLY_FRESHNESS_POLICY)
-        if spec.key in freshness.NIGHTLY_ASSETS else spec
-    )
+        lambda spec: spec.replace_attributes(description=f"{spec.description or ''}\n\n{ROUTE_HINT}".strip()))
 
 
 defs = Definitions(
     assets=[
-        portfolios,  # observable source asset: no freshness policy
+        portfolios,  # observable source asset
         *(
-            _with_nightly_freshness(a)
+            _with_route_hint(a)
             for a in (
                 symbol_universe,
                 prices,

@@ -7,6 +7,7 @@ import uuid
 
 from dagster import DagsterInstance, RunsFilter, materialize
 
+from . import calendar
 from .defs.common import range_tags
 from .defs.failures import record_failed_run
 from .definitions import defs
@@ -19,10 +20,19 @@ def partitioned_assets() -> list:
     return [a for a in defs.assets if getattr(a, "partitions_def", None) is not None]
 
 
+def snap_range(start: str, end: str) -> tuple[str, str]:
+    """[start, end] moved inward to trading days (a range may start on a holiday or a weekend); a
+    range without one raises ``ValueError`` naming it."""
+    days = calendar.sessions(start, end)
+    if not len(days):
+        raise ValueError(f"no NYSE trading day in {start}..{end}")
+    return days[0].date().isoformat(), days[-1].date().isoformat()
+
+
 def materialize_range(start: str, end: str, instance=None, selection=None, run_config=None, resources=None,
                       raise_on_error: bool = True, tags: dict | None = None):
     """Materialise ``selection`` (default every partitioned asset) over [start, end] in one run, in
-    this process.
+    this process; the bounds are moved inward to trading days.
 
     A failed run is recorded in the warehouse's ``run_failures`` like a daemon-launched one (no
     ``run_failure_sensor`` watches an in-process run), then raised or returned as Dagster does.
@@ -30,6 +40,7 @@ def materialize_range(start: str, end: str, instance=None, selection=None, run_c
     if instance is None:
         with DagsterInstance.ephemeral() as owned:
             return materialize_range(start, end, owned, selection, run_config, resources, raise_on_error, tags)
+    start, end = snap_range(start, end)
     run_resources = resources or defs.resources
     marker = uuid.uuid4().hex
     try:

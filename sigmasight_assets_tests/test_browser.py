@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from sigmasight_assets.local_runs import materialize_range
+from sigmasight_assets.defs.common import range_tags
+from sigmasight_assets.definitions import defs
 from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 
 from . import ui_helpers as ui
@@ -33,7 +34,7 @@ from . import ui_helpers as ui
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 START, END = "2026-11-16", "2026-11-20"  # five sessions
-GROUPS = ("market_data", "symbol_analytics", "portfolio_analytics")
+GROUPS = ("ledger", "market_data", "symbol_analytics", "portfolio_analytics")
 # The UI's default group ids (no per-code-location grouping flag).
 EXPANDED = ",".join(f"global@global:{g}" for g in GROUPS)
 ALL_ASSETS = (*ui.SOURCE_ASSETS, *ui.PARTITIONED_ASSETS)
@@ -74,17 +75,18 @@ def web(chromium, tmp_path_factory):
     home = ui.make_dagster_home(base / "dagster_home")
     ui.init_instance(home)
     warehouse_url = f"sqlite:///{base / 'warehouse.sqlite'}"
-    env = ui.dagster_env(home, warehouse_url)
+    # As after `make demo`: the partitions start with the materialised range (sigmasight.env).
+    env = ui.dagster_env(home, warehouse_url, SIGMASIGHT_START_DATE=START)
     ui.load_sample_portfolios(env)
     server, url = ui.start_webserver(home, env, base)
     try:
-        # Materialise while the webserver starts (both only read the instance's storage at start-up).
+        # Materialise while the webserver starts (both only read the instance's storage at start-up),
+        # as a run of the daily_risk_graph job, as the demo does.
         with DagsterInstance.from_config(str(home)) as instance:
-            result = materialize_range(
-                START, END, instance=instance,
-                resources={"warehouse": WarehouseResource(url=warehouse_url),
-                           "market_data": MarketDataResource(spec="synthetic", seed=7)},
-            )
+            job = defs.resolve_job_def("daily_risk_graph")
+            resources = {"warehouse": WarehouseResource(url=warehouse_url),
+                         "market_data": MarketDataResource(spec="synthetic", seed=7)}
+            result = job.execute_in_process(instance=instance, tags=range_tags(START, END), resources=resources)
         assert result.success
         ui.wait_for_webserver(url, server)
         ui.graphql(url, "mutation { setNuxSeen }")  # no first-visit community dialog over the pages
@@ -139,11 +141,12 @@ def test_prices_partitions_page(browser, web, tmp_path):
     # The partition status bar and list, with the last session selected: its materialisation
     # metadata (written rows, coverage, sources, failures) and the run that wrote it.
     browser.open(f"{url}/assets/prices?view=partitions&partition={END}",
-                 wait_for=["Partitions", "Materialized (5)", "Missing (", START, END, "coverage", "symbols_requested",
-                           "partition_range", f"{START}..{END}"])
+                 wait_for=["Partitions", "Materialized (5)", "Missing (", START, END, "coverage_pct",
+                           "symbols_requested", "partition_range", f"{START}..{END}", "newest_day", "daily_risk_graph"])
     text = browser.text()
     n_missing = int(re.search(r"Missing \((\d+)\)", text).group(1))
-    assert n_missing > 6000  # trading days since 2000-01-03 minus the five materialised
+    # The partitions start with the range: only the sessions after it are missing, not decades.
+    assert n_missing < 30, n_missing
     assert "Failed (0)" in text
     _save(browser, "prices_partitions.png", tmp_path)
 
@@ -151,7 +154,8 @@ def test_prices_partitions_page(browser, web, tmp_path):
 def test_asset_page_shows_description_and_columns(browser, web, tmp_path):
     url, _ = web
     browser.open(f"{url}/assets/symbol_betas",
-                 wait_for=["Market beta", "raw_beta", "r_squared", "symbol_analytics", "risk-platform"])
+                 wait_for=["Market beta", "raw_beta", "r_squared", "symbol_analytics", "risk-platform",
+                           "Jobs → daily_risk_graph → Materialize"])
     text = browser.text()
     for column in ("date", "symbol", "factor", "beta", "observations"):
         assert column in text

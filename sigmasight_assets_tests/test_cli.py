@@ -264,10 +264,33 @@ def test_progress_bar_on_request(warehouse):
     assert "load-portfolios" not in res.stdout
 
 
-def test_demo_progress_bar_follows_the_run(warehouse):
-    res = invoke(["demo", "--days", "2", "--end", END, "--progress"])
+def test_demo_prints_one_line_per_asset_of_the_run(warehouse):
+    from sigmasight_assets.local_runs import partitioned_assets
+
+    res = invoke(["demo", "--days", "2", "--end", END])
     assert res.exit_code == 0, res.output
-    bar = res.stderr.replace("\r", "\n")
-    assert re.search(r"demo run: 100%\|.*\| 15/15 ", bar), bar[-2000:]  # with symbol_returns, factor_model, replays
-    assert "run " in res.stdout and "succeeded" in res.stdout
+    out = res.stdout
+    range_part = out[out.index("range: daily_risk_graph"):]
+    done = re.findall(r"^  done  (\S+)\s+[\d.]+s$", range_part, flags=re.M)
+    assert sorted(done) == sorted({k.to_user_string() for a in partitioned_assets() for k in a.keys})
+    assert "run " in out and "succeeded" in out and "DEBUG" not in res.output
     assert warehouse.count("stress_results", "2026-11-19", END) > 0
+
+
+def test_loading_a_ledger_records_an_observation_of_the_portfolios_source(isolated_env):
+    """The UI shows when the ledger last changed (not "Never observed"); the data version changes with it."""
+    from dagster import AssetKey, DagsterInstance
+
+    def observations():
+        with DagsterInstance.get() as instance:
+            return instance.fetch_observations(AssetKey("portfolios"), limit=10).records
+
+    (isolated_env / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert invoke(["load-portfolios", "--sample", "--no-progress"]).exit_code == 0
+    [first] = observations()
+    obs = first.event_log_entry.asset_observation
+    assert obs.metadata["portfolios"].value == 4 and obs.metadata["positions"].value == 25
+    version = obs.tags["dagster/data_version"]
+    assert invoke(["remove-portfolios", "P-PRIV"]).exit_code == 0
+    latest = observations()[0].event_log_entry.asset_observation
+    assert latest.metadata["portfolios"].value == 3 and latest.tags["dagster/data_version"] != version

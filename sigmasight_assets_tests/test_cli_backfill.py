@@ -4,6 +4,7 @@ submission itself, executed by a real daemon, is in ``test_graphql_ui.py``."""
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from sigmasight_assets.cli import main
@@ -30,3 +31,12 @@ def test_refusals_name_the_problem_in_one_line():
     assert out.exit_code == 2 and "no trading day in 2025-01-11..2025-01-12" in out.output
     out = runner.invoke(main, ["backfill", "--from", "2025-01-06", "--to", "2025-01-10", "--select", "nope"])
     assert out.exit_code == 2 and "unknown asset(s) ['nope']" in out.output and "symbol_betas" in out.output
+
+
+def test_an_in_process_range_starting_on_a_holiday_is_snapped_to_trading_days():
+    from sigmasight_assets.local_runs import snap_range
+
+    # 2026-01-19 is Martin Luther King Jr. Day, 2026-01-24 a Saturday.
+    assert snap_range("2026-01-19", "2026-01-24") == ("2026-01-20", "2026-01-23")
+    with pytest.raises(ValueError, match="no NYSE trading day in 2026-01-17..2026-01-19"):
+        snap_range("2026-01-17", "2026-01-19")

@@ -4,6 +4,7 @@ SQLite warehouse, the Dagster instance in ``$DAGSTER_HOME``), in process through
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
 from click.testing import CliRunner
@@ -22,11 +23,25 @@ def test_demo_runs_the_graph_and_fills_the_warehouse(isolated_env, warehouse):
     sess = calendar.sessions_back(END, DAYS)
     assert len(sess) == DAYS and sess[-1] == pd.Timestamp(END)
     out = result.stdout
+    assert len(out.splitlines()) < 100, out
     assert "loaded 4 portfolio(s), 25 position(s), 9 capital flow(s)" in out
-    assert f"backfilling {DAYS} trading days {sess[0].date()}..{END} of the whole graph in one run" in out
-    m = re.search(r"run (\S+) succeeded in", out)
-    assert m, out
+    assert f"range: daily_risk_graph over {DAYS} sessions {sess[0].date()}..{END} (the whole graph)" in out
+    warm = re.search(r"warm-up: daily_risk_graph over (\d+) sessions (\S+)\.\.(\S+) ", out)
+    assert warm, out
+    # The warm-up covers the longest look-back window on prices (factor_covariance, symbol_metrics: 252).
+    assert int(warm.group(1)) >= 252 and warm.group(3) == calendar.previous_session(sess[0]).date().isoformat()
+    runs_out = re.findall(r"run (\S+) succeeded in \S+; Dagster log: (\S+)", out)
+    assert len(runs_out) == 2, out
+    for _, log in runs_out:  # the whole Dagster log is in the file, not on the terminal
+        text = Path(log).read_text()
+        assert "STEP_SUCCESS" in text and "STEP_SUCCESS" not in out
+    # With the warm-up history, no check of the range warns for lack of it.
+    checks = re.search(r"checks of the range run: (\d+) passed, 0 warned, 0 failed", out)
+    assert checks and 20 < int(checks.group(1)) < 100, out  # one verdict per check, not one per day
     assert "warehouse rows in the range:" in out
+    assert "Jobs → daily_risk_graph → Materialize" in out
+    # The UI is told where the partitions start: the first day of the range.
+    assert (isolated_env / "sigmasight.env").read_text() == f"SIGMASIGHT_START_DATE={sess[0].date()}\n"
 
     # The summary's row counts are the warehouse's.
     counts = dict(re.findall(r"^\s+(\w+)\s+([\d,]+)$", out, flags=re.M))
@@ -41,10 +56,12 @@ def test_demo_runs_the_graph_and_fills_the_warehouse(isolated_env, warehouse):
     assert len(spy) == DAYS
     assert prices["source"].eq("synthetic").all()
 
-    # The run is recorded on the instance in DAGSTER_HOME (visible in the UI afterwards), as one run.
+    # Both runs are runs of the daily_risk_graph job, recorded on the instance in DAGSTER_HOME.
     assert (isolated_env / "dagster.yaml").exists()
     with DagsterInstance.from_config(str(isolated_env)) as instance:
         runs = instance.get_runs()
-        assert [r.run_id for r in runs] == [m.group(1)]
-        assert runs[0].tags["dagster/asset_partition_range_start"] == sess[0].date().isoformat()
-        assert runs[0].tags["dagster/asset_partition_range_end"] == END
+        assert sorted(r.run_id for r in runs) == sorted(r for r, _ in runs_out)
+        assert {r.job_name for r in runs} == {"daily_risk_graph"}
+        rng = instance.get_run_by_id(runs_out[1][0])
+        assert rng.tags["dagster/asset_partition_range_start"] == sess[0].date().isoformat()
+        assert rng.tags["dagster/asset_partition_range_end"] == END

@@ -28,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from sigmasight_assets.defs import failures, freshness
 from sigmasight_assets.defs.failures import long_run_sensor, run_failure_sensor
-from sigmasight_assets.defs.freshness import NIGHTLY_ASSETS, NIGHTLY_FRESHNESS_POLICY, expected_nightly_partition
+from sigmasight_assets.defs.freshness import NIGHTLY_ASSETS, expected_nightly_partition
 from sigmasight_assets.local_runs import materialize_range
 from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 from sigmasight_assets.warehouse import repository
@@ -247,17 +247,35 @@ def test_freshness_checks_pass_only_for_assets_with_the_expected_partition(wareh
     assert not {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}["symbol_universe"].passed
 
 
-def test_every_nightly_asset_carries_the_freshness_policy():
+def test_freshness_is_the_nightly_check_on_the_newest_partition_not_a_policy_on_the_last_run():
+    """No time-window FreshnessPolicy (Dagster evaluates it on the last materialisation of any partition,
+    so an old-day fill would read fresh); the nightly check runs on its own schedule only."""
     from sigmasight_assets.definitions import defs
 
     graph = defs.get_repository_def().asset_graph
-    policies = {k.to_user_string(): graph.get(k).freshness_policy for k in graph.get_all_asset_keys()}
-    assert {k for k, p in policies.items() if p == NIGHTLY_FRESHNESS_POLICY} == {k.to_user_string() for k in NIGHTLY_ASSETS}
-    assert policies["portfolios"] is None
-    assert NIGHTLY_FRESHNESS_POLICY.fail_window.to_timedelta() == timedelta(hours=98)
+    assert {k.to_user_string(): graph.get(k).freshness_policy for k in graph.get_all_asset_keys()
+            if graph.get(k).freshness_policy is not None} == {}
     schedule = defs.get_repository_def().get_schedule_def("nightly_freshness_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
         "30 23 * * 1-5", "America/New_York", "nightly_freshness_checks")
+    daily = defs.resolve_job_def("daily_risk_graph")
+    assert not [k for k in daily.asset_layer.asset_graph.asset_check_keys if k.name == "nightly_partition_materialized"]
+
+
+def test_an_old_day_filled_after_a_missed_night_does_not_mask_it(warehouse, loaded_sample, monkeypatch):
+    from sigmasight_assets.definitions import defs
+
+    instance = DagsterInstance.ephemeral()
+    # 2025-03-04 was materialised, the night of 2025-03-05 was missed, then an old day (03-03) is filled.
+    for day in ("2025-03-04", "2025-03-03"):
+        assert materialize_range(day, day, instance=instance, selection=["symbol_universe"],
+                                 resources=res(warehouse.url)).success
+    monkeypatch.setattr(freshness, "_now", lambda: datetime(2025, 3, 5, 23, 30, tzinfo=NY))
+    result = defs.get_job_def("nightly_freshness_checks").execute_in_process(instance=instance, resources=res(warehouse.url))
+    ev = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}["symbol_universe"]
+    assert not ev.passed
+    assert ev.metadata["newest_partition"].value == "2025-03-04" and ev.metadata["sessions_behind"].value == 1
+    assert "the newest materialised partition is 2025-03-04" in ev.description
 
 
 # -- transient warehouse errors ---------------------------------------------------------------------

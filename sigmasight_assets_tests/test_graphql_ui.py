@@ -221,7 +221,7 @@ def test_asset_graph_as_the_ui_shows_it(dagster_ui):
     # Groups
     for group, keys in GROUPS.items():
         assert {k for k, n in nodes.items() if n["groupName"] == group} - set(ui.SOURCE_ASSETS) == keys, group
-    assert nodes["portfolios"]["groupName"] in GROUPS
+    assert nodes["portfolios"]["groupName"] == "ledger"  # the ledger source, apart from the market data
 
     # Lineage: DESIGN.md §3 edges always, and exactly the documented set.
     deps = {k: {"/".join(d["path"]) for d in n["dependencyKeys"]} for k, n in nodes.items()}
@@ -271,6 +271,31 @@ def test_asset_graph_as_the_ui_shows_it(dagster_ui):
 def test_portfolios_source_has_owner_and_kind(dagster_ui):
     (node,) = [n for n in dagster_ui.q(ASSET_GRAPH_QUERY)["assetNodes"] if _key(n) == "portfolios"]
     assert node["owners"] and node["kinds"]
+
+
+LAUNCHPAD_QUERY = """
+query($sel: PipelineSelector!) { runConfigSchemaOrError(selector: $sel) { __typename
+  ... on RunConfigSchema { rootDefaultYaml } } }
+"""
+
+
+def test_the_launchpad_and_the_ledger_source_show_no_placeholders(dagster_ui):
+    """The job's Launchpad opens with no placeholder values (seed -1, empty spec or url), and the ledger
+    source reads as observed (load-portfolios records an observation), in its own group."""
+    repo = dagster_ui.q(REPOSITORY_QUERY)["repositoriesOrError"]["nodes"][0]
+    sel = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"],
+           "pipelineName": "daily_risk_graph"}
+    res = dagster_ui.q(LAUNCHPAD_QUERY, {"sel": sel})["runConfigSchemaOrError"]
+    assert res["__typename"] == "RunConfigSchema", res
+    default = res["rootDefaultYaml"]
+    for placeholder in ("seed: -1", "spec: ''", "url: ''", "symbols: null", "portfolio_ids: null"):
+        assert placeholder not in default, default
+    job = next(j for j in repo["jobs"] if j["name"] == "daily_risk_graph")
+    assert "exactly those days" in job["description"]
+    obs = dagster_ui.q("""{ assetOrError(assetKey: {path: ["portfolios"]}) { ... on Asset {
+        assetObservations(limit: 1) { metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }""")
+    [latest] = obs["assetOrError"]["assetObservations"]
+    assert {e["label"]: e.get("intValue") for e in latest["metadataEntries"]}["portfolios"] == 4
 
 
 def _run_days(run) -> list[str]:

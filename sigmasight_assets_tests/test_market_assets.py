@@ -79,6 +79,23 @@ def market_run(tmp_path_factory):
 
 
 # -- one run over the range ------------------------------------------------------------------------
+def test_every_day_of_the_range_has_its_check_evaluations_none_left_planned(market_run):
+    """Dagster plans each check per partition of a ranged run; every day gets an evaluation (the range's
+    verdict, saying so), so no day's check reads as skipped in the UI."""
+    from dagster import AssetCheckKey, AssetKey
+
+    storage = market_run["instance"].event_log_storage
+    for asset, check in (("prices", "universe_coverage"), ("symbol_universe", "factor_etfs_present"),
+                         ("daily_valuations", "week52_consistent")):
+        history = storage.get_asset_check_execution_history(AssetCheckKey(AssetKey(asset), check), limit=200)
+        by_day = {r.partition: r.status.value for r in history if r.partition is not None}
+        assert sorted(by_day) == KEYS, (asset, check)
+        assert set(by_day.values()) == {"SUCCEEDED"}, (asset, check, by_day)
+    ev = market_run["result"].get_asset_check_evaluations()
+    per_day = [e for e in ev if e.partition == KEYS[0] and e.check_name == "universe_coverage"]
+    assert per_day and per_day[0].description.startswith(f"judged over the run's range {START}..{END}")
+
+
 def test_range_is_one_successful_run(market_run):
     result, instance = market_run["result"], market_run["instance"]
     assert result.success
@@ -173,11 +190,11 @@ def test_asset_checks_all_pass(market_run):
     records = instance.event_log_storage.get_asset_check_execution_history(
         AssetCheckKey(AssetKey("prices"), "universe_coverage"), limit=100)
     assert {r.run_id for r in records} == {market_run["result"].run_id}
-    succeeded = [r for r in records if r.status == AssetCheckExecutionRecordStatus.SUCCEEDED]
-    assert len(succeeded) == 1
-    # NOTE: Dagster also plans one evaluation per partition of the range (status PLANNED) that the
-    # single range-wide AssetCheckResult never resolves; reported to the Dagster-layer owner.
-    assert not any(r.status == AssetCheckExecutionRecordStatus.FAILED for r in records)
+    # One evaluation for the range and one on each of its days (Dagster plans one per partition; none is
+    # left planned, which the UI would show as skipped).
+    assert {r.status for r in records} == {AssetCheckExecutionRecordStatus.SUCCEEDED}
+    assert sorted(r.partition for r in records if r.partition) == KEYS
+    assert len(records) == len(KEYS) + 1
 
 
 def test_materialisation_metadata(market_run):
@@ -187,8 +204,8 @@ def test_materialisation_metadata(market_run):
     n_prices = wh.count("prices")
     failed = wh.read("symbol_status").query("asset == 'prices'")
     assert md["rows"] == n_prices
-    assert md["coverage"] == pytest.approx(n_prices / (n_prices + len(failed)))
-    assert 0.99 < md["coverage"] < 1.0
+    assert md["coverage_pct"] == pytest.approx(100 * n_prices / (n_prices + len(failed)), abs=0.005)
+    assert 99 < md["coverage_pct"] < 100
     assert md["missing_symbol_days"] == len(failed)
     assert md["partitions"] == 30 and md["partition_range"] == f"{START}..{END}"
     assert md["provider"] == "synthetic"
@@ -519,3 +536,25 @@ def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypa
         pd.testing.assert_frame_equal(got, want, check_names=False, check_freq=False)
     assert len(reads) == 3  # the first window, then each later chunk's three new sessions
     assert [pd.Timestamp(a).normalize() for a, _ in reads[1:]] == [days[3], days[6]]
+
+
+def test_per_day_check_verdicts_can_be_turned_off(tmp_warehouse_url, warehouse, monkeypatch):
+    from sigmasight_assets.defs import common
+
+    load_sample(warehouse)
+    monkeypatch.setattr(common, "CHECKS_BY_DAY", False)
+    result = run(tmp_warehouse_url, start=KEYS[0], end=KEYS[2], selection=["symbol_universe"])
+    assert result.success
+    assert [e.partition for e in result.get_asset_check_evaluations()] == [None, None, None]
+
+
+def test_a_one_day_run_records_the_check_on_its_day(tmp_warehouse_url, warehouse):
+    """A nightly (one-partition) run: the day's planned check evaluations are resolved with its verdict."""
+    from dagster import AssetCheckKey, AssetKey
+
+    load_sample(warehouse)
+    instance = DagsterInstance.ephemeral()
+    assert run(tmp_warehouse_url, instance=instance, start=KEYS[-1], end=KEYS[-1], selection=["symbol_universe"]).success
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(AssetKey("symbol_universe"), "factor_etfs_present"), limit=10)
+    assert {(r.partition, r.status.value) for r in history} == {(None, "SUCCEEDED"), (KEYS[-1], "SUCCEEDED")}

@@ -367,3 +367,11 @@ def test_reading_no_key_returns_no_row_with_the_columns_asked(warehouse):
     got = warehouse.read("daily_valuations", DAYS[0], DAYS[-1], keys=[], columns=["date", "symbol", "pe"])
     assert list(got.columns) == ["date", "symbol", "pe"] and got.empty
     assert warehouse.read("positions", keys=[], key_column="symbol").empty
+
+
+def test_every_column_of_every_table_has_a_description():
+    """The UI's column schema (``dagster/column_schema``) shows ``comment``: none may be blank."""
+    from sigmasight_assets.warehouse.schema import TABLES
+
+    missing = [f"{t.name}.{c.name}" for t in TABLES.values() for c in t.columns if not (c.comment or "").strip()]
+    assert not missing, f"columns without a description (add them to COLUMN_DOCS in warehouse/schema.py): {missing}"

@@ -1,7 +1,7 @@
 """``sigmasight``: the command line for domain tasks Dagster does not do.
 
 One module per command group: ``portfolios`` (load-portfolios, list, remove-portfolios), ``results``
-(show, symbol-status), ``demo``, ``backfill`` (a backfill submitted to the Dagster daemon) and
+(show, symbol-status), ``report`` (the HTML risk report), ``demo``, ``backfill`` (a backfill submitted to the Dagster daemon) and
 ``warehouse`` (schema version, upgrade). Dagster itself (``dagster dev``, the daemon) does
 orchestration.
 
@@ -19,6 +19,7 @@ import click
 from .backfill import backfill
 from .demo import demo
 from .portfolios import list_portfolios, load_portfolios, remove_portfolios
+from .report import report
 from .results import show, symbol_status
 from .warehouse import warehouse
 
@@ -52,7 +53,7 @@ def main(ctx: click.Context) -> None:
 
     \b
     Portfolios:  load-portfolios, list, remove-portfolios
-    Results:     show PORTFOLIO_ID, symbol-status SYMBOL...
+    Results:     show PORTFOLIO_ID, report PORTFOLIO_ID --html out.html, symbol-status SYMBOL...
     History:     backfill --from D1 --to D2 (runs for the Dagster daemon)
     Warehouse:   warehouse version, warehouse upgrade, warehouse grant (PostgreSQL roles)
     End to end:  demo
@@ -70,7 +71,7 @@ def main(ctx: click.Context) -> None:
 # on every import of the definitions; a command's output is not the place for that.
 warnings.filterwarnings("ignore", message=r".* is currently in beta")
 
-for command in (load_portfolios, list_portfolios, remove_portfolios, show, symbol_status, demo, backfill, warehouse):
+for command in (load_portfolios, list_portfolios, remove_portfolios, show, report, symbol_status, demo, backfill, warehouse):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -69,6 +69,28 @@ def load_portfolios(positions: Path | None, flows: Path | None, sample: bool, da
                    + marks_part + f"; capital flows unchanged (no --flows file): {counts['capital_flows_kept']} "
                    "stored flow(s) kept")
     click.echo(report)
+    record_ledger_observation(wh)
+
+
+def record_ledger_observation(wh) -> None:
+    """Record an observation of the ``portfolios`` source asset (its data version and counts) on the
+    Dagster instance in ``$DAGSTER_HOME``, so the UI shows when the ledger last changed. Without a
+    Dagster home, or when the instance cannot be reached, the ledger stays loaded and a note says so."""
+    import os
+
+    if not os.environ.get("DAGSTER_HOME"):
+        return
+    from dagster import AssetObservation, DagsterInstance
+
+    from ..defs.market_assets import ledger_observation
+
+    version, counts = ledger_observation(wh)
+    try:
+        with DagsterInstance.get() as instance:
+            instance.report_runless_asset_event(AssetObservation(
+                asset_key="portfolios", metadata=counts, tags={"dagster/data_version": version}))
+    except Exception as exc:  # noqa: BLE001 - the ledger is loaded; the observation is for the UI only
+        click.echo(f"note: the portfolios observation was not recorded on the Dagster instance ({exc})", err=True)
 
 
 REPORT_MAX_PORTFOLIOS = 20  # a load report with more portfolios shows totals and the largest books
@@ -207,3 +229,4 @@ def remove_portfolios(portfolio_ids: tuple[str, ...], database_url: str | None) 
     click.echo(f"removed {counts['portfolios']} portfolio(s), {counts['positions']} position(s), "
                f"{counts['capital_flows']} capital flow(s); their analytics rows are deleted by the daemon's "
                "portfolio_ledger_sensor (job remove_portfolio_rows)")
+    record_ledger_observation(wh)

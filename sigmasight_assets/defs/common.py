@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from dagster import (
     MAX_RUNTIME_SECONDS_TAG,
+    AssetCheckEvaluation,
     AssetDep,
     BackfillPolicy,
     Config,
@@ -30,6 +31,9 @@ OWNER = "team:risk-platform"
 DEFAULT_PARTITIONS_PER_RUN = 126
 PARTITIONS_PER_RUN = settings.partitions_per_run(DEFAULT_PARTITIONS_PER_RUN)
 BACKFILL_POLICY = BackfillPolicy.multi_run(PARTITIONS_PER_RUN)
+# Per-day check verdicts in runs of many days (``SIGMASIGHT_CHECKS_BY_DAY``, read when the definitions load).
+CHECKS_BY_DAY = settings.checks_by_day()
+CHECKS_BY_DAY_TAG = "sigmasight/checks_by_day"  # "0" on a run: no per-day verdicts in that run
 
 
 class ScopeConfig(Config):
@@ -125,11 +129,63 @@ def reasons_summary(reasons: dict[str, str], limit: int = 15) -> MetadataValue:
     return MetadataValue.md("\n".join(lines))
 
 
+def percent(share: float, digits: int = 2) -> float:
+    """A share (0.985) as a rounded percentage (98.51) for metadata keys ending in ``_pct``; NaN stays NaN."""
+    return float("nan") if share is None or not np.isfinite(share) else round(100.0 * float(share), digits)
+
+
+def dollars(amount: float) -> MetadataValue:
+    """An amount in USD as text ``$1,424,806`` (``—`` when missing: never shown as 0)."""
+    return MetadataValue.text("—" if amount is None or not np.isfinite(amount) else f"${amount:,.0f}")
+
+
 def range_metadata(days: pd.DatetimeIndex) -> dict:
+    """The run's range. A run of many days records the same metadata on each of its partitions: counts
+    are totals over ``partition_range``; ``newest_day`` and the ``newest_day_*`` entries describe the
+    range's last day (previews show that day too)."""
     return {
         "partition_range": f"{days[0].date()}..{days[-1].date()}" if len(days) else "",
         "partitions": len(days),
+        "newest_day": days[-1].date().isoformat() if len(days) else "",
     }
+
+
+def _run_tags(context) -> dict:
+    try:
+        return dict(context.run.tags)
+    except Exception:  # noqa: BLE001 - an asset called as a plain function has no run
+        return {}
+
+
+def checks_by_day(context, result):
+    """``result`` (a ``MaterializeResult``), after recording its check results on every day of the run.
+
+    Dagster plans each check once per partition of a run (one day or many) but records a returned
+    result once, without a partition; every day's planned evaluation would stay "planned" and read as
+    skipped in the UI. Each day therefore gets the run's verdict — exact for a one-day run; over a
+    range it says so: a passing check held on every row of the range, hence on each day; a failing one
+    names the range it was judged over. Costs one event
+    per check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off, the run tag
+    ``sigmasight/checks_by_day: "0"`` for one run).
+    """
+    if not CHECKS_BY_DAY or _run_tags(context).get(CHECKS_BY_DAY_TAG) == "0":
+        return result
+    days = list(context.partition_keys)
+    if not days or not result.check_results:
+        return result
+    prefix = f"judged over the run's range {days[0]}..{days[-1]}" if len(days) > 1 else ""
+    default_key = result.asset_key or (context.assets_def.key if len(context.assets_def.keys) == 1 else None)
+    events = [AssetCheckEvaluation(asset_key=check.asset_key or default_key, check_name=check.check_name,
+                                   passed=check.passed, severity=check.severity, partition=day,
+                                   description=": ".join(t for t in (prefix, check.description) if t) or None)
+              for check in result.check_results for day in days]
+    try:
+        context.log_event(events[0])
+    except Exception:  # noqa: BLE001 - an asset called as a plain function (no run) takes no check events
+        return result
+    for event in events[1:]:
+        context.log_event(event)
+    return result
 
 
 def range_tags(start: str, end: str) -> dict[str, str]:

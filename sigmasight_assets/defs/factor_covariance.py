@@ -13,7 +13,8 @@ from ..calc.factors import COV_CLIP, COV_LAMBDA, COV_MIN_OBS, COV_WINDOW, FACTOR
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
-from .common import BACKFILL_POLICY, OWNER, md_table, range_metadata, returns_window, run_days, table_metadata
+from .common import (BACKFILL_POLICY, OWNER, checks_by_day, md_table, range_metadata, returns_window, run_days,
+                     table_metadata)
 from .market_assets import symbol_returns
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -48,7 +49,7 @@ def factor_covariance(context: AssetExecutionContext, warehouse: WarehouseResour
     res = pipeline.factor_covariance(wh, window_reader(wh, context.run.run_id), days)
     context.log.info(f"factor_covariance: {res.days_with_matrix} day(s) with a matrix, {len(res.missing_days)} "
                      f"without; {res.written} rows")
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": res.written,
@@ -67,4 +68,4 @@ def factor_covariance(context: AssetExecutionContext, warehouse: WarehouseResour
             AssetCheckResult(check_name="every_day_present", passed=not res.missing_days,
                              severity=AssetCheckSeverity.WARN, metadata={"missing": ", ".join(res.missing_days[:20])}),
         ],
-    )
+    ))

@@ -1,12 +1,14 @@
-"""Freshness of the nightly partitions.
+"""Freshness of the nightly partitions, judged by the newest partition, not by the last run.
 
-* Every nightly asset carries a time-window ``FreshnessPolicy`` (evaluated by the freshness daemon,
-  shown in the UI).
 * The ``nightly_partition_materialized`` checks — run by ``nightly_freshness_schedule`` at 23:30 New
-  York on weekdays — fail when the latest trading day whose deadline has passed (21:00 +
-  ``SIGMASIGHT_FRESHNESS_GRACE_MINUTES``, default 120) has no materialisation. The check uses the
-  NYSE calendar, so a holiday is never reported as late (the stock time-partition freshness checks
-  would expect the *next* session there, because of ``end_offset=1``).
+  York on weekdays and by nothing else — fail when the latest trading day whose deadline has passed
+  (21:00 + ``SIGMASIGHT_FRESHNESS_GRACE_MINUTES``, default 120) has no materialisation. The check uses
+  the NYSE calendar, so a holiday is never reported as late (the stock time-partition freshness checks
+  would expect the *next* session there, because of ``end_offset=1``). Its metadata names the newest
+  materialised partition and how many sessions it is behind.
+* No Dagster ``FreshnessPolicy``: Dagster 1.13 evaluates a time-window policy on the asset's last
+  materialisation of *any* partition, so backfilling an old day would read "fresh" after a missed night.
+  The nightly check is the freshness signal.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from dagster import (
     AssetRecordsFilter,
     AssetSelection,
     DefaultScheduleStatus,
-    FreshnessPolicy,
     define_asset_job,
     multi_asset_check,
     schedule,
@@ -41,13 +42,6 @@ NIGHTLY_ASSETS = [AssetKey(k) for k in (
     "aggregated_exposures",
     "stress_results")]
 
-# Coarse, calendar-free expectation for the UI: a nightly asset is materialised at least every
-# ~3 days (a plain weekend, Fri 21:00 → Mon 21:00, is 72 h) and must not go 4 days (the longest
-# regular closure, a holiday next to a weekend, is 96 h) — plus 2 h for the run itself.
-NIGHTLY_FRESHNESS_POLICY = FreshnessPolicy.time_window(fail_window=timedelta(hours=98),
-                                                       warn_window=timedelta(hours=74))
-
-
 def grace_minutes() -> float:
     return config.positive_number(GRACE_ENV, DEFAULT_GRACE_MINUTES, cast=float, noun="a number of minutes")
 
@@ -65,6 +59,21 @@ def expected_nightly_partition(now: datetime | None = None) -> str:
     day = (local - deadline_offset).tz_localize(None).normalize()
     sess = calendar.sessions_back(day, 1)
     return sess[-1].date().isoformat()
+
+
+def newest_partition(instance, key: AssetKey) -> str | None:
+    """The newest (latest-dated) materialised partition of ``key``, whenever it was materialised."""
+    keys = instance.get_materialized_partitions(key)
+    return max(keys) if keys else None
+
+
+def sessions_behind(newest: str | None, expected: str) -> int:
+    """Trading sessions from ``newest`` (exclusive) to ``expected`` (inclusive); -1 when nothing is there."""
+    if newest is None:
+        return -1
+    if newest >= expected:
+        return 0
+    return len(calendar.sessions(pd.Timestamp(newest) + pd.Timedelta(days=1), expected))
 
 
 @multi_asset_check(
@@ -88,7 +97,9 @@ def nightly_partition_materialized(context):
         found = context.instance.fetch_materializations(
             AssetRecordsFilter(asset_key=key, asset_partitions=[expected]), limit=1).records
         passed = bool(found)
-        meta = {"expected_partition": expected}
+        newest = newest_partition(context.instance, key)
+        meta = {"expected_partition": expected, "newest_partition": newest or "none",
+                "sessions_behind": sessions_behind(newest, expected)}
         if found:
             meta["materialized_at"] = datetime.fromtimestamp(found[0].timestamp, tz=timezone.utc).isoformat()
         yield AssetCheckResult(
@@ -97,8 +108,9 @@ def nightly_partition_materialized(context):
             passed=passed,
             severity=severity,
             description=(f"partition {expected} is materialised" if passed else
-                         f"partition {expected} is overdue: not materialised by its nightly deadline "
-                         "(fill it with a backfill, README Operations / Backfills)"),
+                         f"partition {expected} is overdue: not materialised by its nightly deadline; the newest "
+                         f"materialised partition is {newest or 'none'} (fill the gap with a backfill: Jobs → "
+                         "daily_risk_graph → Materialize, README Backfills)"),
             metadata=meta,
         )
 

@@ -33,6 +33,15 @@ from .resources import WarehouseResource
 SERIAL_TAG = {"sigmasight/serial": "daily_risk_graph"}
 
 
+# Shown on every partitioned asset's page: the asset graph's Materialize with a partition range is an
+# asset backfill that Dagster expands along the look-back windows (README: Backfills).
+ROUTE_HINT = (
+    "To (re)compute a few days, use Jobs → daily_risk_graph → Materialize → the days (exactly those days), "
+    "or `sigmasight backfill --from D1 --to D2`. Materialize with partitions here also targets every later "
+    "day whose look-back window reads a chosen day (up to 252 days more per asset)."
+)
+
+
 def executor_config(config):
     """The executor's config for a run's ``execution.config``: in-process unless it asks for
     ``multiprocess``."""
@@ -57,8 +66,10 @@ daily_graph_job = define_asset_job(
     # run_tags the same tags also go to every other run of the job.
     tags=SERIAL_TAG,
     description=(
-        "Materialise every partitioned asset (market data → symbol analytics → portfolio analytics) for a "
-        "trading day or the selected days. A backfill from this job covers exactly the days selected, in "
+        "The route for a few days: materialise every partitioned asset (market data → symbol analytics → "
+        "portfolio analytics) for a trading day or the selected days — exactly those days, unlike the asset "
+        "graph's Materialize, which also targets later days whose look-back windows read them. A backfill "
+        "from this job covers exactly the days selected, in "
         f"runs of at most {PARTITIONS_PER_RUN} days executed one after another in date order; for long "
         "histories use `sigmasight backfill` (parallel runs, README: Backfills)."
     ),

@@ -33,8 +33,8 @@ from ..pipelines import market
 from ..pipelines import returns as returns_pipeline
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, lookback, md_table, range_metadata, reasons_summary,
-                     run_days, scope_symbols, table_metadata)
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, checks_by_day, lookback, md_table, percent,
+                     range_metadata, reasons_summary, run_days, scope_symbols, table_metadata)
 from .partitions import trading_days
 from .resources import MarketDataResource, WarehouseResource
 
@@ -85,15 +85,31 @@ def log_quarantine(context, asset_name: str, res: market.MarketResult) -> None:
         context.log.warning(f"{asset_name}: … and {more} more symbol(s) with quarantined rows (see symbol_status)")
 
 
+LEDGER_GROUP = "ledger"
+
+
+def ledger_observation(wh) -> tuple[str, dict]:
+    """The ledger's data version (changes whenever a ledger is (re)loaded) and its counts."""
+    books, pos, flows = read_ledger(wh)
+    marks = wh.read("private_marks", key_column="portfolio_id")
+    digest = hashlib.sha256()
+    for frame in (books.drop(columns=["loaded_at"], errors="ignore"), pos, flows, marks):
+        digest.update(pd.util.hash_pandas_object(frame.sort_index(axis=1), index=False).to_numpy().tobytes())
+    version = f"{len(books)}p-{len(pos)}pos-{digest.hexdigest()[:16]}"
+    return version, {"portfolios": len(books), "positions": len(pos), "capital_flows": len(flows),
+                     "private_marks": len(marks)}
+
+
 @multi_observable_source_asset(
     specs=[
         AssetSpec(
             "portfolios",
-            group_name=GROUP,
+            group_name=LEDGER_GROUP,
             description=(
                 "The portfolio ledger as loaded by `sigmasight load-portfolios`: tables `portfolios`, "
                 "`positions`, `capital_flows` and `private_marks`. Unpartitioned; its data version changes whenever a "
-                "ledger is (re)loaded, which is what the onboarding sensors react to."
+                "ledger is (re)loaded, which is what the onboarding sensors react to. `sigmasight "
+                "load-portfolios` records an observation here each time it loads a ledger."
             ),
             owners=[OWNER],
             kinds={"sql", "csv"},
@@ -102,18 +118,8 @@ def log_quarantine(context, asset_name: str, res: market.MarketResult) -> None:
     ],
 )
 def portfolios(warehouse: WarehouseResource):
-    wh = warehouse.get()
-    books, pos, flows = read_ledger(wh)
-    marks = wh.read("private_marks", key_column="portfolio_id")
-    digest = hashlib.sha256()
-    for frame in (books.drop(columns=["loaded_at"], errors="ignore"), pos, flows, marks):
-        digest.update(pd.util.hash_pandas_object(frame.sort_index(axis=1), index=False).to_numpy().tobytes())
-    yield ObserveResult(
-        asset_key="portfolios",
-        data_version=DataVersion(f"{len(books)}p-{len(pos)}pos-{digest.hexdigest()[:16]}"),
-        metadata={"portfolios": len(books), "positions": len(pos), "capital_flows": len(flows),
-                  "private_marks": len(marks)},
-    )
+    version, counts = ledger_observation(warehouse.get())
+    yield ObserveResult(asset_key="portfolios", data_version=DataVersion(version), metadata=counts)
 
 
 @asset(
@@ -148,7 +154,7 @@ def symbol_universe(context: AssetExecutionContext, config: ScopeConfig, warehou
     status_counts = frame["status"].value_counts().to_dict()
     context.log.info(f"symbol_universe: {len(days)} day(s), {frame['symbol'].nunique()} symbols, {res.written} rows, "
                      f"status {status_counts}")
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": res.written,
@@ -167,7 +173,7 @@ def symbol_universe(context: AssetExecutionContext, config: ScopeConfig, warehou
                 passed=not bool((frame["fetch"] & frame["status"].isin(["private", "expired_option"])).any()),
             ),
         ],
-    )
+    ))
 
 
 @asset(
@@ -219,13 +225,14 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
         context.log.warning(f"prices: the provider's files have {len(problems)} problem(s) (listed in the metadata, "
                             f"requested symbols or not); e.g. {problems['reason'].iloc[0]}")
     last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": written,
             "symbols": len(with_data),
             "symbols_requested": len(symbols),
-            "coverage": float(coverage),
+            "coverage_pct": percent(coverage),
+            "newest_day_rows": int((frame["date"] == days[-1]).sum()) if len(frame) else 0,
             "provider_file_problems": len(problems),
             "provider_file_problem_list": md_table(problems[["file", "row", "field", "reason"]], max_rows=25),
             "missing_symbol_days": len(status),
@@ -245,12 +252,15 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
             quarantine_check(res),
             AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
             AssetCheckResult(check_name="universe_coverage", passed=coverage >= COVERAGE_WARN,
-                             severity=AssetCheckSeverity.WARN, metadata={"coverage": float(coverage)}),
+                             severity=AssetCheckSeverity.WARN, metadata={"coverage_pct": percent(coverage)},
+                             description=f"{coverage:.1%} of {res.expected:,} fetchable universe symbol-days have a price"),
             AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
                              severity=AssetCheckSeverity.WARN,
-                             metadata={"failure_rate": float(failure_rate), "failed": len(failed_symbols)}),
+                             description=f"{len(failed_symbols)} of {len(symbols)} requested symbol(s) delivered nothing",
+                             metadata={"failure_rate_pct": percent(failure_rate), "failed": len(failed_symbols),
+                                       "failures": reasons_summary(failed_symbols)}),
         ],
-    )
+    ))
 
 
 @asset(
@@ -300,7 +310,7 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
                      f"52w range missing on {w52_missing} rows (short history)")
     log_quarantine(context, "daily_valuations", res)
     last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": written,
@@ -314,7 +324,7 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
             "worst_offenders": md_table(market.worst_offenders(res.rejected)),
             "week52_missing_rows": w52_missing,
             "week52_window": f"{WEEK52_SESSIONS} sessions, min {WEEK52_MIN_OBS} observations",
-            "median_pe": float(frame["pe"].median()) if frame["pe"].notna().any() else float("nan"),
+            "median_pe": round(float(frame["pe"].median()), 2) if frame["pe"].notna().any() else float("nan"),
             "provider": provider.name,
             "preview": md_table(last[["date", "symbol", "pe", "provider_beta", "week52_high", "week52_low", "market_cap"]]),
         },
@@ -323,9 +333,11 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
             quarantine_check(res),
             AssetCheckResult(check_name="week52_consistent", passed=bool((both["week52_low"] <= both["week52_high"]).all())),
             AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
-                             severity=AssetCheckSeverity.WARN, metadata={"failure_rate": float(failure_rate)}),
+                             severity=AssetCheckSeverity.WARN,
+                             description=f"{len(failed)} of {len(symbols)} requested symbol(s) without valuations",
+                             metadata={"failure_rate_pct": percent(failure_rate), "failures": reasons_summary(failed)}),
         ],
-    )
+    ))
 
 
 @asset(
@@ -363,13 +375,13 @@ def symbol_returns(context: AssetExecutionContext, config: ScopeConfig, warehous
     mixed = res.mixed_basis
     context.log.info(f"symbol_returns: {res.written} rows for {len(res.symbols)} symbols; {res.missing} without a "
                      f"return; basis {res.basis}; {res.splits} split(s), {res.dividends} dividend(s)")
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": res.written,
             "symbols": len(res.symbols),
             "missing_returns": res.missing,
-            "coverage": float(coverage),
+            "coverage_pct": percent(coverage),
             "basis": MetadataValue.json(res.basis),
             "splits": res.splits,
             "dividends": res.dividends,
@@ -380,8 +392,9 @@ def symbol_returns(context: AssetExecutionContext, config: ScopeConfig, warehous
             AssetCheckResult(check_name="one_row_per_symbol_day", passed=not res.duplicated),
             AssetCheckResult(check_name="return_coverage", passed=coverage >= COVERAGE_WARN,
                              severity=AssetCheckSeverity.WARN,
-                             metadata={"coverage": float(coverage), "missing": res.missing}),
+                             description=f"{coverage:.1%} of the symbol-days with a price have a return",
+                             metadata={"coverage_pct": percent(coverage), "missing": res.missing}),
             AssetCheckResult(check_name="one_basis_per_symbol", passed=not mixed, severity=AssetCheckSeverity.WARN,
                              metadata={"mixed": ", ".join(mixed[:20])}),
         ],
-    )
+    ))

@@ -34,8 +34,8 @@ from ..pipelines import portfolio as pipeline
 from ..pipelines.windows import window_reader
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
-from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, lookback, md_table, range_metadata,
-                     returns_window, run_days, scope_portfolios, table_metadata)
+from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, checks_by_day, dollars, lookback, md_table,
+                     percent, range_metadata, returns_window, run_days, scope_portfolios, table_metadata)
 from .partitions import trading_days
 from .replays import replay_dep
 from .resources import WarehouseResource
@@ -144,7 +144,7 @@ def portfolio_analytics(context: AssetExecutionContext, config: PortfolioScopeCo
                                 BATCH_PORTFOLIO_DAYS, on_chunk=progress)
     for key in (SNAP, CORR, EXPO, STRESS):
         if key.to_user_string() in selected:
-            yield _result(context, key, days, totals, scenarios, len(book.portfolio_ids), scope)
+            yield checks_by_day(context, _result(context, key, days, totals, scenarios, len(book.portfolio_ids), scope))
 
 
 def _selected_checks(context, key: AssetKey, results: list[AssetCheckResult]) -> list[AssetCheckResult]:
@@ -166,9 +166,9 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
         meta.update({
             "partial_portfolio_days": c.get("partial_portfolio_days", 0),
             "unpriced_positions_latest": int(totals.last_day.get("unpriced_positions", 0)),
-            "total_equity_latest": float(totals.last_day.get("total_equity", 0.0)),
-            "total_equity_latest_note": "sum over portfolios without an unpriced position",
-            "dividends_latest": float(totals.last_day.get("dividends", 0.0)),
+            "newest_day_total_equity": dollars(totals.last_day.get("total_equity", float("nan"))),
+            "newest_day_total_equity_note": "sum over portfolios without an unpriced position",
+            "newest_day_dividends": dollars(totals.last_day.get("dividends", float("nan"))),
             "dividend_portfolio_days": c.get("dividend_portfolio_days", 0),
             "preview": md_table(preview),
         })
@@ -180,7 +180,7 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
     elif key == CORR:
         avg = totals.array("avg_correlation")
         meta.update({
-            "median_avg_correlation": float(np.median(avg)) if len(avg) else float("nan"),
+            "median_avg_correlation": round(float(np.median(avg)), 3) if len(avg) else float("nan"),
             "psd_repaired_rows": c.get("psd_repaired_rows", 0),
             "insufficient_pairs": c.get("insufficient_pairs", 0),
             "window": CORR_WINDOW, "min_overlap": CORR_MIN_OVERLAP,
@@ -193,12 +193,16 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
         cov = totals.array("market_coverage")
         low = int((cov < COVERAGE_WARN).sum())
         meta.update({
-            "median_market_coverage": float(np.median(cov)) if len(cov) else float("nan"),
+            "median_market_coverage_pct": percent(float(np.median(cov))) if len(cov) else float("nan"),
             "portfolio_days_below_coverage": low,
             "preview": md_table(preview.rename(columns={"exposure_value": "market_beta_exposure"})),
         })
         checks = [AssetCheckResult(asset_key=key, check_name="exposure_coverage", passed=low == 0,
-                                   severity=AssetCheckSeverity.WARN, metadata={"portfolio_days_below": low})]
+                                   severity=AssetCheckSeverity.WARN,
+                                   description=f"{low} of {len(cov)} portfolio-day(s) below {COVERAGE_WARN:.0%} market-beta "
+                                               f"coverage of public gross value",
+                                   metadata={"portfolio_days_below": low,
+                                             "lowest_coverage_pct": percent(float(cov.min())) if len(cov) else float("nan")})]
     elif key == STRESS:
         groups = c.get("stress_groups", 0)
         ok = groups == c.get("stress_complete_groups", 0) == len(days) * n_books

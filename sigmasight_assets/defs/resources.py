@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from dagster import ConfigurableResource
 
 from .. import config
@@ -14,9 +16,12 @@ _USABLE: set[str] = set()  # warehouse URLs this process has checked
 
 
 class WarehouseResource(ConfigurableResource):
-    """The analytics warehouse. ``url`` defaults to ``SIGMASIGHT_DATABASE_URL`` (else embedded SQLite)."""
+    """The analytics warehouse. ``url`` defaults to ``SIGMASIGHT_DATABASE_URL`` (else embedded SQLite).
 
-    url: str = ""
+    Unset fields are ``None`` (not placeholders), so the Launchpad's default config leaves them out.
+    """
+
+    url: Optional[str] = None
 
     def get(self) -> Warehouse:
         url = self.url or config.database_url()
@@ -33,13 +38,13 @@ class WarehouseResource(ConfigurableResource):
 class MarketDataResource(ConfigurableResource):
     """Provider chain from a spec such as ``synthetic``, ``yfinance`` or ``yfinance,csv:/data``.
 
-    Empty fields fall back to ``SIGMASIGHT_MARKET_DATA`` and ``SIGMASIGHT_SYNTHETIC_SEED``.
+    Unset fields fall back to ``SIGMASIGHT_MARKET_DATA`` and ``SIGMASIGHT_SYNTHETIC_SEED``.
     """
 
-    spec: str = ""
-    seed: int = -1
+    spec: Optional[str] = None
+    seed: Optional[int] = None
 
     def get(self) -> MarketDataProvider:
         spec = self.spec or config.market_data_spec()
-        seed = self.seed if self.seed >= 0 else config.synthetic_seed()
+        seed = self.seed if self.seed is not None else config.synthetic_seed()
         return build_provider(spec, seed)

@@ -61,6 +61,7 @@ from .common import (
     range_tags,
 )
 from .jobs import daily_graph_job, remove_portfolios_job
+from .partitions import trading_days
 from .resources import WarehouseResource
 
 # Symbol-level assets that take ``ScopeConfig`` (factor_covariance is market-wide, never scoped).
@@ -72,6 +73,15 @@ PORTFOLIO_OP = "portfolio_analytics"
 REMOVE_OP = "delete_portfolio_analytics"
 UNFINISHED = [s for s in DagsterRunStatus
               if s not in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)]
+
+
+def stored_partition_bounds(wh):
+    """(first, latest) stored ``symbol_universe`` day, the first no earlier than the first partition: the
+    warehouse may hold history before it (the demo's warm-up), which no run may target."""
+    first, latest = universe_bounds(wh)
+    if first is not None:
+        first = max(first, date.fromisoformat(trading_days.get_first_partition_key()))
+    return first, latest
 
 
 def in_flight_runs(instance, tags: dict) -> list:
@@ -157,7 +167,7 @@ def _result(requests: list[RunRequest], cursor: dict, skip: str) -> SensorResult
 )
 def new_symbol_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
     wh = warehouse.get()
-    first, latest = universe_bounds(wh)
+    first, latest = stored_partition_bounds(wh)
     state = json.loads(context.cursor) if context.cursor else {}
     if latest is None:
         return _result([], state, "symbol_universe has no partition in the warehouse yet: backfill the history first")
@@ -217,7 +227,7 @@ def portfolio_ledger_sensor(context: SensorEvaluationContext, warehouse: Warehou
     fps = ledger_fingerprints(books, positions, flows, marks)
     first_tick = not context.cursor
     state = json.loads(context.cursor) if context.cursor else {"fingerprints": {}, "waiting": None}
-    first, latest = universe_bounds(wh)
+    first, latest = stored_partition_bounds(wh)
     if latest is None:
         # Nothing computed yet: the first history backfill covers every portfolio.
         state["fingerprints"] = fps

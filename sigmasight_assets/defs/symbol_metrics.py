@@ -13,8 +13,8 @@ from ..calc.metrics import METRICS_WINDOW
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
-from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, md_table, range_metadata, returns_window, run_days,
-                     scope_symbols, table_metadata)
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, checks_by_day, md_table, range_metadata, returns_window,
+                     run_days, scope_symbols, table_metadata)
 from .market_assets import daily_valuations, prices, symbol_returns, symbol_universe
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -49,7 +49,7 @@ def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehous
     res = pipeline.symbol_metrics(wh, window_reader(wh, context.run.run_id), days, scope)
     context.log.info(f"symbol_metrics: {res.written} rows for {len(res.symbols)} symbols")
     last = res.last
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": res.written,
@@ -61,4 +61,4 @@ def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehous
             AssetCheckResult(check_name="one_row_per_symbol_day", passed=not res.duplicated),
             AssetCheckResult(check_name="volatility_non_negative", passed=not res.negative_volatility),
         ],
-    )
+    ))

@@ -31,8 +31,8 @@ from ..calc.factor_model import FACTOR_MODEL_MIN_OBSERVATIONS, FACTOR_MODEL_WIND
 from ..pipelines import symbols as pipeline
 from ..pipelines.windows import window_reader
 from ..warehouse import schema as tables
-from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, md_table, range_metadata, returns_window, run_days,
-                     scope_symbols, table_metadata)
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, checks_by_day, md_table, range_metadata, returns_window,
+                     run_days, scope_symbols, table_metadata)
 from .market_assets import daily_valuations, symbol_returns, symbol_universe
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -46,8 +46,9 @@ def _checks(asset_name: str) -> list[AssetCheckSpec]:
         AssetCheckSpec("beta_within_cap", asset=asset_name, description=f"|beta| ≤ {BETA_CAP:g} after capping."),
         AssetCheckSpec("r_squared_in_unit_interval", asset=asset_name, description="Every r² lies in [0, 1]."),
         AssetCheckSpec("failure_rate", asset=asset_name,
-                       description=f"Share of universe symbol-days without a result (warn above {FAILURE_RATE_WARN:.0%}); "
-                                   "reasons are in `symbol_status`."),
+                       description=f"Share of universe symbol-days without a result (warn above {FAILURE_RATE_WARN:.0%}), "
+                                   "with the reasons and the worst symbols; a window without enough history yet "
+                                   "is expected and reported apart. Per symbol-day reasons: `sigmasight symbol-status`."),
     ]
 
 
@@ -65,28 +66,47 @@ def _asset_kwargs(table, deps: list, description: str) -> dict:
     )
 
 
+def _failure_check(totals: pipeline.RegressionTotals) -> AssetCheckResult:
+    """Failure rate of the range with its reasons and worst symbols; a window that does not hold enough
+    history yet (a new symbol, the first days of a warehouse) is expected and reported, not counted."""
+    rate, short = totals.failure_rate, totals.history_short
+    failed = {k: v for k, v in totals.reasons.items() if pipeline.HISTORY_REASON not in k}
+    text = (f"{rate:.1%} of {totals.n_pairs:,} universe symbol-days failed"
+            + (f" ({', '.join(f'{k}: {v:,}' for k, v in sorted(failed.items()))})" if failed else "")
+            + (f"; {short:,} symbol-day(s) without enough history yet (expected, not counted)" if short else ""))
+    worst = totals.worst_symbols()
+    return AssetCheckResult(
+        check_name="failure_rate", passed=rate <= FAILURE_RATE_WARN, severity=AssetCheckSeverity.WARN,
+        description=text,
+        metadata={"failure_rate_pct": round(100 * rate, 2), "not_enough_history_yet": short,
+                  "failed_reasons": MetadataValue.json(failed),
+                  "worst_symbols": MetadataValue.md("\n".join(f"- `{s}`: {n} day(s)" for s, n in worst) or "_none_"),
+                  "reasons_table": "symbol_status (`sigmasight symbol-status SYMBOL`)"},
+    )
+
+
 def _result(days, totals: pipeline.RegressionTotals, scope, params: dict) -> MaterializeResult:
+    newest_share = totals.newest_with_result / totals.newest_pairs if totals.newest_pairs else 1.0
     return MaterializeResult(
         metadata={
             **range_metadata(days),
             **params,
+            "newest_day_symbols_computed": totals.newest_with_result,
+            "newest_day_universe_share_pct": round(100 * newest_share, 2),
             "rows": totals.written,
             "symbols_computed": len(totals.symbols),
             "symbol_days_computed": totals.with_result,
             "symbol_days_skipped": totals.skipped,
             "skipped_reasons": MetadataValue.json(totals.reasons),
-            "universe_share": float(totals.share),
+            "universe_share_pct": round(100 * totals.share, 2),
             "median_beta": MetadataValue.json({k: round(v, 4) for k, v in totals.medians().items()}),
             "scope": ", ".join(scope) if scope else "all symbols",
-            "beta_distribution": md_table(totals.beta_distribution(), max_rows=20),
+            "beta_distribution": md_table(totals.beta_distribution(), max_rows=20, floatfmt="{:.3f}"),
         },
         check_results=[
             AssetCheckResult(check_name="beta_within_cap", passed=totals.beta_over_cap == 0),
             AssetCheckResult(check_name="r_squared_in_unit_interval", passed=totals.r2_outside == 0),
-            AssetCheckResult(check_name="failure_rate", passed=totals.failure_rate <= FAILURE_RATE_WARN,
-                             severity=AssetCheckSeverity.WARN,
-                             metadata={"failure_rate": float(totals.failure_rate),
-                                       "universe_share": float(totals.share), "skipped": totals.skipped}),
+            _failure_check(totals),
         ],
     )
 
@@ -102,9 +122,9 @@ def _result(days, totals: pipeline.RegressionTotals, scope, params: dict) -> Mat
 def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
     totals = pipeline.symbol_betas(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
-    return _result(days, totals, scope, {
+    return checks_by_day(context, _result(days, totals, scope, {
         "window": BETA_WINDOW, "min_observations": BETA_MIN_OBS, "beta_cap": BETA_CAP,
-        "regressors": "market=SPY, ir=TLT, provider=daily_valuations.provider_beta"})
+        "regressors": "market=SPY, ir=TLT, provider=daily_valuations.provider_beta"}))
 
 
 @asset(**_asset_kwargs(
@@ -119,9 +139,9 @@ def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse:
 def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
     totals = pipeline.ridge_factors(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
-    return _result(days, totals, scope, {
+    return checks_by_day(context, _result(days, totals, scope, {
         "window": RIDGE_WINDOW, "min_observations": RIDGE_MIN_OBS, "ridge_penalty": RIDGE_ALPHA, "beta_cap": BETA_CAP,
-        "regressors": ", ".join(f"{k}={v}" for k, v in STYLE_ETFS.items())})
+        "regressors": ", ".join(f"{k}={v}" for k, v in STYLE_ETFS.items())}))
 
 
 @asset(**_asset_kwargs(
@@ -134,9 +154,9 @@ def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse
 def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
     totals = pipeline.spread_factors(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
-    return _result(days, totals, scope, {
+    return checks_by_day(context, _result(days, totals, scope, {
         "window": SPREAD_WINDOW, "min_observations": SPREAD_MIN_OBS, "beta_cap": BETA_CAP,
-        "spreads": ", ".join(f"{k}={a}-{b}" for k, (a, b) in SPREAD_DEFINITIONS.items())})
+        "spreads": ", ".join(f"{k}={a}-{b}" for k, (a, b) in SPREAD_DEFINITIONS.items())}))
 
 
 FACTOR_MODEL_BASIS = ("market=SPY, rates=TLT, value_excess=VTV−SPY, growth_excess=VUG−SPY, momentum_excess=MTUM−SPY, "
@@ -180,4 +200,4 @@ def factor_model(context: AssetExecutionContext, config: ScopeConfig, warehouse:
         check_name="loadings_finite", passed=totals.beta_not_finite == 0 and totals.negative_specific_variance == 0,
         metadata={"loadings_not_finite": totals.beta_not_finite,
                   "negative_specific_variance": totals.negative_specific_variance}))
-    return MaterializeResult(metadata=result.metadata, check_results=checks)
+    return checks_by_day(context, MaterializeResult(metadata=result.metadata, check_results=checks))

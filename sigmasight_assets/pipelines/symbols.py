@@ -106,6 +106,10 @@ def skip_status(asset_name: str, inputs: SymbolInputs, results: pd.DataFrame, sk
     return out[["date", "symbol", "asset", "status", "reason"]].reset_index(drop=True)
 
 
+# In the reason of a window with too few observations (``calc.regression.insufficient_reason``).
+HISTORY_REASON = "insufficient_history"
+
+
 def reason_counts(status: pd.DataFrame) -> dict[str, int]:
     """Skipped symbol-days per reason kind (the text before the first ``:``)."""
     if status.empty:
@@ -130,6 +134,9 @@ class RegressionTotals:
     r2_outside: int = 0
     betas: dict = field(default_factory=dict)  # factor → list of float32 arrays (for the medians)
     last: pd.DataFrame | None = None  # the latest day's results (its beta distribution)
+    skipped_by_symbol: dict = field(default_factory=dict)  # symbol → skipped days other than short history
+    newest_pairs: int = 0  # universe symbols on the newest day of the range
+    newest_with_result: int = 0  # … of which with an estimated beta
 
     @property
     def share(self) -> float:
@@ -137,8 +144,18 @@ class RegressionTotals:
         return self.with_result / self.n_pairs if self.n_pairs else 1.0
 
     @property
+    def history_short(self) -> int:
+        """Skipped symbol-days whose window held too few observations yet (expected for new symbols)."""
+        return int(sum(v for k, v in self.reasons.items() if HISTORY_REASON in k))
+
+    @property
     def failure_rate(self) -> float:
-        return self.skipped / self.n_pairs if self.n_pairs else 0.0
+        """Share of universe symbol-days skipped for a reason other than a short history."""
+        return (self.skipped - self.history_short) / self.n_pairs if self.n_pairs else 0.0
+
+    def worst_symbols(self, limit: int = 10) -> list[tuple[str, int]]:
+        """The symbols with the most failed (not short-history) days, most first."""
+        return sorted(self.skipped_by_symbol.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
 
     def medians(self) -> dict[str, float]:
         return {f: float(np.median(np.concatenate(v))) for f, v in sorted(self.betas.items()) if sum(len(a) for a in v)}
@@ -171,6 +188,13 @@ def store_regression(wh, asset_name: str, inputs: SymbolInputs, results: pd.Data
     totals.skipped += len(status)
     for k, v in reason_counts(status).items():
         totals.reasons[k] = totals.reasons.get(k, 0) + v
+    failed = status[~status["reason"].astype(str).str.contains(HISTORY_REASON, regex=False)]
+    for sym, n in failed["symbol"].value_counts().items():
+        totals.skipped_by_symbol[sym] = totals.skipped_by_symbol.get(sym, 0) + int(n)
+    newest = inputs.pairs[inputs.pairs["date"] == days[-1]]
+    totals.newest_pairs = len(newest)
+    done = regression_pairs(results)
+    totals.newest_with_result = int((done["date"] == days[-1]).sum())
     totals.symbols.update(results["symbol"].unique())
     totals.beta_not_finite += int((~np.isfinite(results["beta"].to_numpy(dtype=float))).sum())
     beta = results["beta"].dropna()

@@ -485,11 +485,68 @@ COLUMN_DOCS = {
     "window_start": "Replay window's base day: the window is the move from its close to the close of `date`.",
     "window_return": "Compounded total return over the window's sessions after window_start up to date (decimal).",
     "sessions": "Daily returns compounded (sessions in the window after its base day).",
+    # ledger
+    "name": "Portfolio name.", "currency": "Reporting currency (USD).",
+    "source_file": "File the portfolio was loaded from.", "loaded_at": "When the ledger was loaded (UTC).",
+    "position_id": "Position id, unique within the portfolio.",
+    "investment_class": "PUBLIC, OPTIONS or PRIVATE (blank in the file: inferred from the symbol).",
+    "quantity": "Shares or contracts as of the entry date (negative = short); later splits are applied on each day.",
+    "entry_price": "Price paid per share or contract at entry (USD).", "entry_date": "First day the position is held.",
+    "exit_date": "Day the position is closed (not held from that day on); empty while open.",
+    "exit_price": "Price received per share or contract at exit (USD).",
+    "underlying": "Underlying symbol of an option.", "option_type": "C (call) or P (put).",
+    "strike": "Option strike (USD).", "expiration": "Option expiration date.",
+    "manual_value": "Manual value of a private asset (USD); private assets are never priced by a provider.",
+    "deleted": "Soft-deleted: ignored on every day.",
+    "flow_id": "Capital flow id, unique within the portfolio.",
+    "amount": "Capital flow (USD; positive = contribution, negative = withdrawal).",
+    "capital_flows.description": "Free-text note of the flow.",
+    # analytics
+    "asset": "Asset whose computation the row describes.",
+    "symbol_status.status": "ok, failed or skipped.",
+    "symbol_universe.status": "active, history (held within the look-ahead), factor, private or expired_option.",
+    "position_count": "Positions holding the symbol that day.",
+    "portfolio_snapshots.position_count": "Active positions on the day.",
+    "long_count": "Active long positions.", "short_count": "Active short positions.",
+    "stale_count": "Positions priced from an older close (≤ 5 sessions).",
+    "top3_weight": "Share of gross exposure in the 3 largest positions.",
+    "top10_weight": "Share of gross exposure in the 10 largest positions.",
+    "symbols": "JSON list of the matrix's symbols, in its order.", "n_symbols": "Holdings in the matrix.",
+    "n_pairs": "Pairs in the matrix.", "n_pairs_insufficient": "Pairs with too little overlap (null in the matrix).",
+    "psd_repaired": "Negative eigenvalues were clipped to make the matrix positive semi-definite.",
+    "min_eigenvalue": "Smallest eigenvalue before the repair.",
+    "positions_with_beta": "Public positions with a β for the factor that day.",
+    "positions_missing_beta": "Public positions without a β (excluded and counted, never 0); options count here.",
+    "positions_covered": "Positions priced by the scenario (with loadings).",
+    "scenario_name": "Scenario name.", "category": "Scenario category (market, rates, rotation, volatility, historical).",
+    "severity": "Scenario severity (mild, base, moderate, severe, extreme).",
+    "direct_pct_equity": "direct_pnl / equity (decimal).", "correlated_pct_equity": "correlated_pnl / equity (decimal).",
+    "return_1d": "Total return of the day (decimal).", "return_mtd": "Return month to date (decimal).",
+    "return_ytd": "Return year to date (decimal).", "return_1m": "Return over 21 sessions (decimal).",
+    "return_3m": "Return over 63 sessions (decimal).", "return_1y": "Return over 252 sessions (decimal).",
+    # operations
+    "run_id": "Dagster run id.", "kind": "failure or max_runtime.", "job_name": "Dagster job of the run.",
+    "partition_range": "The run's partition or range (D or D1...D2).", "step_keys": "Failed steps, comma-separated.",
+    "error": "The error message.", "trigger": "Schedule or sensor that launched the run, if any.",
+    "runtime_minutes": "Minutes the run had been going.", "occurred_at": "When it happened (UTC).",
+    "recorded_at": "When it was recorded (UTC).",
+    "version": "Warehouse schema version.", "applied_at": "When the version was applied (UTC).",
+    "schema_version.description": "What the version changed.",
 }
+COLUMN_DOCS.update({f"beta_{f}": f"The day's {f} beta (capped ±5), as in the factor tables."
+                    for f in ("market", "ir", "provider", "value", "growth", "momentum", "quality", "size",
+                              "low_volatility", "growth_value", "momentum_spread", "size_spread", "quality_spread")})
+
+
+def column_doc(table_name: str, column_name: str) -> str | None:
+    """The description of a column: ``table.column`` in COLUMN_DOCS, else the column name's."""
+    return COLUMN_DOCS.get(f"{table_name}.{column_name}", COLUMN_DOCS.get(column_name))
+
+
 for _table in metadata.sorted_tables:
     for _col in _table.columns:
-        if _col.comment is None and _col.name in COLUMN_DOCS:
-            _col.comment = COLUMN_DOCS[_col.name]
+        if _col.comment is None:
+            _col.comment = column_doc(_table.name, _col.name)
 
 TABLES = {t.name: t for t in metadata.sorted_tables}
 
