@@ -25,7 +25,7 @@ from .. import config as settings
 from ..pipelines import replays as pipeline
 from ..scenarios import load_scenarios
 from ..warehouse import schema as tables
-from .common import BACKFILL_POLICY, OWNER, range_metadata, returns_window, run_days, table_metadata
+from .common import BACKFILL_POLICY, OWNER, checks_by_day, range_metadata, returns_window, run_days, table_metadata
 from .market_assets import symbol_returns
 from .partitions import trading_days
 from .resources import WarehouseResource
@@ -74,7 +74,7 @@ def replay_window_returns(context: AssetExecutionContext, warehouse: WarehouseRe
     res = pipeline.window_returns(wh, days, scenarios)
     context.log.info(f"replay_window_returns: {len(res.windows)} window(s) ending in the range, {res.written} rows; "
                      f"incomplete {res.incomplete or 'none'}")
-    return MaterializeResult(
+    return checks_by_day(context, MaterializeResult(
         metadata={
             **range_metadata(days),
             "rows": res.written,
@@ -83,6 +83,9 @@ def replay_window_returns(context: AssetExecutionContext, warehouse: WarehouseRe
         },
         check_results=[AssetCheckResult(check_name="factor_etfs_complete", passed=not res.incomplete,
                                         severity=AssetCheckSeverity.WARN,
+                                        description=("every window ending in the range is replayable" if not
+                                                     res.incomplete else "; ".join(f"{k}: {v}" for k, v in
+                                                                                   res.incomplete.items())),
                                         metadata={"not_replayable": MetadataValue.json(res.incomplete)})],
-    )
+    ))
 
