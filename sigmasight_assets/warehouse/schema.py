@@ -340,8 +340,10 @@ stress_results = _asset_table(
     Column("positions_covered", Integer, nullable=False),
     Column("positions_missing_beta", Integer, nullable=False),
     Column("top_contributors", Text),  # JSON list of [position_id, symbol, pnl]
-    Column("coverage", Float),  # share of in-scope gross value priced (loadings, or a replay's own history/proxy)
-    Column("replayed_share", Float),  # replays only: share of in-scope gross value replayed from its own history
+    Column("coverage", Float, comment="Share of the in-scope gross value priced by the scenario (joint loadings, or "
+                                      "for a replay its own window or the factor proxy); NULL when not replayable."),
+    Column("replayed_share", Float, comment="Replays only: share of the in-scope gross value replayed from its own "
+                                            "compounded window return (the rest of the covered value is proxied)."),
     extra_key="scenario_id",
     key_index=False,
 )
