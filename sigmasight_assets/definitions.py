@@ -9,6 +9,7 @@ from .defs.jobs import JOBS, run_executor
 from .defs.market_assets import daily_valuations, portfolios, prices, symbol_universe
 from .defs.portfolio_assets import portfolio_analytics
 from .defs.resources import MarketDataResource, WarehouseResource
+from .defs.risk_assets import risk_analytics
 from .defs.symbol_metrics import symbol_metrics
 from .defs.symbol_regressions import factor_model, ridge_factors, spread_factors, symbol_betas
 
@@ -37,6 +38,7 @@ defs = Definitions(
                 factor_covariance,
                 symbol_metrics,
                 portfolio_analytics,
+                risk_analytics,
             )
         ),
     ],

@@ -38,7 +38,7 @@ NIGHTLY_HOUR = 21
 NIGHTLY_ASSETS = [AssetKey(k) for k in (
     "symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
     "factor_model", "factor_covariance", "symbol_metrics", "portfolio_snapshots", "correlations", "aggregated_exposures",
-    "stress_results")]
+    "stress_results", "portfolio_risk", "risk_contributions", "var_backtest")]
 
 # Coarse, calendar-free expectation for the UI: a nightly asset is materialised at least every
 # ~3 days (a plain weekend, Fri 21:00 → Mon 21:00, is 72 h) and must not go 4 days (the longest

@@ -1,0 +1,234 @@
+"""The ex-ante risk assets through Dagster (issue 18): ``portfolio_risk``, ``risk_contributions``,
+``var_backtest``.
+
+A small ledger on the synthetic market: ``P-MIX`` (four stocks long and short, an option, a private
+fund), ``P-ONE`` (one stock), ``P-PRIV`` (private only). Market data for the 260 sessions before the
+range, then ONE run of the whole graph over a 3-session range. The numbers are recomputed here from
+the stored tables with plain numpy: the volatility as sqrt(wᵀ(L Σ_f Lᵀ + diag D)w) with a dense N×N
+matrix, the hypothetical P&L from the stored closes, the backtest's VaR from the previous day's row.
+
+The backtest's traffic-light check runs on stored ``portfolio_risk`` rows written here (a year of
+normal P&L against a correct and an under-scaled σ), selecting ``var_backtest`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import AssetCheckSeverity, DagsterInstance
+from scipy import stats
+
+from sigmasight_assets import calendar
+from sigmasight_assets.warehouse import Replacement
+
+from .helpers_graph import (MARKET_ASSETS, PORTFOLIO_ASSETS, assert_tables_equal, check_outcomes, iso, load_ledger,
+                            metadata, module_env, new_warehouse, run_range, table)
+
+RISK_ASSETS = ["portfolio_risk", "risk_contributions", "var_backtest"]
+RANGE = calendar.sessions("2026-03-16", "2026-03-18")
+HISTORY = calendar.sessions_back(calendar.previous_session(RANGE[0]), 260)
+OPTION = "AAPL260618C00090000"
+ETFS = ["SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV"]
+FACTORS = ["market", "rates", "value_excess", "growth_excess", "momentum_excess", "quality_excess", "size_excess",
+           "low_volatility_excess"]
+HOLDINGS = {"P-MIX": {"AAPL": 300, "MSFT": -120, "JPM": 250, "XOM": 400}, "P-ONE": {"NVDA": 150}}
+
+
+def ledger_rows():
+    pos = []
+    for pid, held in HOLDINGS.items():
+        for sym, qty in held.items():
+            pos.append(dict(portfolio_id=pid, symbol=sym, quantity=qty, entry_price=100, entry_date="2025-01-06"))
+    pos += [
+        dict(portfolio_id="P-MIX", symbol=OPTION, quantity=2, entry_price=5.0, entry_date="2025-01-06",
+             investment_class="OPTIONS"),
+        dict(portfolio_id="P-MIX", symbol="FUND_A", quantity=1, entry_price=100_000, entry_date="2025-01-06",
+             investment_class="PRIVATE", manual_value=110_000),
+        dict(portfolio_id="P-PRIV", symbol="FUND_B", quantity=1, entry_price=50_000, entry_date="2025-01-06",
+             investment_class="PRIVATE", manual_value=50_000),
+    ]
+    for i, p in enumerate(pos):
+        p.setdefault("investment_class", "PUBLIC")
+        p.update(position_id=f"{p['portfolio_id']}-{i}", portfolio_name=p["portfolio_id"])
+    flows = [dict(portfolio_id=p, date="2025-01-06", amount=200_000) for p in ("P-MIX", "P-ONE", "P-PRIV")]
+    return pos, flows
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    base = tmp_path_factory.mktemp("risk_graph")
+    with module_env(base):
+        url, wh = new_warehouse(base, "risk")
+        load_ledger(wh, base / "ledger", *ledger_rows())
+        assert run_range(url, HISTORY[0], HISTORY[-1], MARKET_ASSETS).success
+        with DagsterInstance.ephemeral() as instance:
+            single = run_range(url, RANGE[0], RANGE[-1], instance=instance)
+        yield {"base": base, "url": url, "wh": wh, "single": single}
+
+
+def basis() -> np.ndarray:
+    """f = A r_ETF: market = SPY, rates = TLT, each style = its ETF − SPY (written out here)."""
+    a = np.eye(8)
+    a[2:, 0] = -1.0
+    return a
+
+
+def dense_inputs(wh, day, pid):
+    """Covered dollar positions w, loadings L (N×8), specific variances D and Σ_f of ``pid`` on ``day``."""
+    held = HOLDINGS[pid]
+    px = wh.read("prices", day, day, keys=list(held), columns=["symbol", "close"]).set_index("symbol")["close"]
+    w = np.array([held[s] * px[s] for s in held])
+    fm = wh.read("factor_model", day, day, keys=list(held))
+    lw = fm.pivot(index="symbol", columns="factor", values="beta").loc[list(held), FACTORS].to_numpy()
+    d = fm.groupby("symbol")["specific_variance"].first().loc[list(held)].to_numpy()
+    cov = wh.read("factor_covariance", day, day).pivot(index="factor_1", columns="factor_2", values="covariance")
+    sig_etf = cov.loc[ETFS, ETFS].to_numpy()
+    a = basis()
+    return w, lw, d, a @ sig_etf @ a.T
+
+
+def test_one_run_materialises_the_three_tables_with_their_grain(graph):
+    assert graph["single"].success
+    wh = graph["wh"]
+    risk = table(wh, "portfolio_risk")
+    assert len(risk) == 3 * len(RANGE) and set(risk["portfolio_id"]) == {"P-MIX", "P-ONE", "P-PRIV"}
+    contrib = table(wh, "risk_contributions")
+    per_day = contrib.groupby(["date", "portfolio_id"]).size()
+    assert set(per_day.index.get_level_values(1)) == {"P-MIX", "P-ONE"}  # P-PRIV has no measured risk
+    assert (per_day == 10).all()  # 8 factors, specific, one JSON row of the top positions
+    assert len(table(wh, "var_backtest")) == 3 * len(RANGE)
+    meta = metadata(graph["single"], "portfolio_risk", node="risk_analytics")
+    assert meta["rows"] == 3 * len(RANGE) and meta["median_volatility_annual_pct_equity"] > 0
+    outcomes = check_outcomes(graph["single"])
+    assert outcomes[("risk_contributions", "euler_sums_to_volatility")]
+    assert outcomes[("var_backtest", "traffic_light")]  # fewer than 250 observations: no light yet
+
+
+@pytest.mark.parametrize("pid", ["P-MIX", "P-ONE"])
+def test_volatility_equals_the_dense_quadratic_form(graph, pid):
+    wh = graph["wh"]
+    for day in RANGE:
+        w, lw, d, sig_f = dense_inputs(wh, day, pid)
+        cov = lw @ sig_f @ lw.T + np.diag(d)  # N × N
+        vol = np.sqrt(w @ cov @ w)
+        fvol = np.sqrt(w @ lw @ sig_f @ lw.T @ w)
+        row = wh.read("portfolio_risk", day, day, keys=[pid]).iloc[0]
+        assert row["volatility_daily"] == pytest.approx(vol, rel=1e-10)
+        assert row["factor_volatility_daily"] == pytest.approx(fvol, rel=1e-10)
+        assert row["specific_volatility_daily"] == pytest.approx(np.sqrt(w * w @ d), rel=1e-10)
+        assert row["volatility_annual"] == pytest.approx(vol * np.sqrt(252), rel=1e-12)
+        assert row["volatility_daily_pct_equity"] == pytest.approx(vol / row["equity"], rel=1e-12)
+        x = lw.T @ w
+        assert row["beta_spy"] == pytest.approx((sig_f @ x)[0] / sig_f[0, 0] / row["equity"], rel=1e-10)
+        z = stats.norm.ppf(0.99)
+        assert row["var_99_parametric"] == pytest.approx(z * vol, rel=1e-12)
+        assert row["es_99_parametric"] == pytest.approx(vol * stats.norm.pdf(z) / 0.01, rel=1e-12)
+        # Euler: factor + specific sum to σ; the listed positions are the largest |w_i (Σ w)_i / σ|
+        c = wh.read("risk_contributions", day, day, keys=[pid])
+        fs = c[c["component_type"] != "position"]
+        assert fs["contribution"].sum() == pytest.approx(vol, rel=1e-10)
+        assert fs["share"].sum() == pytest.approx(1.0, abs=1e-10)
+        pos = json.loads(c.loc[c["component_type"] == "position", "positions"].iloc[0])
+        expect = w * (cov @ w) / vol
+        got = {p["symbol"]: p["contribution"] for p in pos}
+        assert got == pytest.approx(dict(zip(HOLDINGS[pid], np.round(expect, 2))), abs=0.011)
+        assert [p["symbol"] for p in pos] == [s for _, s in sorted(zip(-np.abs(expect), HOLDINGS[pid]))]
+
+
+def test_exclusions_are_counted_and_never_zero_risk(graph):
+    risk = table(graph["wh"], "portfolio_risk").set_index(["portfolio_id", "date"])
+    mix = risk.loc["P-MIX"]
+    assert (mix["positions_covered"] == 4).all() and (mix["positions_options"] == 1).all()
+    assert (mix["positions_private"] == 1).all()
+    assert ((mix["coverage"] > 0.5) & (mix["coverage"] < 1.0)).all()  # the option's value is not covered
+    priv = risk.loc["P-PRIV"]
+    assert (priv["positions_private"] == 1).all() and (priv["positions_covered"] == 0).all()
+    assert priv["volatility_daily"].isna().all() and priv["var_99_historical"].isna().all()  # NaN, not 0
+    one = risk.loc["P-ONE"]
+    assert (one["hist_observations"] >= 200).all() and one["var_99_historical"].gt(0).all()
+    assert (one["es_99_historical"] >= one["var_99_historical"]).all()
+
+
+def test_hypothetical_pnl_and_the_backtest_row_use_the_previous_day(graph):
+    wh = graph["wh"]
+    sym, qty = "NVDA", HOLDINGS["P-ONE"]["NVDA"]
+    for day in RANGE:
+        prev = calendar.previous_session(day)
+        px = wh.read("prices", prev, day, keys=[sym]).set_index("date")
+        r = px["adj_close"].iloc[1] / px["adj_close"].iloc[0] - 1.0
+        row = wh.read("portfolio_risk", day, day, keys=["P-ONE"]).iloc[0]
+        if day == RANGE[0]:
+            # the previous session has no factor model in this warehouse: its holdings were not
+            # covered, so there is no P&L to compare (NaN, not 0)
+            assert np.isnan(row["hypothetical_pnl"])
+        else:
+            assert row["hypothetical_pnl"] == pytest.approx(qty * px["close"].iloc[0] * r, rel=1e-10)
+        bt = wh.read("var_backtest", day, day, keys=["P-ONE"]).iloc[0]
+        if day == RANGE[0]:
+            assert np.isnan(bt["var_99_previous"]) and pd.isna(bt["exception"])  # not an observation
+        else:
+            before = wh.read("portfolio_risk", prev, prev, keys=["P-ONE"]).iloc[0]
+            assert bt["var_99_previous"] == before["var_99_parametric"]
+            assert bool(bt["exception"]) == (row["hypothetical_pnl"] < -before["var_99_parametric"])
+        assert bt["traffic_light"] is None
+
+
+def test_rerun_is_idempotent_and_a_scoped_run_touches_only_its_books(graph, tmp_path):
+    wh, url = graph["wh"], graph["url"]
+    before = {t: table(wh, t) for t in RISK_ASSETS}
+    assert run_range(url, RANGE[0], RANGE[-1], RISK_ASSETS).success
+    for t in RISK_ASSETS:
+        pd.testing.assert_frame_equal(before[t], table(wh, t), obj=t)
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE portfolio_risk SET volatility_daily = -1 WHERE portfolio_id = 'P-MIX'")
+    scoped = {"ops": {"risk_analytics": {"config": {"portfolio_ids": ["P-ONE"]}}}}
+    assert run_range(url, RANGE[0], RANGE[-1], RISK_ASSETS, run_config=scoped).success
+    after = table(wh, "portfolio_risk")
+    assert (after.loc[after["portfolio_id"] == "P-MIX", "volatility_daily"] == -1).all()  # untouched
+    pd.testing.assert_frame_equal(after[after["portfolio_id"] == "P-ONE"].reset_index(drop=True),
+                                  before["portfolio_risk"][before["portfolio_risk"]["portfolio_id"] == "P-ONE"]
+                                  .reset_index(drop=True))
+    assert run_range(url, RANGE[0], RANGE[-1], RISK_ASSETS).success  # restore for the other tests
+    assert_tables_equal(wh, wh, RISK_ASSETS)
+
+
+# -- the traffic-light check on a year of stored (VaR, P&L) pairs -----------------------------------------
+def test_backtest_check_fails_on_red_and_names_the_worst_portfolios(tmp_path):
+    with module_env(tmp_path):
+        url, wh = new_warehouse(tmp_path, "bt")
+        pos = [dict(portfolio_id=p, portfolio_name=p, position_id=f"{p}-1", symbol="AAPL", quantity=1, entry_price=1,
+                    entry_date="2025-01-06", investment_class="PUBLIC") for p in ("P-OK", "P-UNDER")]
+        load_ledger(wh, tmp_path / "ledger", pos)
+        days = calendar.sessions_back("2026-03-18", 262)
+        rng = np.random.default_rng(3)
+        sigma = 10_000.0
+        z = stats.norm.ppf(0.99)
+        frames = []
+        for pid, scale in (("P-OK", 1.0), ("P-UNDER", 0.5)):
+            f = pd.DataFrame({"date": days, "portfolio_id": pid, "var_99_parametric": scale * z * sigma,
+                              "hypothetical_pnl": rng.normal(0, sigma, len(days))})
+            frames.append(f)
+        rows = pd.concat(frames, ignore_index=True)
+        for c in ("positions_covered", "positions_options", "positions_private", "positions_unpriced",
+                  "positions_no_loadings", "hist_observations", "hist_proxied_returns", "positions_missing_return"):
+            rows[c] = 0
+        wh.replace_many([Replacement("portfolio_risk", rows, days[0], days[-1])])
+        last = days[-3:]
+        res = run_range(url, last[0], last[-1], ["var_backtest"], raise_on_error=False)
+        assert res.success
+        ev = {e.check_name: e for e in res.get_asset_check_evaluations()}["traffic_light"]
+        assert not ev.passed and ev.severity == AssetCheckSeverity.ERROR
+        assert ev.metadata["red_portfolios"].value == "P-UNDER"
+        bt = table(wh, "var_backtest")
+        final = bt[bt["date"] == last[-1]].set_index("portfolio_id")
+        assert final.loc["P-UNDER", "traffic_light"] == "red" and final.loc["P-OK", "traffic_light"] == "green"
+        assert (final["observations"] == 250).all()
+        # the count is the trailing 250 sessions' exceptions of the stored pairs
+        ok = rows[rows["portfolio_id"] == "P-OK"].set_index("date")
+        exc = (ok["hypothetical_pnl"].to_numpy()[1:] < -ok["var_99_parametric"].to_numpy()[:-1])
+        assert final.loc["P-OK", "exceptions"] == exc[-250:].sum()
+        meta = metadata(res, "var_backtest", node="risk_analytics")
+        assert meta["share_red"] == 0.5 and "P-UNDER" in meta["worst_portfolios"]
