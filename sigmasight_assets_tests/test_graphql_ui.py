@@ -45,7 +45,8 @@ GROUPS = {
     "market_data": {"symbol_universe", "prices", "daily_valuations"},
     "symbol_analytics": {"symbol_betas", "ridge_factors", "spread_factors", "factor_model", "factor_covariance",
                          "symbol_metrics"},
-    "portfolio_analytics": {"portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"},
+    "portfolio_analytics": {"portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results",
+                            "portfolio_risk", "risk_contributions", "var_backtest"},
 }
 # Upstream keys of each asset as the UI shows them. DESIGN.md §3's table, plus the edges the code
 # declares on purpose: symbol-level assets also read their day's symbol_universe (which symbols to
@@ -68,6 +69,9 @@ LINEAGE = {
     "aggregated_exposures": {"symbol_betas", "ridge_factors", "spread_factors", "portfolio_snapshots"},
     "stress_results": {"factor_covariance", "portfolio_snapshots", "aggregated_exposures", "symbol_betas",
                        "ridge_factors"},
+    "portfolio_risk": {"factor_model", "factor_covariance", "portfolio_snapshots", "prices"},
+    "risk_contributions": {"factor_model", "factor_covariance", "portfolio_snapshots", "prices"},
+    "var_backtest": {"portfolio_risk"},
 }
 DESIGN_EDGES = {  # DESIGN.md §3, "depends on" column: must always be present
     "symbol_universe": {"portfolios"}, "prices": {"symbol_universe"}, "daily_valuations": {"prices"},
@@ -76,10 +80,14 @@ DESIGN_EDGES = {  # DESIGN.md §3, "depends on" column: must always be present
     "correlations": {"portfolios", "prices", "portfolio_snapshots"},
     "aggregated_exposures": {"symbol_betas", "ridge_factors", "spread_factors", "portfolio_snapshots"},
     "stress_results": {"factor_covariance", "portfolio_snapshots", "aggregated_exposures"},
+    "portfolio_risk": {"factor_model", "factor_covariance", "portfolio_snapshots"},
+    "risk_contributions": {"factor_model", "factor_covariance", "portfolio_snapshots"},
+    "var_backtest": {"portfolio_risk"},
 }
 # Lookback windows declared as TimeWindowPartitionMapping(start_offset=-N) on the prices edge.
 PRICE_WINDOWS = {"daily_valuations": -251, "symbol_betas": -90, "ridge_factors": -90, "spread_factors": -180, "factor_model": -90,
-                 "factor_covariance": -252, "symbol_metrics": -252, "portfolio_snapshots": -90, "correlations": -90}
+                 "factor_covariance": -252, "symbol_metrics": -252, "portfolio_snapshots": -90, "correlations": -90,
+                 "portfolio_risk": -251, "risk_contributions": -251}
 
 ASSET_GRAPH_QUERY = """
 { assetNodes {

@@ -35,7 +35,7 @@ BIN = Path(sys.executable).parent  # the virtualenv's bin: dagster-webserver, da
 PARTITIONED_ASSETS = (
     "symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
     "factor_model", "factor_covariance", "symbol_metrics", "portfolio_snapshots", "correlations", "aggregated_exposures",
-    "stress_results",
+    "stress_results", "portfolio_risk", "risk_contributions", "var_backtest",
 )
 SOURCE_ASSETS = ("portfolios",)
 

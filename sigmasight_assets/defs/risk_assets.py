@@ -32,7 +32,7 @@ from .common import (BACKFILL_POLICY, OWNER, PortfolioScopeConfig, lookback, md_
 from .partitions import trading_days
 from .resources import WarehouseResource
 
-GROUP = "portfolio_risk"
+GROUP = "portfolio_analytics"  # beside the portfolio assets it builds on, in the UI
 OP_NAME = "risk_analytics"
 COVERAGE_WARN = 0.80
 BATCH_PORTFOLIO_DAYS = settings.batch_portfolio_days(DEFAULT_BATCH)
