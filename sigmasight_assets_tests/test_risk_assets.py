@@ -232,3 +232,52 @@ def test_backtest_check_fails_on_red_and_names_the_worst_portfolios(tmp_path):
         assert final.loc["P-OK", "exceptions"] == exc[-250:].sum()
         meta = metadata(res, "var_backtest", node="risk_analytics")
         assert meta["share_red"] == 0.5 and "P-UNDER" in meta["worst_portfolios"]
+
+
+# -- a year of backtest on the synthetic market --------------------------------------------------------
+def test_a_year_on_the_synthetic_market_correct_model_green_under_scaled_sigma_red():
+    """The synthetic market is a linear factor model with normal shocks (market_data/synthetic.py): the
+    joint factor model fitted on it (90 sessions), the EWMA factor covariance and the ex-ante σ give a
+    99 % VaR whose exceptions over 250 sessions stay near 1 %; half the σ turns every book red."""
+    from sigmasight_assets.calc.covariance import ewma_factor_covariance
+    from sigmasight_assets.calc.factor_model import factor_returns, rolling_factor_model
+    from sigmasight_assets.calc.risk import covered_book, ex_ante_risk
+    from sigmasight_assets.calc.var import hypothetical_pnl, var_backtest
+    from sigmasight_assets.market_data.synthetic import SyntheticProvider
+
+    stocks = [f"STK{i:03d}" for i in range(40)]
+    sess = calendar.sessions_back("2026-03-18", 90 + 252)
+    ret = SyntheticProvider(7).model_returns(stocks + ETFS, sess[0].date(), sess[-1].date())
+    days = sess[-252:]
+    fm, _ = rolling_factor_model(ret[stocks], factor_returns(ret[ETFS]), days)
+    cov = ewma_factor_covariance(ret[ETFS], days)
+    rng = np.random.default_rng(11)
+    parts = []
+    for p in range(60):  # 60 books of 8 stocks, long and short, held at constant dollar amounts
+        held, mv = rng.choice(stocks, 8, replace=False), rng.uniform(-50_000, 150_000, 8)
+        parts.append(pd.DataFrame({
+            "date": np.repeat(days, 8), "portfolio_id": f"P{p:02d}", "position_id": np.tile([f"P{p}-{j}" for j in range(8)],
+                                                                                            len(days)),
+            "symbol": np.tile(held, len(days)), "investment_class": "PUBLIC", "market_value": np.tile(mv, len(days)),
+            "is_priced": True}))
+    pv = pd.concat(parts, ignore_index=True)
+    snaps = (pv.assign(g=pv["market_value"].abs()).groupby(["date", "portfolio_id"], as_index=False)["g"].sum()
+             .rename(columns={"g": "equity"}))
+    risk, _ = ex_ante_risk(covered_book(pv, fm, snaps), cov)
+    hyp = hypothetical_pnl(covered_book(pv, fm, snaps[snaps["date"] < days[-1]]), ret)
+    nxt = pd.Series(days[1:], index=days[:-1])
+    z = stats.norm.ppf(0.99)
+    out = {}
+    for scale in (1.0, 0.5):
+        var = risk[["date", "portfolio_id"]].assign(var_99_previous=scale * z * risk["volatility_daily"])
+        var["date"] = var["date"].map(nxt)
+        obs = var.dropna(subset=["date"]).merge(hyp[["date", "portfolio_id", "hypothetical_pnl"]],
+                                                on=["date", "portfolio_id"])
+        out[scale] = var_backtest(obs, days[1:], days[-1:])
+    good, bad = out[1.0], out[0.5]
+    assert (good["observations"] == 250).all()
+    rate = good["exceptions"].sum() / good["observations"].sum()
+    assert 0.005 < rate < 0.015, rate
+    lights = good["traffic_light"].value_counts()
+    assert lights.get("green", 0) >= 0.85 * len(good) and lights.get("red", 0) == 0
+    assert (bad["traffic_light"] == "red").all()
