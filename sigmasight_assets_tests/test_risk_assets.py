@@ -195,6 +195,22 @@ def test_rerun_is_idempotent_and_a_scoped_run_touches_only_its_books(graph, tmp_
     assert_tables_equal(wh, wh, RISK_ASSETS)
 
 
+def test_show_prints_the_risk_block(graph):
+    from click.testing import CliRunner
+
+    from sigmasight_assets.cli.results import show
+
+    res = CliRunner().invoke(show, ["P-MIX", "--database-url", graph["url"]])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    print(out)
+    row = graph["wh"].read("portfolio_risk", RANGE[-1], RANGE[-1], keys=["P-MIX"]).iloc[0]
+    assert "ex-ante risk (1-day, USD; covered 4 positions" in out and "1 options, 1 private" in out
+    assert f"{row['volatility_daily']:,.0f}" in out and f"{row['var_99_parametric']:,.0f}" in out
+    assert "VaR backtest (99 %, trailing 250 days): none yet" in out
+    assert "risk contributions (Euler" in out and "top position" in out and "specific" in out
+
+
 # -- the traffic-light check on a year of stored (VaR, P&L) pairs -----------------------------------------
 def test_backtest_check_fails_on_red_and_names_the_worst_portfolios(tmp_path):
     with module_env(tmp_path):
