@@ -70,7 +70,7 @@ def test_runner_at_tiny_size_reports_every_workload_and_fills_the_warehouse(tmp_
         assert count("SELECT count(DISTINCT date) FROM prices") == 31 + 3 + 1
         assert count("SELECT count(DISTINCT symbol) FROM prices") >= 20 + 8
         for table in ("symbol_betas", "ridge_factors", "symbol_metrics", "portfolio_snapshots", "correlations",
-                      "aggregated_exposures", "stress_results"):
+                      "aggregated_exposures", "stress_results", "portfolio_risk", "var_backtest"):
             assert count(f"SELECT count(DISTINCT date) FROM {table}") == 3 + 1, table
         assert count("SELECT count(*) FROM portfolio_snapshots") == 10 * 3 + 30  # the range, then the large book
 
