@@ -24,7 +24,7 @@ from scipy import stats
 from sigmasight_assets import calendar
 from sigmasight_assets.warehouse import Replacement
 
-from .helpers_graph import (MARKET_ASSETS, PORTFOLIO_ASSETS, assert_tables_equal, check_outcomes, iso, load_ledger,
+from .helpers_graph import (MARKET_ASSETS, assert_tables_equal, check_outcomes, iso, load_ledger,
                             metadata, module_env, new_warehouse, run_range, table)
 
 RISK_ASSETS = ["portfolio_risk", "risk_contributions", "var_backtest"]
@@ -193,6 +193,20 @@ def test_rerun_is_idempotent_and_a_scoped_run_touches_only_its_books(graph, tmp_
                                   .reset_index(drop=True))
     assert run_range(url, RANGE[0], RANGE[-1], RISK_ASSETS).success  # restore for the other tests
     assert_tables_equal(wh, wh, RISK_ASSETS)
+
+
+def test_night_by_night_equals_the_range_run(graph):
+    """The risk layer recomputed one partition per run, in date order, on a copy whose risk tables were
+    emptied: the backtest of a later night reads the earlier nights' stored portfolio_risk rows instead
+    of the range run's in-memory ones, with the same result."""
+    from .helpers_graph import copy_warehouse, run_each_day
+
+    url, wh = copy_warehouse(graph["wh"], graph["base"], "risk_nightly")
+    with wh.engine.begin() as conn:
+        for t in RISK_ASSETS:
+            conn.exec_driver_sql(f"DELETE FROM {t}")
+    run_each_day(url, RANGE, RISK_ASSETS)
+    assert_tables_equal(graph["wh"], wh, RISK_ASSETS)
 
 
 def test_show_prints_the_risk_block(graph):
