@@ -267,6 +267,6 @@ def test_demo_progress_bar_follows_the_run(warehouse):
     res = invoke(["demo", "--days", "2", "--end", END, "--progress"])
     assert res.exit_code == 0, res.output
     bar = res.stderr.replace("\r", "\n")
-    assert re.search(r"demo run: 100%\|.*\| 12/12 ", bar), bar[-2000:]
+    assert re.search(r"demo run: 100%\|.*\| 16/16 ", bar), bar[-2000:]
     assert "run " in res.stdout and "succeeded" in res.stdout
     assert warehouse.count("stress_results", "2026-11-19", END) > 0
