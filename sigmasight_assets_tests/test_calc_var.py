@@ -357,3 +357,14 @@ def test_var_backtest_frame():
         var_backtest(obs, sessions, [pd.Timestamp("2030-01-01")])
     gap = var_backtest(obs, sessions, [sessions[100]])
     assert pd.isna(gap.set_index("portfolio_id").loc["B", "exception"])
+
+
+def test_backtest_statistics_of_selected_columns_equal_the_full_computation():
+    rng = np.random.default_rng(8)
+    e = (rng.random((5, 300)) < 0.03).astype(float)
+    e[rng.random((5, 300)) < 0.05] = np.nan
+    full = backtest_statistics(e, 250)
+    cols = np.array([0, 1, 120, 249, 250, 299])
+    part = backtest_statistics(e, 250, columns=cols)
+    for k, v in full.items():
+        np.testing.assert_array_equal(part[k], v[:, cols], err_msg=k)
