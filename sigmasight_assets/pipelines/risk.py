@@ -124,14 +124,21 @@ def compact_contributions(contributions: pd.DataFrame) -> pd.DataFrame:
     pos = contributions.loc[is_pos]
     if pos.empty:
         return rows.reset_index(drop=True)[CONTRIBUTION_TABLE_COLUMNS]
-    # ex_ante_risk orders one portfolio-day's positions by rank; keep that order within each group
-    pos = pos.assign(_order=np.arange(len(pos)))
+    # ex_ante_risk keeps one portfolio-day's positions together, ranked: JSON text per row, then one
+    # join per portfolio-day (no per-group DataFrame)
+    pos = pos.reset_index(drop=True)
+    dumps = json.dumps
+    items = ('{"position_id":' + pos["component"].map(dumps) + ',"symbol":' + pos["symbol"].map(dumps)
+             + ',"contribution":' + pos["contribution"].round(2).map(repr) + ',"share":'
+             + pos["share"].round(6).map(repr) + "}").to_numpy(dtype=object)
     grouped = pos.groupby(["date", "portfolio_id"], sort=False)
+    g = grouped.ngroup().to_numpy()  # numbered in order of appearance, as ``sums`` below
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    if len(starts) != g.max() + 1:
+        raise ValueError("risk contributions: a portfolio-day's position rows are not contiguous")
+    bounds = np.r_[starts, len(pos)]
     sums = grouped[["contribution", "share"]].sum()
-    lists = grouped.apply(lambda g: json.dumps([
-        {"position_id": p, "symbol": s, "contribution": round(float(c), 2), "share": round(float(h), 6)}
-        for p, s, c, h in zip(g["component"], g["symbol"], g["contribution"], g["share"])
-    ], separators=(",", ":")), include_groups=False)
+    lists = pd.Series(["[" + ",".join(items[a:b]) + "]" for a, b in zip(bounds[:-1], bounds[1:])], index=sums.index)
     top = sums.assign(positions=lists).reset_index()
     top["component_type"] = "position"
     top["component"] = TOP_COMPONENT

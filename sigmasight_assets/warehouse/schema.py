@@ -310,6 +310,11 @@ portfolio_risk = _asset_table(
     Column("positions_missing_return", Integer, nullable=False),
 )
 
+# The VaR backtest reads 250 days of these two columns for every portfolio each run: a covering index
+# serves that read without scanning the wide rows (~8× fewer bytes).
+Index("ix_portfolio_risk_backtest", portfolio_risk.c.date, portfolio_risk.c.portfolio_id,
+      portfolio_risk.c.var_99_parametric, portfolio_risk.c.hypothetical_pnl)
+
 # Long: 8 factor rows, 1 specific row and 1 row of the largest positions (JSON) per portfolio-day.
 risk_contributions = _asset_table(
     "risk_contributions",
