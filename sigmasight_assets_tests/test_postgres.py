@@ -316,7 +316,7 @@ def test_risk_tables_round_trip_and_backtest_on_postgres(pg_url, tmp_path):
         "date": pd.Timestamp(days[-1]), "portfolio_id": "P-OK",
         "component_type": ["factor", "specific", "position"], "component": ["market", "specific", "top_positions"],
         "contribution": [60.0, 40.0, 100.0], "share": [0.6, 0.4, 1.0],
-        "positions": [None, None, '[{"position_id":"P-OK-1","symbol":"AAPL","contribution":100.0,"share":1.0}]'],
+        "positions": [None, None, '[["P-OK-1","AAPL",100.0,1.0]]'],
     })
     out = {}
     for name, url in (("pg", pg_url), ("sqlite", f"sqlite:///{tmp_path / 'ref.sqlite'}")):

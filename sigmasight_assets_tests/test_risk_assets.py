@@ -133,9 +133,10 @@ def test_volatility_equals_the_dense_quadratic_form(graph, pid):
         assert fs["share"].sum() == pytest.approx(1.0, abs=1e-10)
         pos = json.loads(c.loc[c["component_type"] == "position", "positions"].iloc[0])
         expect = w * (cov @ w) / vol
-        got = {p["symbol"]: p["contribution"] for p in pos}
+        got = {symbol: c for _, symbol, c, _ in pos}  # [position_id, symbol, contribution, share]
         assert got == pytest.approx(dict(zip(HOLDINGS[pid], np.round(expect, 2))), abs=0.011)
-        assert [p["symbol"] for p in pos] == [s for _, s in sorted(zip(-np.abs(expect), HOLDINGS[pid]))]
+        assert [symbol for _, symbol, _, _ in pos] == [s for _, s in sorted(zip(-np.abs(expect), HOLDINGS[pid]))]
+        assert all(abs(share * vol - c) <= 0.0051 + 1e-6 * vol for _, _, c, share in pos)  # cents, 1e-6
 
 
 def test_exclusions_are_counted_and_never_zero_risk(graph):

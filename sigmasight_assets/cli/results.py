@@ -288,8 +288,8 @@ def _show_risk(wh, portfolio_id: str, d: pd.Timestamp, top: int) -> None:
                             ["factor / specific", "contribution", "share"], "lrr"))
     if items:
         shown = items if top <= 0 else items[:top]
-        click.echo(render_table([[i["symbol"], i["position_id"], money(i["contribution"]), pct(i["share"], 1)]
-                                 for i in shown], ["top position", "position id", "contribution", "share"], "llrr"))
+        click.echo(render_table([[symbol, position_id, money(c), pct(share, 1)] for position_id, symbol, c, share in shown],
+                                ["top position", "position id", "contribution", "share"], "llrr"))
 
 
 def _top_contributor(raw) -> str:

@@ -462,8 +462,8 @@ COLUMN_DOCS = {
     "component": "Factor name, 'specific', or 'top_positions' (the JSON row of the largest positions).",
     "contribution": "Euler contribution to daily volatility (USD); factors + specific sum to volatility_daily.",
     "share": "contribution / volatility_daily (decimal).",
-    "positions": "JSON list of the top 10 positions by |contribution|: position_id, symbol, contribution (USD), "
-                 "share.",
+    "positions": "JSON list of the top 10 positions by |contribution|, each [position_id, symbol, contribution "
+                 "(USD), share].",
     "var_99_previous": "Parametric 99 % 1-day VaR of the previous session (USD, positive = loss).",
     "exception": "The hypothetical loss exceeded var_99_previous (NULL: not an observation).",
     "exceptions": "Exceptions in the trailing 250 sessions.",
