@@ -24,7 +24,7 @@ from scipy import stats
 from sigmasight_assets import calendar
 from sigmasight_assets.warehouse import Replacement
 
-from .helpers_graph import (MARKET_ASSETS, assert_tables_equal, check_outcomes, iso, load_ledger,
+from .helpers_graph import (MARKET_ASSETS, assert_tables_equal, check_outcomes, load_ledger,
                             metadata, module_env, new_warehouse, run_range, table)
 
 RISK_ASSETS = ["portfolio_risk", "risk_contributions", "var_backtest"]
