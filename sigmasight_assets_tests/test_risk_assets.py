@@ -227,11 +227,11 @@ def test_show_prints_the_risk_block(graph):
 
 
 # -- the traffic-light check on a year of stored (VaR, P&L) pairs -----------------------------------------
-def test_backtest_check_fails_on_red_and_names_the_worst_portfolios(tmp_path):
+def test_backtest_check_warns_on_yellow_fails_on_red_and_names_the_worst_portfolios(tmp_path):
     with module_env(tmp_path):
         url, wh = new_warehouse(tmp_path, "bt")
         pos = [dict(portfolio_id=p, portfolio_name=p, position_id=f"{p}-1", symbol="AAPL", quantity=1, entry_price=1,
-                    entry_date="2025-01-06", investment_class="PUBLIC") for p in ("P-OK", "P-UNDER")]
+                    entry_date="2025-01-06", investment_class="PUBLIC") for p in ("P-OK", "P-UNDER", "P-YELLOW")]
         load_ledger(wh, tmp_path / "ledger", pos)
         days = calendar.sessions_back("2026-03-18", 262)
         rng = np.random.default_rng(3)
@@ -242,12 +242,21 @@ def test_backtest_check_fails_on_red_and_names_the_worst_portfolios(tmp_path):
             f = pd.DataFrame({"date": days, "portfolio_id": pid, "var_99_parametric": scale * z * sigma,
                               "hypothetical_pnl": rng.normal(0, sigma, len(days))})
             frames.append(f)
+        yellow = np.zeros(len(days))
+        yellow[-200::30] = -3 * z * sigma  # 7 losses beyond the VaR in the last 250 days, none adjacent
+        frames.append(pd.DataFrame({"date": days, "portfolio_id": "P-YELLOW", "var_99_parametric": z * sigma,
+                                    "hypothetical_pnl": yellow}))
         rows = pd.concat(frames, ignore_index=True)
         for c in ("positions_covered", "positions_options", "positions_private", "positions_unpriced",
                   "positions_no_loadings", "hist_observations", "hist_proxied_returns", "positions_missing_return"):
             rows[c] = 0
         wh.replace_many([Replacement("portfolio_risk", rows, days[0], days[-1])])
         last = days[-3:]
+        scoped = {"ops": {"risk_analytics": {"config": {"portfolio_ids": ["P-OK", "P-YELLOW"]}}}}
+        res = run_range(url, last[0], last[-1], ["var_backtest"], run_config=scoped)
+        ev = {e.check_name: e for e in res.get_asset_check_evaluations()}["traffic_light"]
+        assert not ev.passed and ev.severity == AssetCheckSeverity.WARN  # yellow only: a warning
+        assert ev.metadata["yellow_portfolios"].value == "P-YELLOW" and ev.metadata["red"].value == 0
         res = run_range(url, last[0], last[-1], ["var_backtest"], raise_on_error=False)
         assert res.success
         ev = {e.check_name: e for e in res.get_asset_check_evaluations()}["traffic_light"]
@@ -256,13 +265,23 @@ def test_backtest_check_fails_on_red_and_names_the_worst_portfolios(tmp_path):
         bt = table(wh, "var_backtest")
         final = bt[bt["date"] == last[-1]].set_index("portfolio_id")
         assert final.loc["P-UNDER", "traffic_light"] == "red" and final.loc["P-OK", "traffic_light"] == "green"
+        assert final.loc["P-YELLOW", "traffic_light"] == "yellow" and final.loc["P-YELLOW", "exceptions"] == 7
+        # seven isolated exceptions: the Christoffersen statistic equals a direct computation
+        n01, n00, n10, n11 = 7, 250 - 1 - 7 - 7, 7, 0
+        pi0, pi = n01 / (n00 + n01), (n01 + n11) / (n00 + n01 + n10 + n11)
+        lr = -2 * ((n00 + n10) * np.log(1 - pi) + (n01 + n11) * np.log(pi) - n00 * np.log(1 - pi0) - n01 * np.log(pi0))
+        assert final.loc["P-YELLOW", "christoffersen_lr"] == pytest.approx(lr, rel=1e-10)
+        x, n = 7, 250
+        kupiec = -2 * ((n - x) * np.log(0.99) + x * np.log(0.01) - (n - x) * np.log(1 - x / n) - x * np.log(x / n))
+        assert final.loc["P-YELLOW", "kupiec_p_value"] == pytest.approx(stats.chi2.sf(kupiec, 1), rel=1e-10)
         assert (final["observations"] == 250).all()
         # the count is the trailing 250 sessions' exceptions of the stored pairs
         ok = rows[rows["portfolio_id"] == "P-OK"].set_index("date")
         exc = (ok["hypothetical_pnl"].to_numpy()[1:] < -ok["var_99_parametric"].to_numpy()[:-1])
         assert final.loc["P-OK", "exceptions"] == exc[-250:].sum()
         meta = metadata(res, "var_backtest", node="risk_analytics")
-        assert meta["share_red"] == 0.5 and "P-UNDER" in meta["worst_portfolios"]
+        assert meta["share_red"] == pytest.approx(1 / 3) and meta["share_yellow"] == pytest.approx(1 / 3)
+        assert "P-UNDER" in meta["worst_portfolios"]
 
 
 # -- a year of backtest on the synthetic market --------------------------------------------------------
