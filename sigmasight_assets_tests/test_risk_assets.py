@@ -331,3 +331,34 @@ def test_a_year_on_the_synthetic_market_correct_model_green_under_scaled_sigma_r
     lights = good["traffic_light"].value_counts()
     assert lights.get("green", 0) >= 0.85 * len(good) and lights.get("red", 0) == 0
     assert (bad["traffic_light"] == "red").all()
+
+
+def test_book_on_a_subset_of_days_equals_the_covered_book_of_those_days():
+    """The pipeline builds the covered book once for the days and their previous sessions and slices it."""
+    from sigmasight_assets.calc.risk import covered_book
+    from sigmasight_assets.pipelines.risk import book_on
+
+    days = pd.DatetimeIndex(["2026-03-16", "2026-03-17", "2026-03-18"])
+    rng = np.random.default_rng(1)
+    rows = []
+    for d in days:
+        for p in ["A", "B", "C"]:
+            for j, s in enumerate(["X", "Y", "Z", OPTION]):
+                if p == "B" and d == days[1] and s == "X":
+                    continue
+                rows.append((d, p, f"{p}{j}", s, "OPTIONS" if s == OPTION else "PUBLIC", rng.normal(1000, 300), True))
+    pv = pd.DataFrame(rows, columns=["date", "portfolio_id", "position_id", "symbol", "investment_class",
+                                     "market_value", "is_priced"])
+    fm = pd.DataFrame([(d, s, f, rng.normal(), 1e-4) for d in days for s in ["X", "Y"] for f in FACTORS],
+                      columns=["date", "symbol", "factor", "beta", "specific_variance"])
+    snaps = (pv.groupby(["date", "portfolio_id"], as_index=False)["market_value"].sum()
+             .rename(columns={"market_value": "equity"}))
+    every = covered_book(pv, fm, snaps)
+    for sub in (days[1:], days[:-1], days[1:2]):
+        a = book_on(every, sub)
+        b = covered_book(pv, fm, snaps[snaps["date"].isin(sub)].reset_index(drop=True))
+        pd.testing.assert_frame_equal(a.keys, b.keys)
+        pd.testing.assert_frame_equal(a.positions, b.positions)
+        pd.testing.assert_frame_equal(a.exclusions, b.exclusions)
+        for f in ("group", "w", "loadings", "specific_variance"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f))

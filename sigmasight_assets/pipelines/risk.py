@@ -46,7 +46,7 @@ import pandas as pd
 from .. import calendar
 from ..calc.factor_model import factor_returns
 from ..calc.factors import FACTOR_ETFS
-from ..calc.risk import covered_book, ex_ante_risk
+from ..calc.risk import CoveredBook, covered_book, ex_ante_risk
 from ..calc.snapshots import compute_snapshots
 from ..calc.var import (BACKTEST_COLUMNS, BACKTEST_WINDOW, HIST_WINDOW, backtest_frame, hypothetical_pnl,
                         value_at_risk)
@@ -99,19 +99,28 @@ def compute_batch(books, market: RiskMarket, chunk: pd.DatetimeIndex) -> tuple[p
     prev = calendar.previous_session(chunk[0])
     ext = pd.DatetimeIndex([prev]).append(chunk)
     snaps, pv = compute_snapshots(books.books, books.positions, books.flows, market.close, ext, STALE_SESSIONS)
-    snaps["date"] = pd.to_datetime(snaps["date"]).dt.normalize()
-    today = snaps[snaps["date"].isin(chunk)].reset_index(drop=True)
-    before = snaps[snaps["date"].isin(ext[:-1])].reset_index(drop=True)
-    book = covered_book(pv, market.factor_model, today)
+    every = covered_book(pv, market.factor_model, snaps)  # once for the days and their previous sessions
+    book = book_on(every, chunk)
     risk, contributions = ex_ante_risk(book, market.covariance, top_k=TOP_POSITIONS)
     var = value_at_risk(book, risk["volatility_daily"].to_numpy(), market.returns, market.factors)
     # the previous session's covered holdings on each day, no trading: the backtest's realised P&L
-    hyp = hypothetical_pnl(covered_book(pv, market.factor_model, before), market.returns)
+    hyp = hypothetical_pnl(book_on(every, ext[:-1]), market.returns)
     out = risk.merge(var, on=["date", "portfolio_id"], how="left", validate="one_to_one")
     out = out.merge(hyp[["date", "portfolio_id", "hypothetical_pnl", "positions_missing_return"]],
                     on=["date", "portfolio_id"], how="left", validate="one_to_one")
     out["positions_missing_return"] = out["positions_missing_return"].fillna(0).astype(np.int64)
     return out, compact_contributions(contributions)
+
+
+def book_on(book: CoveredBook, days) -> CoveredBook:
+    """The portfolio-days of ``book`` dated in ``days`` (order kept; what ``covered_book`` returns for
+    those days' snapshots)."""
+    keep = book.keys["date"].isin(pd.DatetimeIndex(days)).to_numpy()
+    code = np.cumsum(keep) - 1
+    rows = keep[book.group]
+    return CoveredBook(book.keys[keep].reset_index(drop=True), code[book.group[rows]],
+                       book.positions[rows].reset_index(drop=True), book.w[rows], book.loadings[rows],
+                       book.specific_variance[rows], book.exclusions[keep].reset_index(drop=True))
 
 
 def compact_contributions(contributions: pd.DataFrame) -> pd.DataFrame:
