@@ -196,6 +196,16 @@ def test_hypothetical_pnl_is_yesterdays_holdings_times_todays_returns():
     assert math.isnan(o.loc["P3", "hypothetical_pnl"]) and o.loc["P3", "positions_missing_return"] == 0
     with pytest.raises(ValueError, match="no session after"):
         hypothetical_pnl(covered_book(pv, model, snaps), rets.loc[:d0])
+    # with the factor returns, CCC's missing return is its proxy L · f_D1 (loadings all 1) and counted
+    f = pd.DataFrame(0.001, index=SESSIONS[:15], columns=list(FACTOR_NAMES))
+    f.loc[d1] = np.arange(1, 9) * 1e-3
+    o = hypothetical_pnl(covered_book(pv, model, snaps), rets, f).set_index("portfolio_id")
+    assert o.loc["P2", "hypothetical_pnl"] == pytest.approx(5_000 * 0.036 + 1_000 * 0.02, rel=1e-12)
+    assert o.loc["P2", "positions_proxied_return"] == 1 and o.loc["P2", "positions_missing_return"] == 0
+    assert o.loc["P1", "positions_proxied_return"] == 0
+    f.loc[d1, "market"] = np.nan  # no factor return either: still missing, never 0
+    o = hypothetical_pnl(covered_book(pv, model, snaps), rets, f).set_index("portfolio_id")
+    assert math.isnan(o.loc["P2", "hypothetical_pnl"]) and o.loc["P2", "positions_missing_return"] == 1
 
 
 # ---------------------------------------------------------------------------------------------

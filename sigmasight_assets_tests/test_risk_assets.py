@@ -248,7 +248,8 @@ def test_backtest_check_warns_on_yellow_fails_on_red_and_names_the_worst_portfol
                                     "hypothetical_pnl": yellow}))
         rows = pd.concat(frames, ignore_index=True)
         for c in ("positions_covered", "positions_options", "positions_private", "positions_unpriced",
-                  "positions_no_loadings", "hist_observations", "hist_proxied_returns", "positions_missing_return"):
+                  "positions_no_loadings", "hist_observations", "hist_proxied_returns", "positions_missing_return",
+                  "positions_proxied_return"):
             rows[c] = 0
         wh.replace_many([Replacement("portfolio_risk", rows, days[0], days[-1])])
         last = days[-3:]

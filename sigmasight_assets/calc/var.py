@@ -100,7 +100,8 @@ VAR_COLUMNS = [
       for m in ("var", "es")],
     "hist_observations", "hist_proxied_returns",
 ]
-HYPOTHETICAL_PNL_COLUMNS = ["date", "portfolio_id", "holdings_date", "hypothetical_pnl", "positions_missing_return"]
+HYPOTHETICAL_PNL_COLUMNS = ["date", "portfolio_id", "holdings_date", "hypothetical_pnl", "positions_missing_return",
+                            "positions_proxied_return"]
 BACKTEST_COLUMNS = [
     "date", "portfolio_id", "var_99_previous", "hypothetical_pnl", "exception", "observations", "exceptions",
     "kupiec_lr", "kupiec_p_value", "christoffersen_lr", "christoffersen_p_value", "traffic_light",
@@ -302,11 +303,14 @@ def value_at_risk(
 # Backtest
 
 
-def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame) -> pd.DataFrame:
+def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame,
+                     factors_wide: pd.DataFrame | None = None) -> pd.DataFrame:
     """P&L of each portfolio-day's covered holdings over the next session, with no trading.
 
     ``P&L_D = Σ_i MV_i,D−1 · r_i,D`` for the holdings of ``D−1`` (the book's dates), ``D`` the next
-    row of ``returns_wide``. A position lacking ``r_i,D`` makes the P&L NaN (a partial sum is not
+    row of ``returns_wide``. With ``factors_wide``, a position lacking ``r_i,D`` uses its factor
+    proxy ``L_i · f_D`` (its loadings of ``D−1``, as in the historical simulation) and is counted in
+    ``positions_proxied_return``. A position with neither makes the P&L NaN (a partial sum is not
     the book's P&L) and is counted in ``positions_missing_return``; a portfolio-day with no covered
     position has NaN.
 
@@ -316,12 +320,14 @@ def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame) -> pd.DataFr
         Holdings of ``D−1`` (the same covered set whose VaR is backtested).
     returns_wide : pandas.DataFrame
         Wide simple daily total returns holding each book date and the session after it.
+    factors_wide : pandas.DataFrame, optional
+        Factor returns (columns ``FACTOR_NAMES``) by session; without it nothing is proxied.
 
     Returns
     -------
     pandas.DataFrame
         :data:`HYPOTHETICAL_PNL_COLUMNS`: ``date`` = ``D`` (the P&L day), ``holdings_date`` =
-        ``D−1``, P&L in USD, missing-return count; in ``book.keys`` order.
+        ``D−1``, P&L in USD, missing- and proxied-return counts; in ``book.keys`` order.
 
     Raises
     ------
@@ -342,6 +348,12 @@ def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame) -> pd.DataFr
     r = np.full(len(book.w), np.nan)
     known = col >= 0
     r[known] = values[next_row[known], col[known]]
+    proxied = np.zeros(len(r), dtype=bool)
+    if factors_wide is not None and len(r):
+        f = factors_wide.reindex(index=idx, columns=list(FACTOR_NAMES)).to_numpy(dtype=float, na_value=np.nan)
+        proxy = np.einsum("ik,ik->i", book.loadings, f[next_row])
+        proxied = ~np.isfinite(r) & np.isfinite(proxy)
+        r = np.where(proxied, proxy, r)
     have = np.isfinite(r)
     g = book.group
     pnl = np.bincount(g[have], weights=book.w[have] * r[have], minlength=n_g)
@@ -355,6 +367,7 @@ def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame) -> pd.DataFr
         "holdings_date": keys["date"].to_numpy(),
         "hypothetical_pnl": pnl,
         "positions_missing_return": n_missing,
+        "positions_proxied_return": np.bincount(g[proxied], minlength=n_g).astype(np.int64),
     })[HYPOTHETICAL_PNL_COLUMNS]
 
 

@@ -104,11 +104,12 @@ def compute_batch(books, market: RiskMarket, chunk: pd.DatetimeIndex) -> tuple[p
     risk, contributions = ex_ante_risk(book, market.covariance, top_k=TOP_POSITIONS)
     var = value_at_risk(book, risk["volatility_daily"].to_numpy(), market.returns, market.factors)
     # the previous session's covered holdings on each day, no trading: the backtest's realised P&L
-    hyp = hypothetical_pnl(book_on(every, ext[:-1]), market.returns)
+    hyp = hypothetical_pnl(book_on(every, ext[:-1]), market.returns, market.factors)
     out = risk.merge(var, on=["date", "portfolio_id"], how="left", validate="one_to_one")
-    out = out.merge(hyp[["date", "portfolio_id", "hypothetical_pnl", "positions_missing_return"]],
-                    on=["date", "portfolio_id"], how="left", validate="one_to_one")
-    out["positions_missing_return"] = out["positions_missing_return"].fillna(0).astype(np.int64)
+    out = out.merge(hyp[["date", "portfolio_id", "hypothetical_pnl", "positions_missing_return",
+                         "positions_proxied_return"]], on=["date", "portfolio_id"], how="left", validate="one_to_one")
+    for c in ("positions_missing_return", "positions_proxied_return"):
+        out[c] = out[c].fillna(0).astype(np.int64)
     return out, compact_contributions(contributions)
 
 

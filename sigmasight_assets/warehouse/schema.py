@@ -308,6 +308,7 @@ portfolio_risk = _asset_table(
     Column("hist_proxied_returns", Integer, nullable=False),
     Column("hypothetical_pnl", Float),
     Column("positions_missing_return", Integer, nullable=False),
+    Column("positions_proxied_return", Integer, nullable=False),
 )
 
 # The VaR backtest reads 250 days of these two columns for every portfolio each run: a covering index
@@ -456,8 +457,10 @@ COLUMN_DOCS = {
     "hist_observations": "Days of the 250-day historical simulation that had a P&L.",
     "hist_proxied_returns": "(position, day) returns of the simulation filled with the factor proxy L·f.",
     "hypothetical_pnl": "P&L on this day of the previous session's covered holdings (no trading, no flows; USD).",
-    "positions_missing_return": "Covered positions of the previous session without a return this day "
-                                "(hypothetical_pnl is then NULL).",
+    "positions_missing_return": "Covered positions of the previous session with neither a return nor a factor "
+                                "proxy this day (hypothetical_pnl is then NULL).",
+    "positions_proxied_return": "Covered positions of the previous session whose missing return this day was "
+                                "replaced by its factor proxy L·f in hypothetical_pnl.",
     "component_type": "factor, specific or position.",
     "component": "Factor name, 'specific', or 'top_positions' (the JSON row of the largest positions).",
     "contribution": "Euler contribution to daily volatility (USD); factors + specific sum to volatility_daily.",
