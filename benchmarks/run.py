@@ -256,6 +256,10 @@ def run_child(name: str, params: dict, env: dict, run_dir: Path, tag: str, timeo
 
 _STEP_DONE = re.compile(r'^(\S+ \S+) .*Finished execution of step "([^"]+)" in ([0-9hms.]+)\.?$')
 _STEP_START = re.compile(r'^(\S+ \S+) .*Started execution of step "([^"]+)"')
+MULTI_ASSET_TABLES = {
+    "portfolio_analytics": ("portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"),
+    "risk_analytics": ("portfolio_risk", "risk_contributions", "var_backtest"),
+}
 _PROGRESS = re.compile(r"^(\S+ \S+) .*portfolio_analytics: (\S+) done \((\d+)/(\d+) days")
 
 
@@ -421,9 +425,8 @@ def render_markdown(report: dict) -> str:
                       "| step | seconds | rows written |", "|---|---:|---:|"]
             rows = d.get("rows_written", {})
             for step, sec in sorted(d["step_seconds"].items(), key=lambda kv: -kv[1]):
-                if step == "portfolio_analytics":
-                    written = ", ".join(f"{k} {v:,}" for k, v in rows.items() if k in (
-                        "portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"))
+                if step in MULTI_ASSET_TABLES:
+                    written = ", ".join(f"{k} {v:,}" for k, v in rows.items() if k in MULTI_ASSET_TABLES[step])
                 else:
                     written = f"{rows[step]:,}" if step in rows else ""
                 lines.append(f"| {step} | {sec:.1f} | {written} |")

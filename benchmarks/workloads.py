@@ -29,7 +29,8 @@ import pandas as pd
 
 SYMBOL_ASSETS = ["symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors",
                  "spread_factors", "factor_model", "factor_covariance", "replay_window_returns", "symbol_metrics"]
-PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"]
+PORTFOLIO_ASSETS = ["portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results",
+                    "portfolio_risk", "risk_contributions", "var_backtest"]
 
 def _cpu() -> float:
     """CPU seconds (user + sys) so far of this process (all threads) and of its finished children
@@ -254,13 +255,14 @@ def w1_symbol_partition(params: dict) -> dict:
 
 
 def w2_portfolio_partition(params: dict) -> dict:
-    """One partition (the session after the range) of the portfolio_analytics multi-asset."""
+    """One partition (the session after the range) of every portfolio-level asset (portfolio_analytics and
+    risk_analytics)."""
     d = params["dates"]
     return _materialize(params, d["next_day"], d["next_day"], PORTFOLIO_ASSETS)
 
 
 def w5_portfolio_reads(params: dict) -> dict:
-    """Latest snapshot, exposures and stress results of one portfolio, for random portfolios."""
+    """Latest snapshot, exposures, stress results and risk of one portfolio, for random portfolios."""
     from sigmasight_assets.warehouse import Warehouse
 
     wh = Warehouse(params["db_url"])
@@ -280,7 +282,9 @@ def w5_portfolio_reads(params: dict) -> dict:
         t.append(time.perf_counter())
         stress = wh.read("stress_results", day, day, keys=[pid])
         t.append(time.perf_counter())
-        return np.diff(t), (len(snap), len(expo), len(stress))
+        risk = wh.read("portfolio_risk", day, day, keys=[pid])
+        t.append(time.perf_counter())
+        return np.diff(t), (len(snap), len(expo), len(stress), len(risk))
 
     for pid in sample[:warmup]:
         lookup(pid)
@@ -291,7 +295,7 @@ def w5_portfolio_reads(params: dict) -> dict:
         rows.append(r)
     parts = np.array(parts) * 1000.0
     total = parts.sum(axis=1)
-    names = ["latest_date", "snapshot", "exposures", "stress"]
+    names = ["latest_date", "snapshot", "exposures", "stress", "risk"]
 
     def stats(x):
         return {"median_ms": round(float(np.median(x)), 3), "p95_ms": round(float(np.percentile(x, 95)), 3),
@@ -301,7 +305,7 @@ def w5_portfolio_reads(params: dict) -> dict:
     return {"portfolios_sampled": n, "portfolios_in_warehouse": len(ids), "warmup_lookups": warmup,
             "total": stats(total), "parts": {k: stats(parts[:, i]) for i, k in enumerate(names)},
             "rows_per_lookup": {"snapshot": float(rows[:, 0].mean()), "exposures": float(rows[:, 1].mean()),
-                                "stress": float(rows[:, 2].mean())},
+                                "stress": float(rows[:, 2].mean()), "risk": float(rows[:, 3].mean())},
             "empty_lookups": int((rows[:, 0] == 0).sum())}
 
 

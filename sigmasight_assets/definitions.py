@@ -16,6 +16,7 @@ from .defs.market_assets import daily_valuations, portfolios, prices, symbol_ret
 from .defs.portfolio_assets import portfolio_analytics
 from .defs.replays import replay_window_returns
 from .defs.resources import MarketDataResource, WarehouseResource
+from .defs.risk_assets import risk_analytics
 from .defs.symbol_metrics import symbol_metrics
 from .defs.symbol_regressions import factor_model, ridge_factors, spread_factors, symbol_betas
 
@@ -44,6 +45,7 @@ defs = Definitions(
                 replay_window_returns,
                 symbol_metrics,
                 portfolio_analytics,
+                risk_analytics,
             )
         ),
     ],

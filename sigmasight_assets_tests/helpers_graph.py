@@ -56,6 +56,9 @@ TABLE_KEYS = {
     "correlations": ["date", "portfolio_id"],
     "aggregated_exposures": ["date", "portfolio_id", "factor"],
     "stress_results": ["date", "portfolio_id", "scenario_id"],
+    "portfolio_risk": ["date", "portfolio_id"],
+    "risk_contributions": ["date", "portfolio_id", "component"],
+    "var_backtest": ["date", "portfolio_id"],
 }
 SYMBOL_TABLES = [*SYMBOL_ASSETS, "symbol_status"]
 

@@ -44,7 +44,7 @@ def test_runner_at_tiny_size_reports_every_workload_and_fills_the_warehouse(tmp_
     w1 = runs["w1_symbol_partition"]["details"]
     assert set(w1["step_seconds"]) == set(bench_symbol_steps())
     assert w1["fetch_prices_calls"] >= 1 and w1["fetch_seconds"] > 0
-    assert runs["w2_portfolio_partition"]["details"]["step_seconds"].keys() == {"portfolio_analytics"}
+    assert runs["w2_portfolio_partition"]["details"]["step_seconds"].keys() == {"portfolio_analytics", "risk_analytics"}
     w3 = runs["w3_backfill"]["details"]
     assert w3["partition_range"] == f"{report['dates']['range_start']}..{report['dates']['range_end']}"
     # Workload 3 was a backfill executed by the daemon as runs of at most 2 partitions (3 days: two
@@ -55,11 +55,11 @@ def test_runner_at_tiny_size_reports_every_workload_and_fills_the_warehouse(tmp_
     ranges = {r["range"] for r in w3["runs"]}
     assert all(len(calendar.sessions(*r.split(".."))) <= 2 for r in ranges), ranges
     # (an asset backfill also evaluates the selected assets' checks, among them the freshness check)
-    assert set(w3["step_seconds"]) - {"nightly_partition_materialized"} == set(bench_symbol_steps()) | {"portfolio_analytics"}
+    assert set(w3["step_seconds"]) - {"nightly_partition_materialized"} == set(bench_symbol_steps()) | {"portfolio_analytics", "risk_analytics"}
     assert w3["fetch_prices_calls"] >= 1 and w3["fetch_valuations_calls"] >= 1 and w3["fetch_seconds"] > 0
     assert runs["w3_backfill"]["peak_rss_run_workers_mb"] > 0
     assert "workload 3 route: daemon" in out_md.read_text()
-    assert runs["w7_large_book"]["details"]["step_seconds"].keys() == {"portfolio_analytics"}
+    assert runs["w7_large_book"]["details"]["step_seconds"].keys() == {"portfolio_analytics", "risk_analytics"}
     assert runs["w5_portfolio_reads"]["details"]["empty_lookups"] == 0
 
     # The warehouse was populated by the runs.
@@ -70,7 +70,7 @@ def test_runner_at_tiny_size_reports_every_workload_and_fills_the_warehouse(tmp_
         assert count("SELECT count(DISTINCT date) FROM prices") == 31 + 3 + 1
         assert count("SELECT count(DISTINCT symbol) FROM prices") >= 20 + 8
         for table in ("symbol_betas", "ridge_factors", "symbol_metrics", "portfolio_snapshots", "correlations",
-                      "aggregated_exposures", "stress_results"):
+                      "aggregated_exposures", "stress_results", "portfolio_risk", "var_backtest"):
             assert count(f"SELECT count(DISTINCT date) FROM {table}") == 3 + 1, table
         assert count("SELECT count(*) FROM portfolio_snapshots") == 10 * 3 + 30  # the range, then the large book
 

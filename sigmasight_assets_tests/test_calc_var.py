@@ -196,6 +196,16 @@ def test_hypothetical_pnl_is_yesterdays_holdings_times_todays_returns():
     assert math.isnan(o.loc["P3", "hypothetical_pnl"]) and o.loc["P3", "positions_missing_return"] == 0
     with pytest.raises(ValueError, match="no session after"):
         hypothetical_pnl(covered_book(pv, model, snaps), rets.loc[:d0])
+    # with the factor returns, CCC's missing return is its proxy L · f_D1 (loadings all 1) and counted
+    f = pd.DataFrame(0.001, index=SESSIONS[:15], columns=list(FACTOR_NAMES))
+    f.loc[d1] = np.arange(1, 9) * 1e-3
+    o = hypothetical_pnl(covered_book(pv, model, snaps), rets, f).set_index("portfolio_id")
+    assert o.loc["P2", "hypothetical_pnl"] == pytest.approx(5_000 * 0.036 + 1_000 * 0.02, rel=1e-12)
+    assert o.loc["P2", "positions_proxied_return"] == 1 and o.loc["P2", "positions_missing_return"] == 0
+    assert o.loc["P1", "positions_proxied_return"] == 0
+    f.loc[d1, "market"] = np.nan  # no factor return either: still missing, never 0
+    o = hypothetical_pnl(covered_book(pv, model, snaps), rets, f).set_index("portfolio_id")
+    assert math.isnan(o.loc["P2", "hypothetical_pnl"]) and o.loc["P2", "positions_missing_return"] == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,3 +367,14 @@ def test_var_backtest_frame():
         var_backtest(obs, sessions, [pd.Timestamp("2030-01-01")])
     gap = var_backtest(obs, sessions, [sessions[100]])
     assert pd.isna(gap.set_index("portfolio_id").loc["B", "exception"])
+
+
+def test_backtest_statistics_of_selected_columns_equal_the_full_computation():
+    rng = np.random.default_rng(8)
+    e = (rng.random((5, 300)) < 0.03).astype(float)
+    e[rng.random((5, 300)) < 0.05] = np.nan
+    full = backtest_statistics(e, 250)
+    cols = np.array([0, 1, 120, 249, 250, 299])
+    part = backtest_statistics(e, 250, columns=cols)
+    for k, v in full.items():
+        np.testing.assert_array_equal(part[k], v[:, cols], err_msg=k)

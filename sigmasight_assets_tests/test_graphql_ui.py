@@ -42,44 +42,63 @@ PER_RUN = 2
 # which a backfill of past days cannot pass.
 WALL_CLOCK_CHECKS = {"nightly_partition_materialized"}
 GROUPS = {
-    "market_data": {"symbol_universe", "prices", "daily_valuations"},
+    "market_data": {"symbol_universe", "prices", "symbol_returns", "daily_valuations"},
     "symbol_analytics": {"symbol_betas", "ridge_factors", "spread_factors", "factor_model", "factor_covariance",
                          "replay_window_returns", "symbol_metrics"},
-    "portfolio_analytics": {"portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"},
+    "portfolio_analytics": {"portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results",
+                            "portfolio_risk", "risk_contributions", "var_backtest"},
 }
 # Upstream keys of each asset as the UI shows them. DESIGN.md §3's table, plus the edges the code
 # declares on purpose: symbol-level assets also read their day's symbol_universe (which symbols to
-# compute), and stress_results reads the joint factor_model loadings.
+# compute), return-based assets read symbol_returns (point-in-time total returns), stress reads the
+# joint factor_model loadings and the replay windows.
 LINEAGE = {
     "portfolios": set(),
     "symbol_universe": {"portfolios"},
     "prices": {"symbol_universe"},
+    "symbol_returns": {"prices"},
     "daily_valuations": {"prices", "symbol_universe"},
-    "symbol_betas": {"prices", "daily_valuations", "symbol_universe"},
-    "ridge_factors": {"prices", "symbol_universe"},
-    "spread_factors": {"prices", "symbol_universe"},
-    "factor_model": {"prices", "symbol_universe"},
-    "factor_covariance": {"prices"},
-    "replay_window_returns": {"prices"},
-    "symbol_metrics": {"prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
-                       "symbol_universe"},
-    "portfolio_snapshots": {"portfolios", "prices"},
-    "correlations": {"portfolios", "prices", "portfolio_snapshots"},
+    "symbol_betas": {"symbol_returns", "daily_valuations", "symbol_universe"},
+    "ridge_factors": {"symbol_returns", "symbol_universe"},
+    "spread_factors": {"symbol_returns", "symbol_universe"},
+    "factor_model": {"symbol_returns", "symbol_universe"},
+    "factor_covariance": {"symbol_returns"},
+    "replay_window_returns": {"symbol_returns"},
+    "symbol_metrics": {"prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors",
+                       "spread_factors", "symbol_universe"},
+    "portfolio_snapshots": {"portfolios", "prices", "symbol_returns"},
+    "correlations": {"portfolios", "symbol_returns", "portfolio_snapshots"},
     "aggregated_exposures": {"symbol_betas", "ridge_factors", "spread_factors", "portfolio_snapshots"},
     "stress_results": {"factor_model", "factor_covariance", "portfolio_snapshots", "replay_window_returns"},
+    "portfolio_risk": {"factor_model", "factor_covariance", "portfolio_snapshots", "prices", "symbol_returns"},
+    "risk_contributions": {"factor_model", "factor_covariance", "portfolio_snapshots", "prices", "symbol_returns"},
+    "var_backtest": {"portfolio_risk"},
 }
 DESIGN_EDGES = {  # DESIGN.md §3, "depends on" column: must always be present
-    "symbol_universe": {"portfolios"}, "prices": {"symbol_universe"}, "daily_valuations": {"prices"},
-    "symbol_betas": {"prices", "daily_valuations"}, "ridge_factors": {"prices"}, "spread_factors": {"prices"},
-    "factor_covariance": {"prices"}, "portfolio_snapshots": {"portfolios", "prices"},
-    "correlations": {"portfolios", "prices", "portfolio_snapshots"},
+    "symbol_universe": {"portfolios"}, "prices": {"symbol_universe"}, "symbol_returns": {"prices"},
+    "daily_valuations": {"prices"}, "symbol_betas": {"symbol_returns", "daily_valuations"},
+    "ridge_factors": {"symbol_returns"}, "spread_factors": {"symbol_returns"}, "factor_model": {"symbol_returns"},
+    "factor_covariance": {"symbol_returns"}, "portfolio_snapshots": {"portfolios", "prices"},
+    "correlations": {"portfolios", "portfolio_snapshots"},
     "aggregated_exposures": {"symbol_betas", "ridge_factors", "spread_factors", "portfolio_snapshots"},
     "stress_results": {"factor_model", "factor_covariance", "portfolio_snapshots"},
+    "portfolio_risk": {"factor_model", "factor_covariance", "portfolio_snapshots"},
+    "risk_contributions": {"factor_model", "factor_covariance", "portfolio_snapshots"},
+    "var_backtest": {"portfolio_risk"},
 }
-# Lookback windows declared as TimeWindowPartitionMapping(start_offset=-N) on the prices edge.
-PRICE_WINDOWS = {"daily_valuations": -251, "symbol_betas": -90, "ridge_factors": -90, "spread_factors": -180, "factor_model": -90,
-                 "replay_window_returns": -195,
-                 "factor_covariance": -252, "symbol_metrics": -252, "portfolio_snapshots": -90, "correlations": -90}
+# Look-back windows declared as TimeWindowPartitionMapping(start_offset=-N) on an edge: day D of
+# symbol_betas reads symbol_returns D-89..D (90 returns), symbol_returns reads prices D-1..D.
+WINDOWS = {
+    ("symbol_returns", "prices"): -1, ("daily_valuations", "prices"): -251,
+    ("symbol_betas", "symbol_returns"): -89, ("ridge_factors", "symbol_returns"): -89,
+    ("spread_factors", "symbol_returns"): -179, ("factor_model", "symbol_returns"): -89,
+    ("factor_covariance", "symbol_returns"): -251, ("replay_window_returns", "symbol_returns"): -194,
+    ("symbol_metrics", "symbol_returns"): -251, ("portfolio_snapshots", "prices"): -6,
+    ("portfolio_snapshots", "symbol_returns"): -89, ("correlations", "symbol_returns"): -89,
+    ("portfolio_risk", "prices"): -7, ("portfolio_risk", "symbol_returns"): -250, ("portfolio_risk", "factor_model"): -1,
+    ("risk_contributions", "prices"): -7, ("risk_contributions", "symbol_returns"): -250,
+    ("risk_contributions", "factor_model"): -1, ("var_backtest", "portfolio_risk"): -250,
+}
 
 ASSET_GRAPH_QUERY = """
 { assetNodes {
@@ -229,9 +248,9 @@ def test_asset_graph_as_the_ui_shows_it(dagster_ui):
         assert upstream <= deps[asset], f"{asset} lacks DESIGN.md §3 upstream {upstream - deps[asset]}"
     assert deps == LINEAGE
 
-    # Windows are lineage: day D of e.g. symbol_betas reads prices D-90..D.
-    for asset, offset in PRICE_WINDOWS.items():
-        (edge,) = [d for d in nodes[asset]["dependencies"] if d["asset"]["assetKey"]["path"] == ["prices"]]
+    # Windows are lineage: day D of e.g. symbol_betas reads symbol_returns D-89..D.
+    for (asset, parent), offset in WINDOWS.items():
+        (edge,) = [d for d in nodes[asset]["dependencies"] if d["asset"]["assetKey"]["path"] == [parent]]
         mapping = edge["partitionMapping"]
         assert mapping and mapping["className"] == "TimeWindowPartitionMapping", (asset, mapping)
         assert f"offsetted by {offset} and 0 partitions" in mapping["description"], (asset, mapping)
@@ -376,6 +395,8 @@ def test_per_asset_range_backfill_runs_in_bounded_runs_over_exactly_the_days(dag
             assert total_rows == 0 and meta["symbol_days_skipped"]["intValue"] > 0, key
         elif key == "replay_window_returns":
             assert total_rows == 0, key  # no shipped replay window ends on these days
+        elif key == "risk_contributions":  # no factor model yet: no volatility to split (counted on portfolio_risk)
+            assert total_rows == 0, key
         else:
             assert total_rows > 0, key
         ranges = n["assetPartitionStatuses"]["ranges"]

@@ -274,3 +274,65 @@ def test_replace_many_is_one_transaction_on_postgres(pg_url):
                          Replacement("symbol_status", bad, DAY, DAY)])
     assert wh.count("symbol_universe") == 3
     assert set(wh.read("symbol_status")["reason"]) == {"old"}
+
+
+# -- the risk tables (issue 18) ---------------------------------------------------------------------------
+def _risk_rows(days, pids, seed: int = 3) -> pd.DataFrame:
+    """Stored ``portfolio_risk`` rows: a VaR and a normal hypothetical P&L per portfolio-day (P-UNDER's VaR
+    at half the σ), every other measure NULL, counts 0."""
+    from sigmasight_assets.warehouse.schema import portfolio_risk
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for pid in pids:
+        f = pd.DataFrame({"date": pd.DatetimeIndex(days), "portfolio_id": pid})
+        for c in portfolio_risk.columns:
+            if c.name in f:
+                continue
+            f[c.name] = 0 if not c.nullable else np.nan
+        f["var_99_parametric"] = (0.5 if pid == "P-UNDER" else 1.0) * 2.326 * 10_000
+        f["hypothetical_pnl"] = rng.normal(0, 10_000, len(days))
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_risk_tables_round_trip_and_backtest_on_postgres(pg_url, tmp_path):
+    from sigmasight_assets import calendar
+    from sigmasight_assets.ledger import parse_ledger
+    from sigmasight_assets.pipelines import risk
+    from sigmasight_assets.pipelines.windows import WindowReader
+    from sigmasight_assets.warehouse import Replacement
+    from sigmasight_assets.warehouse.ledger import store_ledger
+    from sigmasight_assets.warehouse.schemas import write_validated_many
+
+    from .helpers_graph import write_ledger_files
+
+    pos = [dict(portfolio_id=p, portfolio_name=p, position_id=f"{p}-1", symbol="AAPL", quantity=1, entry_price=1,
+                entry_date="2025-01-06", investment_class="PUBLIC") for p in ("P-OK", "P-UNDER")]
+    ledger = parse_ledger(*write_ledger_files(tmp_path / "ledger", pos))
+    days = calendar.sessions_back("2026-03-18", 262)
+    rows = _risk_rows(days, ["P-OK", "P-UNDER"])
+    contrib = pd.DataFrame({
+        "date": pd.Timestamp(days[-1]), "portfolio_id": "P-OK",
+        "component_type": ["factor", "specific", "position"], "component": ["market", "specific", "top_positions"],
+        "contribution": [60.0, 40.0, 100.0], "share": [0.6, 0.4, 1.0],
+        "positions": [None, None, '[["P-OK-1","AAPL",100.0,1.0]]'],
+    })
+    out = {}
+    for name, url in (("pg", pg_url), ("sqlite", f"sqlite:///{tmp_path / 'ref.sqlite'}")):
+        wh = _warehouse(url)
+        store_ledger(wh, ledger)
+        for _ in range(2):  # a rewrite replaces, never duplicates
+            write_validated_many(wh, [Replacement("portfolio_risk", rows, days[0], days[-1]),
+                                      Replacement("risk_contributions", contrib, days[-1], days[-1])])
+        _, totals = risk.run(wh, WindowReader(wh), days[-3:], {"var_backtest"})
+        assert totals.rows["var_backtest"] == 6
+        out[name] = {t: wh.read(t).sort_values(["date", "portfolio_id"], ignore_index=True)
+                     for t in ("portfolio_risk", "risk_contributions", "var_backtest")}
+        wh.engine.dispose()
+    for t in out["pg"]:
+        pd.testing.assert_frame_equal(out["pg"][t], out["sqlite"][t], check_dtype=False, obj=t)
+    assert len(out["pg"]["portfolio_risk"]) == len(rows) and len(out["pg"]["risk_contributions"]) == 3
+    bt = out["pg"]["var_backtest"].set_index(["date", "portfolio_id"])
+    last = pd.Timestamp(days[-1])
+    assert bt.loc[(last, "P-UNDER"), "traffic_light"] == "red" and bt.loc[(last, "P-OK"), "observations"] == 250

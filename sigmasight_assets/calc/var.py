@@ -76,6 +76,7 @@ __all__ = [
     "backtest_statistics",
     "traffic_light",
     "var_backtest",
+    "backtest_frame",
 ]
 
 VAR_CONFIDENCES: tuple[float, ...] = (0.95, 0.99)
@@ -99,7 +100,8 @@ VAR_COLUMNS = [
       for m in ("var", "es")],
     "hist_observations", "hist_proxied_returns",
 ]
-HYPOTHETICAL_PNL_COLUMNS = ["date", "portfolio_id", "holdings_date", "hypothetical_pnl", "positions_missing_return"]
+HYPOTHETICAL_PNL_COLUMNS = ["date", "portfolio_id", "holdings_date", "hypothetical_pnl", "positions_missing_return",
+                            "positions_proxied_return"]
 BACKTEST_COLUMNS = [
     "date", "portfolio_id", "var_99_previous", "hypothetical_pnl", "exception", "observations", "exceptions",
     "kupiec_lr", "kupiec_p_value", "christoffersen_lr", "christoffersen_p_value", "traffic_light",
@@ -301,11 +303,14 @@ def value_at_risk(
 # Backtest
 
 
-def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame) -> pd.DataFrame:
+def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame,
+                     factors_wide: pd.DataFrame | None = None) -> pd.DataFrame:
     """P&L of each portfolio-day's covered holdings over the next session, with no trading.
 
     ``P&L_D = Σ_i MV_i,D−1 · r_i,D`` for the holdings of ``D−1`` (the book's dates), ``D`` the next
-    row of ``returns_wide``. A position lacking ``r_i,D`` makes the P&L NaN (a partial sum is not
+    row of ``returns_wide``. With ``factors_wide``, a position lacking ``r_i,D`` uses its factor
+    proxy ``L_i · f_D`` (its loadings of ``D−1``, as in the historical simulation) and is counted in
+    ``positions_proxied_return``. A position with neither makes the P&L NaN (a partial sum is not
     the book's P&L) and is counted in ``positions_missing_return``; a portfolio-day with no covered
     position has NaN.
 
@@ -315,12 +320,14 @@ def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame) -> pd.DataFr
         Holdings of ``D−1`` (the same covered set whose VaR is backtested).
     returns_wide : pandas.DataFrame
         Wide simple daily total returns holding each book date and the session after it.
+    factors_wide : pandas.DataFrame, optional
+        Factor returns (columns ``FACTOR_NAMES``) by session; without it nothing is proxied.
 
     Returns
     -------
     pandas.DataFrame
         :data:`HYPOTHETICAL_PNL_COLUMNS`: ``date`` = ``D`` (the P&L day), ``holdings_date`` =
-        ``D−1``, P&L in USD, missing-return count; in ``book.keys`` order.
+        ``D−1``, P&L in USD, missing- and proxied-return counts; in ``book.keys`` order.
 
     Raises
     ------
@@ -341,6 +348,12 @@ def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame) -> pd.DataFr
     r = np.full(len(book.w), np.nan)
     known = col >= 0
     r[known] = values[next_row[known], col[known]]
+    proxied = np.zeros(len(r), dtype=bool)
+    if factors_wide is not None and len(r):
+        f = factors_wide.reindex(index=idx, columns=list(FACTOR_NAMES)).to_numpy(dtype=float, na_value=np.nan)
+        proxy = np.einsum("ik,ik->i", book.loadings, f[next_row])
+        proxied = ~np.isfinite(r) & np.isfinite(proxy)
+        r = np.where(proxied, proxy, r)
     have = np.isfinite(r)
     g = book.group
     pnl = np.bincount(g[have], weights=book.w[have] * r[have], minlength=n_g)
@@ -354,6 +367,7 @@ def hypothetical_pnl(book: CoveredBook, returns_wide: pd.DataFrame) -> pd.DataFr
         "holdings_date": keys["date"].to_numpy(),
         "hypothetical_pnl": pnl,
         "positions_missing_return": n_missing,
+        "positions_proxied_return": np.bincount(g[proxied], minlength=n_g).astype(np.int64),
     })[HYPOTHETICAL_PNL_COLUMNS]
 
 
@@ -393,7 +407,7 @@ def traffic_light(exceptions: np.ndarray, observations: np.ndarray, window: int 
 
 
 def backtest_statistics(exceptions: np.ndarray, window: int = BACKTEST_WINDOW,
-                        confidence: float = BACKTEST_CONFIDENCE) -> dict[str, np.ndarray]:
+                        confidence: float = BACKTEST_CONFIDENCE, columns=None) -> dict[str, np.ndarray]:
     """Trailing-window backtest statistics for every (portfolio, session) at once.
 
     Parameters
@@ -412,6 +426,10 @@ def backtest_statistics(exceptions: np.ndarray, window: int = BACKTEST_WINDOW,
         ``observations`` and ``exceptions`` (int64), ``kupiec_lr``, ``kupiec_p_value``,
         ``christoffersen_lr``, ``christoffersen_p_value`` (float) and ``traffic_light`` (object),
         with the formulas and edge cases of the module docstring.
+    columns : array-like of int, optional
+        Only these sessions (columns) are returned, each still over its full trailing window: the
+        window sums are cumulative over every column, the likelihood ratios and p-values are
+        evaluated for the requested columns only (a day's backtest need not pay for the year).
     """
     _check_confidence(confidence)
     e = np.atleast_2d(np.asarray(exceptions, dtype=float))
@@ -431,6 +449,10 @@ def backtest_statistics(exceptions: np.ndarray, window: int = BACKTEST_WINDOW,
         s[:, 1:] = _window_sum(m, window - 1) if window > 1 else 0.0
         trans[name] = s
 
+    if columns is not None:
+        cols = np.asarray(columns, dtype=np.int64)
+        n, x = n[:, cols], x[:, cols]
+        trans = {k: v[:, cols] for k, v in trans.items()}
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(n > 0, x / np.where(n > 0, n, 1.0), np.nan)
         lr_pof = -2.0 * (_xlogy(n - x, np.full_like(n, 1.0 - p)) + _xlogy(x, np.full_like(n, p))
@@ -486,9 +508,6 @@ def var_backtest(
     """
     sessions = pd.DatetimeIndex(pd.to_datetime(pd.Index(sessions))).normalize().unique().sort_values()
     days = pd.DatetimeIndex(pd.to_datetime(pd.Index(days))).normalize().unique().sort_values()
-    col_of_day = sessions.get_indexer(days)
-    if (col_of_day < 0).any():
-        raise ValueError(f"days not in sessions: {[d.date().isoformat() for d in days[col_of_day < 0][:5]]}")
     obs = observations.copy()
     obs["date"] = pd.to_datetime(obs["date"]).dt.normalize()
     obs["portfolio_id"] = obs["portfolio_id"].astype(str)
@@ -502,13 +521,49 @@ def var_backtest(
     pnl_m = np.full((pids.size, sessions.size), np.nan)
     var_m[prow[inside], scol[inside]] = obs["var_99_previous"].to_numpy(dtype=float)[inside]
     pnl_m[prow[inside], scol[inside]] = obs["hypothetical_pnl"].to_numpy(dtype=float)[inside]
+    return backtest_frame(var_m, pnl_m, pids, sessions, days, window)
+
+
+def backtest_frame(var_previous: np.ndarray, pnl: np.ndarray, portfolio_ids, sessions, days,
+                   window: int = BACKTEST_WINDOW) -> pd.DataFrame:
+    """:func:`var_backtest` on matrices: the ``var_backtest`` rows of ``days`` for every row.
+
+    Parameters
+    ----------
+    var_previous, pnl : numpy.ndarray
+        ``(portfolios, sessions)``: for each P&L session, the previous session's 99 % VaR (USD,
+        positive) and the hypothetical P&L; NaN = not an observation.
+    portfolio_ids : array-like
+        ``(portfolios,)`` row labels.
+    sessions : DatetimeIndex
+        The columns: consecutive trading sessions, at least ``window − 1`` before the first day.
+    days : DatetimeIndex
+        The days to report (sorted, each in ``sessions``).
+    window : int, default 250
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`BACKTEST_COLUMNS`, ordered by date then row; the statistics of only the reported
+        columns are evaluated.
+    """
+    sessions = pd.DatetimeIndex(sessions)
+    days = pd.DatetimeIndex(days)
+    col_of_day = sessions.get_indexer(days)
+    if (col_of_day < 0).any():
+        raise ValueError(f"days not in sessions: {[d.date().isoformat() for d in days[col_of_day < 0][:5]]}")
+    pids = np.asarray(portfolio_ids, dtype=object)
+    var_m = np.asarray(var_previous, dtype=float)
+    pnl_m = np.asarray(pnl, dtype=float)
     exc = exception_flags(var_m, pnl_m)
-    st = backtest_statistics(exc, window)
-    sel = np.ix_(np.arange(pids.size), col_of_day)
+    st = backtest_statistics(exc, window, columns=col_of_day)
     n_p, n_d = pids.size, days.size
 
     def pick(a):  # (portfolios, days) → date-major flat order
-        return a[sel].T.ravel()
+        return a[:, col_of_day].T.ravel()
+
+    def picked(a):  # statistics already restricted to the days' columns
+        return a.T.ravel()
 
     flag = pick(exc)
     exception = pd.array(np.where(np.isnan(flag), None, flag > 0.5), dtype="boolean")
@@ -518,12 +573,12 @@ def var_backtest(
         "var_99_previous": pick(var_m),
         "hypothetical_pnl": pick(pnl_m),
         "exception": exception,
-        "observations": pick(st["observations"]),
-        "exceptions": pick(st["exceptions"]),
-        "kupiec_lr": pick(st["kupiec_lr"]),
-        "kupiec_p_value": pick(st["kupiec_p_value"]),
-        "christoffersen_lr": pick(st["christoffersen_lr"]),
-        "christoffersen_p_value": pick(st["christoffersen_p_value"]),
-        "traffic_light": pick(st["traffic_light"]),
+        "observations": picked(st["observations"]),
+        "exceptions": picked(st["exceptions"]),
+        "kupiec_lr": picked(st["kupiec_lr"]),
+        "kupiec_p_value": picked(st["kupiec_p_value"]),
+        "christoffersen_lr": picked(st["christoffersen_lr"]),
+        "christoffersen_p_value": picked(st["christoffersen_p_value"]),
+        "traffic_light": picked(st["traffic_light"]),
     })[BACKTEST_COLUMNS]
 

@@ -226,10 +226,10 @@ def _reasons(rows: pd.DataFrame) -> str:
 @click.option("--top", default=10, show_default=True, help="Rows of exposures and stress results (0 = all).")
 @click.option("--database-url", envvar="SIGMASIGHT_DATABASE_URL", help=DATABASE_URL_HELP)
 def show(portfolio_id: str, on_date: str | None, top: int, database_url: str | None) -> None:
-    """A portfolio's snapshot, top factor exposures and stress results (worst first).
+    """A portfolio's snapshot, top factor exposures, stress results (worst first) and ex-ante risk.
 
-    Reads portfolio_snapshots, correlations, aggregated_exposures and stress_results for the latest
-    day with a snapshot (or --date).
+    Reads portfolio_snapshots, correlations, aggregated_exposures, stress_results, portfolio_risk,
+    risk_contributions and var_backtest for the latest day with a snapshot (or --date).
     """
     wh = open_warehouse(database_url)
     books = wh.read("portfolios", keys=[portfolio_id], key_column="portfolio_id")
@@ -307,6 +307,60 @@ def show(portfolio_id: str, on_date: str | None, top: int, database_url: str | N
               pct(r.correlated_pct_equity), _top_contributor(r.top_contributors)] for r in shown.itertuples()],
             ["scenario", "category", "severity", "direct P&L", "correlated P&L", "% equity", "largest contributor"],
             "lllrrrl"))
+    _show_risk(wh, portfolio_id, d, top)
+
+
+def _show_risk(wh, portfolio_id: str, d: pd.Timestamp, top: int) -> None:
+    """The risk block: volatility split, VaR/ES, the backtest's traffic light and the top contributors."""
+    risk = wh.read("portfolio_risk", d, d, keys=[portfolio_id])
+    click.echo("")
+    if risk.empty:
+        click.echo("ex-ante risk: none on this day (portfolio_risk not materialised)")
+        return
+    r = risk.iloc[0]
+    click.echo(f"ex-ante risk (1-day, USD; covered {r['positions_covered']} positions, {pct(r['coverage'], 1)} of "
+               f"gross; excluded: {r['positions_options']} options, {r['positions_private']} private, "
+               f"{r['positions_unpriced']} unpriced, {r['positions_no_loadings']} without a factor model):")
+    rows = [
+        ["volatility (daily)", money(r["volatility_daily"]), "annualised (% equity)",
+         pct(r["volatility_annual_pct_equity"], 1)],
+        ["factor volatility", money(r["factor_volatility_daily"]), "specific volatility",
+         money(r["specific_volatility_daily"])],
+        ["factor share of variance", pct(r["factor_share"], 1), "beta to SPY", num(r["beta_spy"], 2)],
+        ["tracking error vs SPY (daily)", money(r["tracking_error_daily"]), "annualised (% equity)",
+         pct(r["tracking_error_annual_pct_equity"], 1)],
+    ]
+    click.echo(render_table(rows, None, "lrlr"))
+    click.echo("")
+    click.echo(f"VaR / ES (loss, USD; historical over {r['hist_observations']} days, "
+               f"{r['hist_proxied_returns']} returns proxied by factors):")
+    click.echo(render_table(
+        [[f"{lvl} %", money(r[f"var_{lvl}_parametric"]), money(r[f"es_{lvl}_parametric"]),
+          money(r[f"var_{lvl}_historical"]), money(r[f"es_{lvl}_historical"]), pct(r[f"var_{lvl}_historical_pct_equity"])]
+         for lvl in ("95", "99")],
+        ["level", "VaR normal", "ES normal", "VaR historical", "ES historical", "hist. VaR % equity"], "lrrrrr"))
+    bt = wh.read("var_backtest", d, d, keys=[portfolio_id])
+    if len(bt):
+        b = bt.iloc[0]
+        light = b["traffic_light"] if not is_missing(b["traffic_light"]) else f"none yet ({b['observations']} of 250 days)"
+        click.echo(f"VaR backtest (99 %, trailing 250 days): {light}; {b['exceptions']} exception(s) in "
+                   f"{b['observations']} days, Kupiec p {num(b['kupiec_p_value'], 3)}, Christoffersen LR "
+                   f"{num(b['christoffersen_lr'], 2)}")
+    contrib = wh.read("risk_contributions", d, d, keys=[portfolio_id])
+    if contrib.empty:
+        return
+    parts = contrib[contrib["component_type"] != "position"].sort_values("contribution", ascending=False)
+    positions = contrib.loc[contrib["component_type"] == "position", "positions"]
+    items = json.loads(positions.iloc[0]) if len(positions) and not is_missing(positions.iloc[0]) else []
+    click.echo("")
+    click.echo("risk contributions (Euler, USD of daily volatility; factors + specific = volatility):")
+    shown = parts if top <= 0 else parts.head(top)
+    click.echo(render_table([[c.component, money(c.contribution), pct(c.share, 1)] for c in shown.itertuples()],
+                            ["factor / specific", "contribution", "share"], "lrr"))
+    if items:
+        shown = items if top <= 0 else items[:top]
+        click.echo(render_table([[symbol, position_id, money(c), pct(share, 1)] for position_id, symbol, c, share in shown],
+                                ["top position", "position id", "contribution", "share"], "llrr"))
 
 
 def _top_contributor(raw) -> str:

@@ -39,8 +39,7 @@ NIGHTLY_HOUR = 21
 NIGHTLY_ASSETS = [AssetKey(k) for k in (
     "symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
     "factor_model", "factor_covariance", "replay_window_returns", "symbol_metrics", "portfolio_snapshots", "correlations",
-    "aggregated_exposures",
-    "stress_results")]
+    "aggregated_exposures", "stress_results", "portfolio_risk", "risk_contributions", "var_backtest")]
 
 def grace_minutes() -> float:
     return config.positive_number(GRACE_ENV, DEFAULT_GRACE_MINUTES, cast=float, noun="a number of minutes")

@@ -20,7 +20,9 @@ from dagster import (
     op,
 )
 
+from ..pipelines.portfolio import TABLES as PORTFOLIO_TABLES
 from ..pipelines.portfolio import delete_portfolio_rows
+from ..pipelines.risk import TABLES as RISK_TABLES
 from . import freshness
 from .common import PARTITIONS_PER_RUN
 from .resources import WarehouseResource
@@ -86,7 +88,7 @@ class RemovePortfoliosConfig(Config):
                 "transaction.")
 def delete_portfolio_analytics(context: OpExecutionContext, config: RemovePortfoliosConfig,
                                warehouse: WarehouseResource) -> dict:
-    deleted = delete_portfolio_rows(warehouse.get(), config.portfolio_ids)
+    deleted = delete_portfolio_rows(warehouse.get(), config.portfolio_ids, (*PORTFOLIO_TABLES, *RISK_TABLES))
     context.log.info(f"removed portfolios {sorted(config.portfolio_ids)}: rows deleted {deleted}")
     return deleted
 

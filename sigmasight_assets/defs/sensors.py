@@ -51,6 +51,7 @@ from ..pipelines.market import (
 )
 from ..pipelines.portfolio import ledger_fingerprints, portfolio_first_dates, portfolios_with_rows
 from ..pipelines.portfolio import TABLES as PORTFOLIO_TABLES
+from ..pipelines.risk import TABLES as RISK_TABLES
 from ..warehouse.ledger import read_ledger
 from .common import (
     ONBOARDING_TAG,
@@ -68,8 +69,8 @@ from .resources import WarehouseResource
 SYMBOL_ASSET_NAMES = ("symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors",
                       "spread_factors", "factor_model", "symbol_metrics")
 SYMBOL_ASSETS = [AssetKey(n) for n in SYMBOL_ASSET_NAMES]
-PORTFOLIO_ASSETS = [AssetKey(n) for n in PORTFOLIO_TABLES]
-PORTFOLIO_OP = "portfolio_analytics"
+PORTFOLIO_ASSETS = [AssetKey(n) for n in (*PORTFOLIO_TABLES, *RISK_TABLES)]
+PORTFOLIO_OPS = ("portfolio_analytics", "risk_analytics")
 REMOVE_OP = "delete_portfolio_analytics"
 UNFINISHED = [s for s in DagsterRunStatus
               if s not in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)]
@@ -117,11 +118,12 @@ def symbol_run_request(symbols: list[str], start: date, end: date, trigger: str,
 
 def portfolio_run_requests(start: date, end: date, trigger: str, request_id: str,
                            portfolio_ids: list[str] | None = None) -> list[RunRequest]:
-    """``portfolio_analytics`` (all four assets) over [start, end] in runs of at most
-    ``PARTITIONS_PER_RUN`` partitions, scoped to ``portfolio_ids`` when given."""
+    """``portfolio_analytics`` and ``risk_analytics`` (every portfolio-level asset) over [start, end] in
+    runs of at most ``PARTITIONS_PER_RUN`` partitions, scoped to ``portfolio_ids`` when given."""
     days = calendar.sessions(start, end)
     chunks = calendar.chunks(days, PARTITIONS_PER_RUN)
-    config = {"ops": {PORTFOLIO_OP: {"config": {"portfolio_ids": list(portfolio_ids)}}}} if portfolio_ids else {}
+    config = ({"ops": {op: {"config": {"portfolio_ids": list(portfolio_ids)}} for op in PORTFOLIO_OPS}}
+              if portfolio_ids else {})
     out = []
     for i, chunk in enumerate(chunks):
         a, b = chunk[0].date().isoformat(), chunk[-1].date().isoformat()

@@ -439,10 +439,10 @@ def _loader(path: str) -> Callable[[], pd.DataFrame]:
 
 
 # -- removed portfolios ----------------------------------------------------------------------------------
-def delete_portfolio_rows(wh, portfolio_ids) -> dict[str, int]:
-    """Delete every row (all days) of ``portfolio_ids`` from every portfolio table, in one
+def delete_portfolio_rows(wh, portfolio_ids, tables=TABLES) -> dict[str, int]:
+    """Delete every row (all days) of ``portfolio_ids`` from ``tables`` (default: this pipeline's), in one
     transaction; returns the rows deleted per table."""
-    return wh.delete_keys(TABLES, sorted(set(portfolio_ids)), key_column="portfolio_id")
+    return wh.delete_keys(tables, sorted(set(portfolio_ids)), key_column="portfolio_id")
 
 
 def portfolios_with_rows(wh) -> set[str]:

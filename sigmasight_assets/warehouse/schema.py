@@ -376,6 +376,70 @@ class Lookup:
 #: upserts them into the lookup table and stores the rest; reads join them back.
 LOOKUPS: dict[str, Lookup] = {"stress_results": Lookup(stress_scenarios, "scenario_id")}
 
+# Ex-ante risk (issue 18; calc/risk.py, calc/var.py). One row per portfolio-day.
+_VAR_COLUMNS = [f"{m}_{c}_{kind}{pct}" for pct in ("", "_pct_equity") for kind in ("parametric", "historical")
+                for c in ("95", "99") for m in ("var", "es")]
+
+
+def _var_doc(name: str) -> str:
+    measure, level, kind = name.split("_")[:3]
+    what = ("Value at risk: the 1-day loss exceeded with probability " if measure == "var"
+            else "Expected shortfall: the mean 1-day loss beyond the VaR at ")
+    how = "normal with the ex-ante σ" if kind == "parametric" else "today's holdings on the last 250 days' returns"
+    unit = "fraction of equity" if name.endswith("_pct_equity") else "USD, positive = loss"
+    return f"{what}{100 - int(level)} % ({level} %), {how} ({unit})."
+
+
+portfolio_risk = _asset_table(
+    "portfolio_risk",
+    "portfolio_id",
+    *[Column(c, Float) for c in (
+        "equity", "volatility_daily", "factor_volatility_daily", "specific_volatility_daily", "volatility_annual",
+        "volatility_daily_pct_equity", "volatility_annual_pct_equity", "factor_share", "beta_spy",
+        "tracking_error_daily", "tracking_error_annual_pct_equity")],
+    *[Column(c, Integer, nullable=False) for c in (
+        "positions_covered", "positions_options", "positions_private", "positions_unpriced", "positions_no_loadings")],
+    Column("coverage", Float, comment="Share of priced public and option gross value with a factor model."),
+    *[Column(c, Float, comment=_var_doc(c)) for c in _VAR_COLUMNS],
+    Column("hist_observations", Integer, nullable=False),
+    Column("hist_proxied_returns", Integer, nullable=False),
+    Column("hypothetical_pnl", Float),
+    Column("positions_missing_return", Integer, nullable=False),
+    Column("positions_proxied_return", Integer, nullable=False),
+)
+
+# The VaR backtest reads 250 days of these two columns for every portfolio each run: a covering index
+# serves that read without scanning the wide rows (~8× fewer bytes).
+Index("ix_portfolio_risk_backtest", portfolio_risk.c.date, portfolio_risk.c.portfolio_id,
+      portfolio_risk.c.var_99_parametric, portfolio_risk.c.hypothetical_pnl)
+
+# Long: 8 factor rows, 1 specific row and 1 row of the largest positions (JSON) per portfolio-day.
+risk_contributions = _asset_table(
+    "risk_contributions",
+    "portfolio_id",
+    Column("component_type", String(16), nullable=False),  # factor | specific | position
+    Column("component", String(64), nullable=False),  # factor name | specific | top_positions
+    Column("contribution", Float, nullable=False),
+    Column("share", Float, nullable=False),
+    Column("positions", Text),  # JSON list on the position row only
+    extra_key="component",
+)
+
+var_backtest = _asset_table(
+    "var_backtest",
+    "portfolio_id",
+    Column("var_99_previous", Float),
+    Column("hypothetical_pnl", Float),
+    Column("exception", Boolean),
+    Column("observations", Integer, nullable=False, comment="Observed (VaR, P&L) days in the trailing 250 sessions."),
+    Column("exceptions", Integer, nullable=False),
+    Column("kupiec_lr", Float),
+    Column("kupiec_p_value", Float),
+    Column("christoffersen_lr", Float),
+    Column("christoffersen_p_value", Float),
+    Column("traffic_light", String(8)),  # green | yellow | red | NULL (fewer than 250 observations)
+)
+
 # --- operations -----------------------------------------------------------------------------------
 # One row per problem run: a failed run (``kind = failure``, written by ``run_failure_sensor``) or a
 # run still going past the configured maximum runtime (``kind = max_runtime``). Not an asset table.
@@ -534,6 +598,45 @@ COLUMN_DOCS = {
     "recorded_at": "When it was recorded (UTC).",
     "version": "Warehouse schema version.", "applied_at": "When the version was applied (UTC).",
     "schema_version.description": "What the version changed.",
+
+    # portfolio_risk, risk_contributions, var_backtest (README: Ex-ante risk)
+    "volatility_daily": "Ex-ante 1-day volatility of the covered positions (USD): sqrt(factor² + specific²).",
+    "factor_volatility_daily": "Daily volatility from factor moves alone, sqrt(xᵀΣ_f x) (USD).",
+    "specific_volatility_daily": "Daily volatility from stock-specific moves alone, sqrt(Σ w_i² D_i) (USD).",
+    "volatility_annual": "volatility_daily × √252 (USD).",
+    "volatility_daily_pct_equity": "volatility_daily / equity (decimal).",
+    "volatility_annual_pct_equity": "volatility_annual / equity (decimal).",
+    "factor_share": "Share of the variance explained by factors (decimal, 0..1).",
+    "beta_spy": "Ex-ante beta to SPY of the portfolio return (P&L / equity).",
+    "tracking_error_daily": "Ex-ante daily volatility of the return relative to holding equity in SPY (USD).",
+    "tracking_error_annual_pct_equity": "Tracking error against SPY, annualised, as a fraction of equity.",
+    "positions_covered": "Priced PUBLIC positions with a factor model (what the risk measures).",
+    "positions_options": "Option positions excluded (no delta model).",
+    "positions_private": "Private positions excluded (no market model).",
+    "positions_unpriced": "PUBLIC positions without a price, excluded.",
+    "positions_no_loadings": "Priced PUBLIC positions whose symbol has no factor model that day, excluded.",
+    "hist_observations": "Days of the 250-day historical simulation that had a P&L.",
+    "hist_proxied_returns": "(position, day) returns of the simulation filled with the factor proxy L·f.",
+    "hypothetical_pnl": "P&L on this day of the previous session's covered holdings (no trading, no flows; USD).",
+    "positions_missing_return": "Covered positions of the previous session with neither a return nor a factor "
+                                "proxy this day (hypothetical_pnl is then NULL).",
+    "positions_proxied_return": "Covered positions of the previous session whose missing return this day was "
+                                "replaced by its factor proxy L·f in hypothetical_pnl.",
+    "component_type": "factor, specific or position.",
+    "component": "Factor name, 'specific', or 'top_positions' (the JSON row of the largest positions).",
+    "contribution": "Euler contribution to daily volatility (USD); factors + specific sum to volatility_daily.",
+    "share": "contribution / volatility_daily (decimal).",
+    "positions": "JSON list of the top 10 positions by |contribution|, each [position_id, symbol, contribution "
+                 "(USD), share].",
+    "var_99_previous": "Parametric 99 % 1-day VaR of the previous session (USD, positive = loss).",
+    "exception": "The hypothetical loss exceeded var_99_previous (NULL: not an observation).",
+    "exceptions": "Exceptions in the trailing 250 sessions.",
+    "kupiec_lr": "Kupiec proportion-of-failures likelihood ratio (χ²₁) over the trailing window.",
+    "kupiec_p_value": "P(χ²₁ > kupiec_lr).",
+    "christoffersen_lr": "Christoffersen independence likelihood ratio (χ²₁) over the trailing window.",
+    "christoffersen_p_value": "P(χ²₁ > christoffersen_lr).",
+    "traffic_light": "Basel zone of the trailing 250 days: green 0–4, yellow 5–9, red ≥ 10 exceptions; NULL "
+                     "before 250 observations (unless already red).",
 }
 COLUMN_DOCS.update({f"beta_{f}": f"The day's {f} beta (capped ±5), as in the factor tables."
                     for f in ("market", "ir", "provider", "value", "growth", "momentum", "quality", "size",

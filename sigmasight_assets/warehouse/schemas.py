@@ -200,6 +200,24 @@ def _build():
             {"coverage": [Check.in_range(0.0, 1.0 + 1e-9)], "replayed_share": [Check.in_range(0.0, 1.0 + 1e-9)],
              "positions_covered": [Check.ge(0)], "positions_missing_beta": [Check.ge(0)]},
         ),
+        "portfolio_risk": _from_table(
+            t.portfolio_risk, ["date", "portfolio_id"],
+            {**{c.name: [Check.ge(0)] for c in t.portfolio_risk.columns
+                if c.name.startswith(("volatility", "factor_volatility", "specific_volatility", "tracking_error",
+                                      "positions_", "hist_"))},
+             "factor_share": [Check.in_range(-1e-9, 1 + 1e-9)], "coverage": [Check.in_range(0.0, 1.0 + 1e-9)]},
+        ),
+        "risk_contributions": _from_table(
+            t.risk_contributions, ["date", "portfolio_id", "component"],
+            {"component_type": [Check.isin(["factor", "specific", "position"])],
+             "contribution": [_finite], "share": [_finite]},
+        ),
+        "var_backtest": _from_table(
+            t.var_backtest, ["date", "portfolio_id"],
+            {"observations": [Check.ge(0)], "exceptions": [Check.ge(0)],
+             "kupiec_p_value": [Check.in_range(0.0, 1.0)], "christoffersen_p_value": [Check.in_range(0.0, 1.0)],
+             "traffic_light": [Check.isin(["green", "yellow", "red"])]},
+        ),
     }
 
 
@@ -215,6 +233,9 @@ portfolio_snapshots = ANALYTICS["portfolio_snapshots"]
 correlations = ANALYTICS["correlations"]
 aggregated_exposures = ANALYTICS["aggregated_exposures"]
 stress_results = ANALYTICS["stress_results"]
+portfolio_risk = ANALYTICS["portfolio_risk"]
+risk_contributions = ANALYTICS["risk_contributions"]
+var_backtest = ANALYTICS["var_backtest"]
 
 
 def validate(table_name: str, frame):
