@@ -91,17 +91,24 @@ class RunLines:
 
 
 def warmup_sessions(asset_defs, warmup_keys: set[str]) -> int:
-    """Sessions of history the longest look-back window on a warm-up asset reads before a day."""
+    """Sessions of history the longest look-back window on a warm-up asset reads before a day,
+    through chains of warm-up assets (a window of 252 ``symbol_returns`` reads 251 earlier sessions of
+    returns, and the earliest return reads the prices of the session before it: 252)."""
     from dagster import TimeWindowPartitionMapping
 
-    longest = 0
+    edges: dict[str, list[tuple[str, int]]] = {}  # asset → (warm-up parent, sessions it reads before D)
     for a in asset_defs:
         for spec in a.specs:
             for dep in spec.deps:
-                pm = dep.partition_mapping
-                if isinstance(pm, TimeWindowPartitionMapping) and dep.asset_key.to_user_string() in warmup_keys:
-                    longest = max(longest, -int(pm.start_offset))
-    return longest
+                pm, parent = dep.partition_mapping, dep.asset_key.to_user_string()
+                if parent in warmup_keys:
+                    back = -int(pm.start_offset) if isinstance(pm, TimeWindowPartitionMapping) else 0
+                    edges.setdefault(spec.key.to_user_string(), []).append((parent, back))
+
+    def reach(key: str) -> int:  # sessions before D that materialising ``key`` on D needs from the warm-up
+        return max((back + reach(parent) for parent, back in edges.get(key, ()) if parent != key), default=0)
+
+    return max((reach(key) for key in edges), default=0)
 
 
 def write_log(instance, run_id: str, path: Path) -> None:
