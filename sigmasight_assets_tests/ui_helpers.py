@@ -33,7 +33,7 @@ BIN = Path(sys.executable).parent  # the virtualenv's bin: dagster-webserver, da
 
 # Every partitioned asset of the code location (DESIGN.md §3), and the one unpartitioned source.
 PARTITIONED_ASSETS = (
-    "symbol_universe", "prices", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
+    "symbol_universe", "prices", "symbol_returns", "daily_valuations", "symbol_betas", "ridge_factors", "spread_factors",
     "factor_model", "factor_covariance", "replay_window_returns", "symbol_metrics", "portfolio_snapshots", "correlations",
     "aggregated_exposures", "stress_results", "portfolio_risk", "risk_contributions", "var_backtest",
 )
