@@ -60,7 +60,7 @@ def filled(tmp_path_factory):
         resources = {"warehouse": WarehouseResource(url=url), "market_data": MarketDataResource(spec="synthetic", seed=7)}
         with DagsterInstance.ephemeral() as instance:
             warm = materialize_range(str(sess[0].date()), str(sess[WARMUP - 1].date()), instance=instance,
-                                     selection=["symbol_universe", "prices"], resources=resources)
+                                     selection=["symbol_universe", "prices", "symbol_returns"], resources=resources)
             assert warm.success
             assert materialize_range(str(sess[WARMUP].date()), END, instance=instance, resources=resources).success
         yield env, url
@@ -82,11 +82,8 @@ def test_report_writes_one_self_contained_page(filled, tmp_path):
     # plotly.js is inline: no script is loaded from anywhere else.
     assert not re.findall(r"<script\s[^>]*src=", page)
     for section in ("Equity and daily P&amp;L", "Factor exposures", "Stress scenarios: direct vs correlated",
-                    "Correlation of the holdings"):
+                    "Correlation of the holdings", "Risk contributions", "VaR against realised P&amp;L"):
         assert section in page
-    # Without the risk tables the page says why those sections are missing.
-    assert "skipped: the warehouse has no risk_contributions table" in page
-    assert "skipped: the warehouse has no var_backtest table" in page
 
 
 def test_report_of_an_earlier_day_and_clear_errors(filled, tmp_path):
@@ -101,32 +98,24 @@ def test_report_of_an_earlier_day_and_clear_errors(filled, tmp_path):
     assert res.exit_code == 1 and "no portfolio_snapshots on or before 1999-01-04" in res.output
 
 
-def test_report_plots_risk_contributions_and_the_var_backtest_when_the_tables_exist(filled, tmp_path):
+def test_report_plots_risk_contributions_and_the_var_backtest(filled, tmp_path):
     env, url = filled
-    from sqlalchemy import create_engine, text
+    from sigmasight_assets.warehouse import Warehouse
 
-    engine = create_engine(url)
-    days = calendar.sessions_back(END, 10)
-    bt = pd.DataFrame({"date": [d.date() for d in days], "portfolio_id": "P-LONG",
-                       "var_99": 10_000.0, "hypothetical_pnl": [-12_000.0] + [500.0] * 9,
-                       "exception": [True] + [False] * 9})
-    rc = pd.DataFrame({"date": days[-1].date(), "portfolio_id": "P-LONG", "component": ["market", "specific"],
-                       "contribution": [8_000.0, 2_000.0]})
-    try:
-        bt.to_sql("var_backtest", engine, index=False)
-        rc.to_sql("risk_contributions", engine, index=False)
-        out = tmp_path / "risk.html"
-        res = _report(env, "P-LONG", "--html", str(out))
-        assert res.exit_code == 0, res.output
-        page = out.read_text()
-        assert "skipped: the warehouse has no" not in page
-        assert 'id="plot-risk_contributions"' in page and 'id="plot-var_backtest"' in page
-        assert "1 exception(s) in 10 day(s)" in page
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS var_backtest"))
-            conn.execute(text("DROP TABLE IF EXISTS risk_contributions"))
-        engine.dispose()
+    wh = Warehouse(url)
+    bt = wh.read("var_backtest", keys=["P-LONG"], key_column="portfolio_id")
+    observed = bt[bt["var_99_previous"].notna() & bt["hypothetical_pnl"].notna()]
+    assert len(observed) >= DAYS - 2  # every day after the first of the range has a VaR to compare
+    out = tmp_path / "risk.html"
+    res = _report(env, "P-LONG", "--html", str(out))
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    assert "skipped: the warehouse has no" not in page
+    assert 'id="plot-risk_contributions"' in page and 'id="plot-var_backtest"' in page
+    assert f"{int(observed['exception'].astype(bool).sum())} exception(s) in {len(observed)} day(s)" in page
+    rc = wh.read("risk_contributions", END, END, keys=["P-LONG"], key_column="portfolio_id")
+    volatility = rc.loc[rc["component_type"].isin(["factor", "specific"]), "contribution"].sum()
+    assert f"add up to the daily volatility, ${volatility:,.0f}" in page
 
 
 @pytest.mark.slow

@@ -159,7 +159,10 @@ def test_hypothetical_pnl_and_the_backtest_row_use_the_previous_day(graph):
     for day in RANGE:
         prev = calendar.previous_session(day)
         px = wh.read("prices", prev, day, keys=[sym]).set_index("date")
-        r = px["adj_close"].iloc[1] / px["adj_close"].iloc[0] - 1.0
+        assert (px["split_ratio"] == 1.0).all()
+        # the day's point-in-time total return: (close + dividend) / previous close − 1
+        r = (px["close"].iloc[1] + px["dividend"].iloc[1]) / px["close"].iloc[0] - 1.0
+        assert r == pytest.approx(wh.read("symbol_returns", day, day, keys=[sym])["total_return"].iloc[0], rel=1e-12)
         row = wh.read("portfolio_risk", day, day, keys=["P-ONE"]).iloc[0]
         if day == RANGE[0]:
             # the previous session has no factor model in this warehouse: its holdings were not

@@ -25,8 +25,6 @@ import pandas as pd
 
 from .common import BACKFILL_HINT, DATABASE_URL_HELP, day, money, open_warehouse, pct, short_list
 
-OPTIONAL_TABLES = ("risk_contributions", "var_backtest")
-KEY_COLUMNS = {"date", "portfolio_id"}
 
 
 def _table_exists(wh, name: str) -> bool:
@@ -60,18 +58,6 @@ def correlation_matrix(row: pd.Series) -> pd.DataFrame:
     m[iu] = vals
     m[(iu[1], iu[0])] = vals
     return pd.DataFrame(m, index=symbols, columns=symbols)
-
-
-def _first(frame: pd.DataFrame, *candidates: str, kind: str = "number") -> str | None:
-    """The first column whose name contains one of ``candidates`` (numbers or text)."""
-    for cand in candidates:
-        for c in frame.columns:
-            if c in KEY_COLUMNS or cand not in c:
-                continue
-            numeric = pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-            if (kind == "number") == numeric:
-                return c
-    return None
 
 
 # -- figures ----------------------------------------------------------------------------------------
@@ -132,42 +118,52 @@ def correlation_figure(matrix: pd.DataFrame):
 
 
 def contributions_figure(rc: pd.DataFrame):
+    """Euler contributions of the day (``risk_contributions``): each factor, specific risk, and the
+    largest positions from the ``top_positions`` row's JSON, in USD of daily volatility."""
     import plotly.graph_objects as go
 
-    label = _first(rc, "component", "name", "factor", "symbol", kind="text")
-    value = _first(rc, "contribution", "risk", "value")
-    if label is None or value is None:
-        return None, f"risk_contributions has no label/number columns to plot (columns: {', '.join(rc.columns)})"
-    rc = rc.sort_values(value)
-    fig = go.Figure(go.Bar(x=rc[value], y=rc[label].astype(str), orientation="h",
-                           hovertemplate="%{y}: %{x:,.4g}<extra></extra>"))
-    fig.update_xaxes(title=value)
-    fig.update_layout(height=max(300, 26 * len(rc) + 80), margin=dict(t=30, b=40))
-    return fig, f"`{value}` by `{label}`"
+    parts = rc[rc["component_type"].isin(["factor", "specific"])][["component", "contribution"]]
+    top = rc[rc["component"] == "top_positions"]
+    positions = pd.DataFrame(columns=["component", "contribution"])
+    if len(top) and isinstance(top["positions"].iloc[0], str):
+        items = json.loads(top["positions"].iloc[0])  # [position_id, symbol, contribution, share]
+        positions = pd.DataFrame({"component": [f"{sym} ({pid})" for pid, sym, _, _ in items],
+                                  "contribution": [c for _, _, c, _ in items]})
+    fig = go.Figure()
+    for frame, name, color in ((parts, "factors and specific", "#2c7fb8"), (positions, "largest positions", "#e67e22")):
+        frame = frame.sort_values("contribution")
+        fig.add_trace(go.Bar(x=frame["contribution"], y=frame["component"].astype(str), orientation="h", name=name,
+                             marker_color=color, hovertemplate="%{y}: $%{x:,.0f}<extra></extra>"))
+    fig.update_xaxes(title="contribution to daily volatility (USD)", tickprefix="$", tickformat=",.0f")
+    fig.update_layout(height=max(320, 22 * (len(parts) + len(positions)) + 100), margin=dict(t=30, b=40),
+                      legend=dict(orientation="h", y=1.05, x=0))
+    total = float(parts["contribution"].sum()) if len(parts) else float("nan")
+    return fig, f"factors and specific add up to the daily volatility, ${total:,.0f}; a negative bar is a hedge"
 
 
 def backtest_figure(bt: pd.DataFrame):
+    """``var_backtest``: each day's hypothetical P&L of the previous day's holdings against that
+    day's 99 % VaR (as a loss line), exceptions marked."""
     import plotly.graph_objects as go
 
-    var = _first(bt, "var_99", "var")
-    pnl = _first(bt, "hypothetical_pnl", "realised_pnl", "realized_pnl", "pnl")
-    exc = next((c for c in bt.columns if "exception" in c and pd.api.types.is_bool_dtype(bt[c].dropna().astype(bool))
-                and bt[c].dropna().isin([0, 1, True, False]).all()), None)
-    if var is None or pnl is None:
-        return None, f"var_backtest has no VaR / P&L columns to plot (columns: {', '.join(bt.columns)})"
-    loss_line = -bt[var].abs()
-    flags = bt[exc].fillna(False).astype(bool) if exc else (bt[pnl] < loss_line)
+    bt = bt[bt["var_99_previous"].notna() & bt["hypothetical_pnl"].notna()]
+    if bt.empty:
+        return None, "no day yet with both a previous VaR and a hypothetical P&L"
+    loss_line = -bt["var_99_previous"]
+    flags = bt["exception"].fillna(False).astype(bool)
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=bt["date"], y=bt[pnl], name="realised P&L", marker_color="#95a5a6",
+    fig.add_trace(go.Bar(x=bt["date"], y=bt["hypothetical_pnl"], name="hypothetical P&L", marker_color="#95a5a6",
                          hovertemplate="%{x|%Y-%m-%d}<br>$%{y:,.0f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=bt["date"], y=loss_line, name=f"−{var}", mode="lines", line=dict(color="#c0392b"),
-                             hovertemplate="%{x|%Y-%m-%d}<br>$%{y:,.0f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=bt.loc[flags, "date"], y=bt.loc[flags, pnl], name="exception", mode="markers",
-                             marker=dict(color="#c0392b", size=11, symbol="x"),
+    fig.add_trace(go.Scatter(x=bt["date"], y=loss_line, name="−VaR 99 % (previous day)", mode="lines",
+                             line=dict(color="#c0392b"), hovertemplate="%{x|%Y-%m-%d}<br>$%{y:,.0f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=bt.loc[flags, "date"], y=bt.loc[flags, "hypothetical_pnl"], name="exception",
+                             mode="markers", marker=dict(color="#c0392b", size=11, symbol="x"),
                              hovertemplate="exception %{x|%Y-%m-%d}<br>$%{y:,.0f}<extra></extra>"))
     fig.update_yaxes(tickprefix="$", tickformat=",.0f")
     fig.update_layout(height=420, margin=dict(t=30, b=40), legend=dict(orientation="h", y=1.05, x=0))
-    return fig, f"{int(flags.sum())} exception(s) in {len(bt)} day(s) (`{pnl}` below −`{var}`)"
+    light = bt["traffic_light"].iloc[-1] if "traffic_light" in bt and pd.notna(bt["traffic_light"].iloc[-1]) else None
+    return fig, (f"{int(flags.sum())} exception(s) in {len(bt)} day(s)"
+                 + (f"; Basel traffic light {light}" if light else "; traffic light after 250 observed days"))
 
 
 # -- page -------------------------------------------------------------------------------------------
@@ -226,7 +222,7 @@ def build_report(wh, portfolio_id: str, on_date=None) -> tuple[str, pd.Timestamp
     expo = _rows(wh, "aggregated_exposures", portfolio_id, d, d)
     body.append(_section("Factor exposures", exposure_figure(expo) if len(expo) else None, div_id="exposures",
                          note=None if len(expo) else f"no aggregated_exposures on {day(d)}"))
-    stress = _rows(wh, "stress_results", portfolio_id, d, d)
+    stress = _rows(wh, "stress_results_view", portfolio_id, d, d)  # with the scenario attributes
     body.append(_section("Stress scenarios: direct vs correlated", stress_figure(stress) if len(stress) else None,
                          div_id="stress", note="Direct: only the named factors move. Correlated: the others take "
                                                "their conditional expectation under the day's factor covariance."
@@ -244,8 +240,8 @@ def build_report(wh, portfolio_id: str, on_date=None) -> tuple[str, pd.Timestamp
                                ("var_backtest", "VaR against realised P&L", backtest_figure)):
         if not _table_exists(wh, table):
             body.append(_section(title, None, div_id=table,
-                                 note=f"skipped: the warehouse has no {table} table (the asset is not part of this "
-                                      "deployment yet)"))
+                                 note=f"skipped: the warehouse has no {table} table (run `sigmasight warehouse "
+                                      "upgrade`)"))
             continue
         rows = _rows(wh, table, portfolio_id, d if table == "risk_contributions" else None, d)
         fig, note = make(rows) if len(rows) else (None, f"no {table} rows for {portfolio_id} up to {day(d)}")
