@@ -218,6 +218,10 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
         checks = [AssetCheckResult(asset_key=key, check_name="every_active_scenario", passed=ok),
                   AssetCheckResult(asset_key=key, check_name="replays_replayable", passed=not totals.not_replayable,
                                    severity=AssetCheckSeverity.WARN,
+                                   description=(None if not totals.not_replayable else
+                                                f"{len(totals.not_replayable)} replay window(s) not in the warehouse "
+                                                f"({', '.join(sorted(totals.not_replayable))}): NULL P&L until their "
+                                                "market data and replay_window_returns are backfilled"),
                                    metadata={"not_replayable": MetadataValue.json(totals.not_replayable)})]
     context.log.info(f"{name}: {written} rows written")
     return MaterializeResult(asset_key=key, metadata=meta, check_results=_selected_checks(context, key, checks))
