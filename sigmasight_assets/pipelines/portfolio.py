@@ -39,7 +39,6 @@ import os
 import pickle
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -53,6 +52,7 @@ from ..calc.snapshots import compute_snapshots
 from ..calc.stress import compute_joint_stress
 from ..warehouse import Replacement, StagedReplacement
 from . import replays
+from .clock import PhaseClock
 from .windows import WindowReader
 
 SNAP, CORR, EXPO, STRESS = "portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"
@@ -368,14 +368,8 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, p
         totals.not_replayable = replays.not_replayable(windows)
     last_day = days[-1] if len(days) else None
     for chunk in chunks:
-        clock = {"read": 0.0, "compute": 0.0, "write": 0.0}
-        t = time.perf_counter()
-
-        def lap(phase: str) -> None:
-            nonlocal t
-            now = time.perf_counter()
-            clock[phase] += now - t
-            t = now
+        clock = PhaseClock()
+        lap = clock.lap
 
         market = read_market(wh, reader, book, chunk, selected, scope is not None)
         market.replays = windows
@@ -423,10 +417,10 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, p
             totals.rows[name] += n
         totals.chunks += 1
         totals.batches += len(batches)
-        for k, v in clock.items():
+        for k, v in clock.seconds.items():
             totals.seconds[k] += v
         if on_chunk is not None:
-            on_chunk(ChunkReport(chunk[0], chunk[-1], len(batches), rows, {k: round(v, 3) for k, v in clock.items()}))
+            on_chunk(ChunkReport(chunk[0], chunk[-1], len(batches), rows, clock.rounded()))
     return book, totals
 
 

@@ -52,6 +52,7 @@ from ..calc.var import (BACKTEST_COLUMNS, BACKTEST_WINDOW, HIST_WINDOW, backtest
                         value_at_risk)
 from ..warehouse import Replacement
 from .portfolio import BATCH_PORTFOLIO_DAYS, STALE_SESSIONS, BookIndex, plan, read_actions, read_book, read_book_index
+from .clock import PhaseClock
 from .windows import WindowReader
 
 RISK, CONTRIB, BACKTEST = "portfolio_risk", "risk_contributions", "var_backtest"
@@ -328,14 +329,8 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, portfolio_id
     history = BacktestHistory(wh, days[0], scope) if BACKTEST in selected and len(days) else None
     totals.seconds["read"] += time.perf_counter() - started  # the backtest's trailing window, once per run
     for chunk in chunks:
-        clock = {"read": 0.0, "compute": 0.0, "write": 0.0}
-        t = time.perf_counter()
-
-        def lap(phase: str) -> None:
-            nonlocal t
-            now = time.perf_counter()
-            clock[phase] += now - t
-            t = now
+        clock = PhaseClock()
+        lap = clock.lap
 
         market = read_market(wh, reader, book, chunk, scope is not None) if need_compute else None
         stored_risk = None
@@ -383,9 +378,9 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, portfolio_id
         for name, n in rows.items():
             totals.rows[name] += n
         totals.chunks += 1
-        for k, v in clock.items():
+        for k, v in clock.seconds.items():
             totals.seconds[k] += v
         if on_chunk is not None:
-            on_chunk(ChunkReport(chunk[0], chunk[-1], len(batches), rows, {k: round(v, 3) for k, v in clock.items()}))
+            on_chunk(ChunkReport(chunk[0], chunk[-1], len(batches), rows, clock.rounded()))
     return book, totals
 
