@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,39 +28,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from . import ui_helpers as ui
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TIMEOUT_S = 180
 BACKSTOP_S = 20
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 START, END = "2025-01-02", "2025-03-31"  # long enough that the worker is still running when killed
-
-
-def _wait(predicate, what: str, deadline: float, poll: float = 0.5):
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=15)
-            os.killpg(pgid, signal.SIGKILL)  # no child of the group survives its leader
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            continue
-        return
 
 
 def parent_pid(pid: int) -> int:
@@ -108,7 +82,7 @@ def test_a_killed_run_is_marked_failed_and_recorded(victims, tmp_path, monkeypat
                 states = [s for s in instance.all_instigator_state() if s.instigator_name == "run_failure_sensor"]
                 return states and instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=1)
 
-            _wait(sensor_ticked, "the daemon's first run_failure_sensor tick", deadline)
+            ui.wait_until(sensor_ticked, "the daemon's first run_failure_sensor tick", deadline)
             tags = {"dagster/asset_partition_range_start": START, "dagster/asset_partition_range_end": END,
                     "e2e": "killed"}
             procs.append(subprocess.Popen(
@@ -127,7 +101,7 @@ def test_a_killed_run_is_marked_failed_and_recorded(victims, tmp_path, monkeypat
                         return runs[0].run_id, int(found.group(1))
                 return None
 
-            run_id, pid = _wait(worker_pid, "the run's worker process", deadline, poll=0.2)
+            run_id, pid = ui.wait_until(worker_pid, "the run's worker process", deadline, poll=0.2)
             if victims == "worker_and_code_server":  # nobody left to notice: only run monitoring can
                 os.kill(parent_pid(pid), signal.SIGKILL)
             os.kill(pid, signal.SIGKILL)
@@ -138,7 +112,7 @@ def test_a_killed_run_is_marked_failed_and_recorded(victims, tmp_path, monkeypat
                 run = instance.get_run_by_id(run_id)
                 return run if run.status == DagsterRunStatus.FAILURE else None
 
-            run = _wait(failed, "run monitoring to mark the killed run failed", deadline)
+            run = ui.wait_until(failed, "run monitoring to mark the killed run failed", deadline)
             assert run.status == DagsterRunStatus.FAILURE
             assert time.time() - killed_at < TIMEOUT_S
             messages = [e.message or "" for e in instance.all_logs(run_id)]
@@ -146,10 +120,10 @@ def test_a_killed_run_is_marked_failed_and_recorded(victims, tmp_path, monkeypat
                 assert any("was terminated by signal 9 (SIGKILL)" in m for m in messages), messages[-5:]
             else:  # run monitoring's runtime backstop
                 assert any("maximum runtime" in m for m in messages), messages[-5:]
-            row = _wait(lambda: [r for r in wh.read("run_failures").to_dict("records") if r["run_id"] == run_id],
+            row = ui.wait_until(lambda: [r for r in wh.read("run_failures").to_dict("records") if r["run_id"] == run_id],
                         "run_failure_sensor to record the killed run", deadline)[0]
             assert row["kind"] == "failure" and row["partition_range"] == f"{START}...{END}"
     finally:
         for proc in procs:
-            _kill_group(proc)
+            ui.kill_group(proc)
         wh.engine.dispose()

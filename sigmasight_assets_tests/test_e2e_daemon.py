@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from . import ui_helpers as ui
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -42,37 +43,6 @@ def _launch(env, tags: dict, config: dict, log: Path) -> subprocess.Popen:
            "--tags", json.dumps(tags), "--config-json", json.dumps(config)]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def _wait(predicate, what: str, deadline: float, poll: float = 1.0):
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        return
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        # The leader is gone; make sure no child of the group survives it.
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return
 
 
 @pytest.mark.slow
@@ -121,7 +91,7 @@ def test_daemon_runs_queued_runs_records_the_failure_and_onboards_a_symbol(tmp_p
                 return states and instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=1)
 
             # The failure sensor only sees failures after its first tick: queue the bad run after it.
-            _wait(sensor_ticked, "the daemon's first run_failure_sensor tick", deadline)
+            ui.wait_until(sensor_ticked, "the daemon's first run_failure_sensor tick", deadline)
             bad_config = {**IN_PROCESS, "resources": {"market_data": {"config": {"spec": "no-such-provider"}}}}
             procs.append(_launch(env, {"dagster/partition": FAIL_DAY, "e2e": "bad"}, bad_config,
                                  tmp_path / "launch_bad.log"))
@@ -130,8 +100,8 @@ def test_daemon_runs_queued_runs_records_the_failure_and_onboards_a_symbol(tmp_p
                 runs = instance.get_runs(filters=RunsFilter(tags={"e2e": tag}))
                 return runs[0] if runs and runs[0].is_finished else None
 
-            good = _wait(lambda: finished("ok"), "the good run to finish", deadline)
-            bad = _wait(lambda: finished("bad"), "the bad run to finish", deadline)
+            good = ui.wait_until(lambda: finished("ok"), "the good run to finish", deadline)
+            bad = ui.wait_until(lambda: finished("bad"), "the bad run to finish", deadline)
             assert good.status == DagsterRunStatus.SUCCESS, (tmp_path / "daemon.log").read_text()[-3000:]
             assert bad.status == DagsterRunStatus.FAILURE
             # Queued by the CLI, launched by the daemon's run queue.
@@ -153,7 +123,7 @@ def test_daemon_runs_queued_runs_records_the_failure_and_onboards_a_symbol(tmp_p
             load_ledger(wh, tmp_path / "ledger", [{"portfolio_id": "P-NEW", "portfolio_name": "New",
                                                    "symbol": "ZNEWCO", "quantity": 100, "entry_price": 50.0,
                                                    "entry_date": END}])
-            _wait(lambda: len(wh.read("symbol_betas", keys=["ZNEWCO"])) > 0, "the new symbol's betas", deadline)
+            ui.wait_until(lambda: len(wh.read("symbol_betas", keys=["ZNEWCO"])) > 0, "the new symbol's betas", deadline)
             latency = time.time() - loaded
             onboarding = [r for r in instance.get_runs(filters=RunsFilter(tags={"sigmasight/onboarding": "symbols"}))
                           if "ZNEWCO" in r.run_config["ops"]["symbol_universe"]["config"]["symbols"]]
@@ -164,14 +134,14 @@ def test_daemon_runs_queued_runs_records_the_failure_and_onboards_a_symbol(tmp_p
                       f"{onboarding[0].tags['dagster/asset_partition_range_start']}.."
                       f"{onboarding[0].tags['dagster/asset_partition_range_end']})")
 
-            row = _wait(lambda: [r for r in wh.read("run_failures").to_dict("records") if r["run_id"] == bad.run_id],
+            row = ui.wait_until(lambda: [r for r in wh.read("run_failures").to_dict("records") if r["run_id"] == bad.run_id],
                         "run_failure_sensor to record the failed run", deadline)[0]
             assert row["kind"] == "failure" and row["partition_range"] == FAIL_DAY
             assert row["step_keys"] == "prices" and "no-such-provider" in row["error"]
             assert good.run_id not in set(wh.read("run_failures")["run_id"])
     finally:
         for proc in procs:
-            _kill_group(proc)
+            ui.kill_group(proc)
         wh.engine.dispose()
     for proc in procs:
         assert proc.poll() is not None

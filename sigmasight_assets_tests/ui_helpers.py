@@ -494,3 +494,37 @@ def png_summary(path: Path) -> dict:
     raw = zlib.decompress(idat)
     rows = {raw[r * stride : (r + 1) * stride] for r in range(height)}
     return {"width": width, "height": height, "distinct_rows": len(rows)}
+
+
+def wait_until(predicate, what: str, deadline: float, poll: float = 1.0):
+    """``predicate()``'s first truthy value, polled until the ``time.time()`` deadline (else an
+    assertion naming ``what``)."""
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Stop a process started with ``start_new_session=True`` and every member of its group."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; make sure no child of the group survives it.
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
