@@ -39,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sigmasight_assets.calc.exposures import beta_matrix
 from sigmasight_assets.calc.factors import FACTOR_ETFS, MARKET_ETF, RATES_ETF
 from sigmasight_assets.calc.frames import aligned_regressors, aligned_returns, concat_columns, trailing_rows, validate_window_params
 from sigmasight_assets.calc.regression import (
@@ -279,16 +280,11 @@ def factor_model_wide(factor_model: pd.DataFrame) -> pd.DataFrame:
     stats_cols = [c for c in FACTOR_MODEL_STAT_COLUMNS if c in factor_model.columns]
     if "specific_variance" not in stats_cols:
         raise KeyError("factor_model lacks the specific_variance column")
-    fm = factor_model.loc[factor_model["factor"].isin(list(FACTOR_NAMES)), keys + ["factor", "beta"] + stats_cols].copy()
+    wide = beta_matrix(factor_model, FACTOR_NAMES)  # NaN for non-finite, duplicates raise
+    wide.columns.name = None
+    fm = factor_model.loc[factor_model["factor"].isin(list(FACTOR_NAMES)), keys + stats_cols].copy()
     if "date" in keys:
         fm["date"] = pd.to_datetime(fm["date"]).dt.normalize()
-    dup = fm.duplicated(keys + ["factor"])
-    if dup.any():
-        first = fm.loc[dup].iloc[0]
-        raise ValueError(f"duplicate factor_model rows, e.g. {first[keys + ['factor']].to_dict()}")
-    fm["beta"] = pd.to_numeric(fm["beta"], errors="coerce").where(lambda v: np.isfinite(v))
-    wide = fm.pivot(index=keys, columns="factor", values="beta").reindex(columns=list(FACTOR_NAMES))
-    wide.columns.name = None
     stats = fm.groupby(keys, sort=False)[stats_cols].first()
     return wide.join(stats)
 
