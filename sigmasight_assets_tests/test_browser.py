@@ -25,9 +25,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from sigmasight_assets.cli.launch import CodeLocation
 from sigmasight_assets.defs.common import range_tags
-from sigmasight_assets.definitions import defs
-from sigmasight_assets.defs.resources import MarketDataResource, WarehouseResource
 
 from . import ui_helpers as ui
 
@@ -81,13 +80,11 @@ def web(chromium, tmp_path_factory):
     server, url = ui.start_webserver(home, env, base)
     try:
         # Materialise while the webserver starts (both only read the instance's storage at start-up),
-        # as a run of the daily_risk_graph job, as the demo does.
-        with DagsterInstance.from_config(str(home)) as instance:
-            job = defs.resolve_job_def("daily_risk_graph")
-            resources = {"warehouse": WarehouseResource(url=warehouse_url),
-                         "market_data": MarketDataResource(spec="synthetic", seed=7)}
-            result = job.execute_in_process(instance=instance, tags=range_tags(START, END), resources=resources)
-        assert result.success
+        # as a run of the daily_risk_graph job launched through the code location, as the demo does.
+        with DagsterInstance.from_config(str(home)) as instance, \
+                CodeLocation(home, base / "code-server.log", env=env) as location:
+            run_id = location.launch("daily_risk_graph", range_tags(START, END))
+            assert location.wait(instance, run_id) == "SUCCESS"
         ui.wait_for_webserver(url, server)
         ui.graphql(url, "mutation { setNuxSeen }")  # no first-visit community dialog over the pages
         yield url, base
@@ -160,3 +157,12 @@ def test_asset_page_shows_description_and_columns(browser, web, tmp_path):
     for column in ("date", "symbol", "factor", "beta", "observations"):
         assert column in text
     _save(browser, "symbol_betas_asset.png", tmp_path)
+
+
+def test_overview_timeline_shows_the_job_run(browser, web, tmp_path):
+    url, _ = web
+    # The timeline groups runs by their code location and job; a run launched through the location
+    # (UI, schedule, sensor, backfill, `sigmasight demo`) has that origin, an in-process one has none.
+    browser.open(f"{url}/overview/activity/timeline", wait_for=["Timeline", "daily_risk_graph", "sigmasight_assets"])
+    assert "No runs" not in browser.text()
+    _save(browser, "overview_timeline.png", tmp_path)

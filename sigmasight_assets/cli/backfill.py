@@ -10,18 +10,14 @@ exactly the days asked for — none of the downstream days a look-back window wo
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import click
 import pandas as pd
 
 from .. import calendar
+from .launch import MODULE, graphql
 
 LAUNCH = """
 mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) { __typename
@@ -31,14 +27,6 @@ mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParam
   ... on UnauthorizedError { message } } }
 """
 FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-
-
-def _dagster_graphql() -> str:
-    exe = Path(sys.executable).with_name("dagster-graphql")
-    found = str(exe) if exe.exists() else shutil.which("dagster-graphql")
-    if not found:
-        raise click.ClickException("the dagster-graphql command (package dagster-graphql) is not installed")
-    return found
 
 
 def backfill_days(start: str, end: str) -> list[str]:
@@ -91,18 +79,10 @@ def backfill(start: str, end: str, select: tuple[str, ...], title: str | None, w
         raise click.BadParameter(f"unknown asset(s) {unknown}; partitioned assets: {', '.join(known)}",
                                  param_hint="--select")
     params = launch_params(keys, assets, title or f"sigmasight backfill {keys[0]}..{keys[-1]}")
-    target = ["-w", workspace] if workspace else ["-m", "sigmasight_assets.definitions"]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "response.json"
-        proc = subprocess.run([_dagster_graphql(), *target, "-t", LAUNCH, "-v", json.dumps({"params": params}),
-                               "-o", str(out)], capture_output=True, text=True)
-        if not out.exists():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise click.ClickException(f"dagster-graphql failed (exit {proc.returncode}): {tail[0]}")
-        response = json.loads(out.read_text())
-    launched = (response.get("data") or {}).get("launchPartitionBackfill") or {}
+    target = ["-w", workspace] if workspace else ["-m", MODULE]
+    launched = graphql(target, LAUNCH, {"params": params}).get("launchPartitionBackfill") or {}
     if launched.get("__typename") != "LaunchBackfillSuccess":
-        detail = launched.get("message") or response.get("errors") or launched
+        detail = launched.get("message") or launched
         raise click.ClickException(f"the backfill was not created: {detail}")
     backfill_id = launched["backfillId"]
     chunks = -(-len(keys) // PARTITIONS_PER_RUN)

@@ -9,6 +9,9 @@ Output is one line per phase and per asset; the whole Dagster log of each run go
    are recorded for the run, not per day: its days precede the first partition the UI shows);
 2. **the range**: the whole graph over the ``--days`` sessions ending at ``--end``.
 
+Both are launched through the code location (``launch.CodeLocation``: its server runs for the demo's
+duration), as the UI launches runs, so the UI shows them on the job and the Overview timeline.
+
 The partitions start at the first day of the range (``SIGMASIGHT_START_DATE``, recorded in
 ``$DAGSTER_HOME/sigmasight.env`` for ``make ui``), so the UI shows the range 100 % filled rather than a
 few percent of a history nobody asked for; the warm-up days are history before the first partition.
@@ -27,6 +30,7 @@ import pandas as pd
 
 from .. import calendar, config
 from .common import open_warehouse, sample_files
+from .launch import CodeLocation
 from .portfolios import record_ledger_observation
 
 ENV_FILE = "sigmasight.env"
@@ -191,7 +195,9 @@ def demo(days: int, end_date: str | None, progress: bool | None = None) -> None:
                                    f"({MAX_WARMUP}); raise MAX_WARMUP in cli/demo.py")
     warm = calendar.sessions_back(before, n_warm) if n_warm else pd.DatetimeIndex([])
     logs = home / "logs"
-    with DagsterInstance.get() as instance:
+    # Launched through the code location (its server runs for the demo's duration), as the UI launches
+    # runs: they carry the location's origin, so the UI shows them on the job and the Overview timeline.
+    with DagsterInstance.get() as instance, CodeLocation(home, logs / "demo-code-server.log") as location:
         for label, run_days, selection in (("warm-up", warm, warm_keys), ("range", sess, None)):
             if not len(run_days):
                 continue
@@ -202,25 +208,25 @@ def demo(days: int, end_date: str | None, progress: bool | None = None) -> None:
             started = time.time()
             # A subset keeps the job's own check selection (the nightly freshness check stays out); the
             # warm-up's days precede the first partition the UI shows, so no per-day verdicts there.
-            run_job = job if not selection else job.get_subset(
-                asset_selection={_key(k) for k in selection},
-                asset_check_selection={c for a in assets for c in a.check_keys
-                                       if c.asset_key.to_user_string() in selection})
+            checks = None
             if selection:
                 tags[CHECKS_BY_DAY_TAG] = "0"
+                checks = [(c.asset_key.to_user_string(), c.name) for a in assets for c in a.check_keys
+                          if c.asset_key.to_user_string() in selection]
             with RunLines(instance, tags, started):
-                result = run_job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_LOGGER,
-                                                    raise_on_error=False)
-            log_path = logs / f"demo-{label}-{result.run_id[:8]}.log"
-            write_log(instance, result.run_id, log_path)
-            status = "succeeded" if result.success else "FAILED"
-            click.echo(f"  run {result.run_id} {status} in {time.time() - started:.1f}s; Dagster log: {log_path}")
-            if not result.success:
-                record_failed_run(instance, result.run_id, defs.resources.get("warehouse"))  # run_failures, as the daemon's
+                run_id = location.launch(job.name, tags, QUIET_LOGGER, assets=selection, checks=checks)
+                status = location.wait(instance, run_id)
+            log_path = logs / f"demo-{label}-{run_id[:8]}.log"
+            write_log(instance, run_id, log_path)
+            ok = status == "SUCCESS"
+            click.echo(f"  run {run_id} {'succeeded' if ok else status} in {time.time() - started:.1f}s; "
+                       f"Dagster log: {log_path}")
+            if not ok:
+                record_failed_run(instance, run_id, defs.resources.get("warehouse"))  # run_failures, as the daemon's
                 click.echo(f"the {label} run failed; the log above names the step and the error (also in the "
                            "warehouse table run_failures)", err=True)
                 sys.exit(1)
-        counts, problems = check_summary(instance, result.run_id)
+        counts, problems = check_summary(instance, run_id)
     click.echo(f"checks of the range run: {counts['passed']} passed, {counts['warn']} warned, {counts['error']} failed")
     for line in problems[:10]:
         click.echo(line)
@@ -235,12 +241,6 @@ def demo(days: int, end_date: str | None, progress: bool | None = None) -> None:
         f"  .venv/bin/sigmasight show P-LONG            # one portfolio's latest results as text\n"
         f"  .venv/bin/sigmasight report P-LONG --html report.html   # the same as a page of plots"
     )
-
-
-def _key(name: str):
-    from dagster import AssetKey
-
-    return AssetKey(name)
 
 
 def _load_sample() -> None:
