@@ -163,8 +163,9 @@ def checks_by_day(context, result):
     Dagster plans each check once per partition of a run (one day or many) but records a returned
     result once, without a partition; every day's planned evaluation would stay "planned" and read as
     skipped in the UI. Each day therefore gets the run's verdict — exact for a one-day run; over a
-    range it says so: a passing check held on every row of the range, hence on each day; a failing one
-    names the range it was judged over. Costs one event
+    range the description names the range it was judged over: a row rule (no duplicates, r² in
+    [0, 1], …) that passed held on every row, hence on each day, but a rate or a coverage is the
+    range's (a day above a threshold can hide in a passing range). Costs one event
     per check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off, the run tag
     ``sigmasight/checks_by_day: "0"`` for one run).
     """
