@@ -264,19 +264,6 @@ def test_progress_bar_on_request(warehouse):
     assert "load-portfolios" not in res.stdout
 
 
-def test_demo_prints_one_line_per_asset_of_the_run(warehouse):
-    from sigmasight_assets.local_runs import partitioned_assets
-
-    res = invoke(["demo", "--days", "2", "--end", END])
-    assert res.exit_code == 0, res.output
-    out = res.stdout
-    range_part = out[out.index("range: daily_risk_graph"):]
-    done = re.findall(r"^  done  (\S+)\s+[\d.]+s$", range_part, flags=re.M)
-    assert sorted(done) == sorted({k.to_user_string() for a in partitioned_assets() for k in a.keys})
-    assert "run " in out and "succeeded" in out and "DEBUG" not in res.output
-    assert warehouse.count("stress_results", "2026-11-19", END) > 0
-
-
 def test_loading_a_ledger_records_an_observation_of_the_portfolios_source(isolated_env):
     """The UI shows when the ledger last changed (not "Never observed"); the data version changes with it."""
     from dagster import AssetKey, DagsterInstance

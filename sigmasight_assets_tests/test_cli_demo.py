@@ -12,6 +12,7 @@ from dagster import DagsterInstance
 
 from sigmasight_assets import calendar
 from sigmasight_assets.cli import main
+from sigmasight_assets.local_runs import partitioned_assets
 
 END = "2026-11-20"
 DAYS = 25
@@ -30,6 +31,11 @@ def test_demo_runs_the_graph_and_fills_the_warehouse(isolated_env, warehouse):
     assert warm, out
     # The warm-up covers the longest look-back window on prices (factor_covariance, symbol_metrics: 252).
     assert int(warm.group(1)) >= 252 and warm.group(3) == calendar.previous_session(sess[0]).date().isoformat()
+    # One progress line per asset of the range run, not Dagster's event stream.
+    range_part = out[out.index("range: daily_risk_graph"):]
+    done = re.findall(r"^  done  (\S+)\s+[\d.]+s$", range_part, flags=re.M)
+    assert sorted(done) == sorted({k.to_user_string() for a in partitioned_assets() for k in a.keys}), out
+    assert "DEBUG" not in result.output
     runs_out = re.findall(r"run (\S+) succeeded in \S+; Dagster log: (\S+)", out)
     assert len(runs_out) == 2, out
     for _, log in runs_out:  # the whole Dagster log is in the file, not on the terminal
