@@ -195,8 +195,6 @@ def demo(days: int, end_date: str | None, progress: bool | None = None) -> None:
                                    f"({MAX_WARMUP}); raise MAX_WARMUP in cli/demo.py")
     warm = calendar.sessions_back(before, n_warm) if n_warm else pd.DatetimeIndex([])
     logs = home / "logs"
-    # Launched through the code location (its server runs for the demo's duration), as the UI launches
-    # runs: they carry the location's origin, so the UI shows them on the job and the Overview timeline.
     with DagsterInstance.get() as instance, CodeLocation(home, logs / "demo-code-server.log") as location:
         for label, run_days, selection in (("warm-up", warm, warm_keys), ("range", sess, None)):
             if not len(run_days):

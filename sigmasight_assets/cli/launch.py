@@ -65,7 +65,7 @@ def graphql(target: list[str], query: str, variables: dict, env: dict | None = N
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise click.ClickException(f"dagster-graphql failed (exit {proc.returncode}): {tail[0]}")
         response = json.loads(out.read_text())
-    if response.get("errors") and not response.get("data"):
+    if response.get("errors"):  # the operation did not run (bad query, unknown location, …)
         raise click.ClickException(f"dagster-graphql: {response['errors'][0].get('message', response['errors'][0])}")
     return response.get("data") or {}
 

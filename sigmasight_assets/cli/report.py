@@ -26,7 +26,6 @@ import pandas as pd
 from .common import BACKFILL_HINT, DATABASE_URL_HELP, day, money, open_warehouse, pct, short_list
 
 
-
 def _table_exists(wh, name: str) -> bool:
     from sqlalchemy import inspect
 
