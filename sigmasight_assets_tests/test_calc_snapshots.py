@@ -440,3 +440,49 @@ def test_private_value_is_the_last_mark_on_or_before_the_day_never_a_later_one()
     assert not s["is_partial"].any()
     without, _ = act_snap(positions, days=[D4], marks=marks[marks["date"] <= D4])
     assert without.loc[(D4, "P1"), "equity"] == s.loc[(D4, "P1"), "equity"]  # later marks change nothing
+
+
+def test_split_quantities_and_dividends_of_many_positions_equal_a_per_position_loop():
+    """Random books over several symbols with repeated splits and dividends (some on the same day):
+    every position's quantity and every portfolio's dividend cash per day equal the obvious loop over
+    positions and their symbol's actions (entry < action day; a dividend on a split day is per
+    post-split share; paid while held at the ex-date's previous close, i.e. exit on or after it)."""
+    rng = np.random.default_rng(11)
+    days = pd.bdate_range("2024-03-01", periods=40)
+    syms = [f"S{i}" for i in range(6)]
+    close = pd.DataFrame(rng.uniform(20, 40, (len(days), len(syms))), index=days, columns=syms)
+    acts = []
+    for s in syms:
+        for d in rng.choice(days[1:], size=5, replace=False):
+            acts.append({"date": d, "symbol": s, "dividend": float(rng.choice([0.0, 0.3, 0.55])),
+                         "split_ratio": float(rng.choice([1.0, 1.0, 2.0, 3.0, 0.5]))})
+    actions = pd.DataFrame(acts)
+    rows = []
+    for k in range(300):
+        entry = days[rng.integers(0, 30)]
+        exit_ = days[rng.integers(days.get_loc(entry), len(days))] if rng.random() < 0.3 else None
+        rows.append(pos(f"P{k % 17}", f"L{k}", syms[rng.integers(0, len(syms))], "PUBLIC",
+                        float(rng.choice([-50, 10, 100, 250])), 30.0, entry, exit=exit_, exitp=30.0))
+    positions = frame(rows)
+    books = pd.DataFrame({"portfolio_id": [f"P{i}" for i in range(17)], "name": "x"})
+    flows = flows_frame([(f"P{i}", days[0], 1e6) for i in range(17)])
+    s, pv = compute_snapshots(books, positions, flows, close, days, actions=actions)
+
+    want_div = {}
+    for r in rows:
+        mine = actions[(actions["symbol"] == r["symbol"]) & (actions["date"] > r["entry_date"])].sort_values("date")
+        factor = 1.0
+        for a in mine.itertuples():
+            factor *= a.split_ratio
+            held = pd.isna(r["exit_date"]) or a.date <= r["exit_date"]
+            if held and a.dividend > 0:
+                key = (a.date, r["portfolio_id"])
+                want_div[key] = want_div.get(key, 0.0) + r["quantity"] * factor * a.dividend
+        for d in pv.loc[pv["position_id"] == r["position_id"], "date"]:
+            f = float(np.prod(mine.loc[mine["date"] <= d, "split_ratio"]))
+            got = pv.loc[(pv["position_id"] == r["position_id"]) & (pv["date"] == d), "quantity"].item()
+            assert got == pytest.approx(r["quantity"] * f, rel=1e-12), (r["position_id"], d)
+    got_div = s.set_index(["date", "portfolio_id"])["dividends"]
+    for key, value in got_div.items():
+        assert value == pytest.approx(want_div.get(key, 0.0), rel=1e-10, abs=1e-9), key
+    assert sum(v != 0 for v in want_div.values()) > 20  # the draw really pays dividends

@@ -538,6 +538,35 @@ def test_later_chunks_of_a_run_read_only_their_new_sessions(market_run, monkeypa
     assert [pd.Timestamp(a).normalize() for a, _ in reads[1:]] == [days[3], days[6]]
 
 
+def test_a_new_symbol_or_an_earlier_session_reads_only_what_is_lacking(market_run, monkeypatch):
+    """The risk step asks for the held symbols plus the 8 ETFs, and a longer window, than the step
+    before it: the reader reads the new columns over the sessions it holds and the held columns over
+    the earlier sessions, never the whole window again; every window equals a fresh read."""
+    from sigmasight_assets.pipelines.windows import WideCache
+
+    wh = market_run["wh"]
+    reads = []
+    real_pass = WideCache._read
+    monkeypatch.setattr(WideCache, "_read",
+                        lambda self, symbols, sessions: reads.append((list(symbols), sessions[0], sessions[-1]))
+                        or real_pass(self, symbols, sessions))
+    last = SESS[-1]
+    # a short look-back, so an earlier window is a real extension
+    cache = WideCache(wh, "symbol_returns", ("total_return",), 2)
+    cache.get("total_return", pd.Index(["AAPL", "MSFT"]), calendar.sessions(SESS[-5], last))
+    held = cache.sessions
+    got = cache.get("total_return", pd.Index(["AAPL", "MSFT", "SPY", "TLT"]), calendar.sessions(SESS[-12], last))
+    assert reads[1][0] == ["AAPL", "MSFT"] and reads[1][2] < held[0]  # earlier sessions, held symbols only
+    assert reads[2][0] == ["SPY", "TLT"] and pd.Timestamp(reads[2][1]) <= SESS[-12]  # new symbols, every session
+    assert len(reads) == 3
+    want = wh.read("symbol_returns", SESS[-12], last, keys=["AAPL", "MSFT", "SPY", "TLT"],
+                   columns=["date", "symbol", "total_return"])
+    want = want.pivot(index="date", columns="symbol", values="total_return").reindex(
+        index=calendar.sessions(SESS[-12], last), columns=["AAPL", "MSFT", "SPY", "TLT"])
+    pd.testing.assert_frame_equal(got, want, check_names=False, check_freq=False)
+    assert got.notna().all().all()
+
+
 def test_per_day_check_verdicts_can_be_turned_off(tmp_warehouse_url, warehouse, monkeypatch):
     from sigmasight_assets.defs import common
 

@@ -245,22 +245,45 @@ class _Actions:
         split = np.where(np.isfinite(split) & (split > 0), split, 1.0)
         div = np.where(np.isfinite(div) & (div > 0), div, 0.0)
         keep = (split != 1.0) | (div > 0)
-        ev = pd.DataFrame({"symbol": actions["symbol"].astype(str).to_numpy(dtype=object)[keep],
-                           "t": _day_array(actions["date"])[keep], "split": split[keep], "div": div[keep]})
-        market = ~ledger.is_private & ~ledger.is_option
-        pos = pd.DataFrame({"i": np.flatnonzero(market), "symbol": ledger.symbol[market],
-                            "entry": ledger.entry[market]})
-        pairs = pos.merge(ev, on="symbol", how="inner")
-        pairs = pairs[pairs["t"] > pairs["entry"]].sort_values(["i", "t"], kind="mergesort", ignore_index=True)
-        if pairs.empty:
+        ev_sym = actions["symbol"].astype(str).to_numpy(dtype=object)[keep]
+        ev_t, split, div = _day_array(actions["date"])[keep], split[keep], div[keep]
+        market = np.flatnonzero(~ledger.is_private & ~ledger.is_option & ~np.isnat(ledger.entry))
+        # Pair every market position with its symbol's actions dated after its entry, by position
+        # then date: actions sorted by (symbol, day) make each position's pairs one contiguous run
+        # found with two binary searches (no join of 250,000 positions × their symbols' actions).
+        if not ev_sym.size or not market.size:
             return
-        factor = pairs.groupby("i", sort=False)["split"].cumprod().to_numpy(dtype=float)
-        self.pi = pairs["i"].to_numpy(dtype=np.int64)
-        self.t = pairs["t"].to_numpy(dtype="datetime64[ns]")
-        self.split = pairs["split"].to_numpy(dtype=float)
+        codes, _ = pd.factorize(np.concatenate([ev_sym, ledger.symbol[market]]))
+        ev_code, pos_code = codes[: ev_sym.size].astype(np.int64), codes[ev_sym.size :].astype(np.int64)
+        ev_day = ev_t.astype("datetime64[D]").astype(np.int64)
+        entry_day = ledger.entry[market].astype("datetime64[D]").astype(np.int64)
+        order = np.lexsort((ev_day, ev_code))
+        ev_code, ev_day, ev_t, split, div = ev_code[order], ev_day[order], ev_t[order], split[order], div[order]
+        base = min(ev_day.min(), entry_day.min())
+        span = max(ev_day.max(), entry_day.max()) - base + 1  # (symbol, day) as one sortable integer
+        key = ev_code * span + (ev_day - base)
+        lo = np.searchsorted(key, pos_code * span + (entry_day - base), side="right")  # first action after entry
+        hi = np.searchsorted(ev_code, pos_code, side="right")  # past the symbol's last action
+        n_pairs = np.maximum(hi - lo, 0)
+        if not n_pairs.sum():
+            return
+        self.pi = np.repeat(market, n_pairs).astype(np.int64)
+        ends = np.cumsum(n_pairs)
+        ev_idx = np.repeat(lo - (ends - n_pairs), n_pairs) + np.arange(ends[-1])
+        self.t, self.split = ev_t[ev_idx], split[ev_idx]
+        # The position's split factor on each action's date: the running product of its splits,
+        # computed over the (rare) split pairs and carried to the pairs after them.
+        is_split = self.split != 1.0
+        factor = np.ones(self.pi.size)
+        if is_split.any():
+            sp = np.flatnonzero(is_split)
+            factor[sp] = pd.Series(self.split[sp]).groupby(self.pi[sp], sort=False).cumprod().to_numpy(dtype=float)
+            last = np.maximum.accumulate(np.where(is_split, np.arange(self.pi.size), -1))
+            carried = (last >= 0) & (self.pi[np.maximum(last, 0)] == self.pi)
+            factor = np.where(carried, factor[np.maximum(last, 0)], 1.0)
         exit_ = ledger.exit[self.pi]
         held = np.isnat(exit_) | (self.t <= exit_)  # held at the previous close of the ex-date
-        self.cash = np.where(held, ledger.qty[self.pi] * factor * pairs["div"].to_numpy(dtype=float), 0.0)
+        self.cash = np.where(held, ledger.qty[self.pi] * factor * div[ev_idx], 0.0)
 
     def factor_at(self, dates: np.ndarray) -> np.ndarray:
         """Per position, the product of its split ratios dated after entry and ≤ ``dates[i]`` (1 when

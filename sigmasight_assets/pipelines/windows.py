@@ -57,20 +57,28 @@ class WideCache:
     def _ensure(self, syms: pd.Index, want: pd.DatetimeIndex) -> None:
         if not len(want) or not len(syms):
             return
-        cached = len(self.sessions) > 0
-        if not cached or want[0] < self.sessions[0] or not syms.isin(self.symbols).all():
-            symbols = syms.union(self.symbols, sort=False) if cached else syms
+        if not len(self.sessions):
+            sessions = calendar.sessions(calendar.sessions_back(want[0], self.lookback)[0], want[-1])
+            self.values, self.sessions, self.symbols = self._read(syms, sessions), sessions, syms
+            return
+        # Only what is lacking is read: the held symbols' earlier or later sessions, then the new
+        # symbols' columns over every session held (a few ETFs must not re-read 5,000 symbols).
+        if want[0] < self.sessions[0]:
             first = calendar.sessions_back(want[0], self.lookback)[0]
-            first = min(first, self.sessions[0]) if cached else first
-            last = max(want[-1], self.sessions[-1]) if cached else want[-1]
-            sessions = calendar.sessions(first, last)
-            self.values = self._read(symbols, sessions)
-            self.sessions, self.symbols = sessions, symbols
-        elif want[-1] > self.sessions[-1]:
+            head = calendar.sessions(first, self.sessions[0] - pd.Timedelta(days=1))
+            more = self._read(self.symbols, head)
+            self.values = {c: np.vstack([more[c], self.values[c]]) for c in self.columns}
+            self.sessions = head.append(self.sessions)
+        if want[-1] > self.sessions[-1]:
             tail = calendar.sessions(self.sessions[-1] + pd.Timedelta(days=1), want[-1])
             more = self._read(self.symbols, tail)
             self.values = {c: np.vstack([self.values[c], more[c]]) for c in self.columns}
             self.sessions = self.sessions.append(tail)
+        new = syms.difference(self.symbols, sort=False)
+        if len(new):
+            more = self._read(new, self.sessions)
+            self.values = {c: np.hstack([self.values[c], more[c]]) for c in self.columns}
+            self.symbols = self.symbols.append(new)
 
     def _read(self, symbols: pd.Index, sessions: pd.DatetimeIndex) -> dict[str, np.ndarray]:
         # Slices of sessions: the long rows of one query (5,000 symbols × a year is 1.3M rows, ~3× their
