@@ -103,10 +103,17 @@ def pairwise_correlation(x: np.ndarray, min_overlap: int = CORR_MIN_OVERLAP) -> 
         z = xc[:, c_ok] / np.sqrt(ss[ok])
         # Row blocks of Zᵀ Z: the whole product would be a second K × K matrix next to ``out``.
         rows = max(1, _BLOCK_CELLS // max(c_ok.size, 1))
+        # Columns in one run (union_correlation puts the complete ones first) take slice assignment,
+        # several times faster than the fancy-indexed one at thousands of columns.
+        run = c_ok.size and c_ok[-1] - c_ok[0] + 1 == c_ok.size
         for a in range(0, c_ok.size, rows):
             zz = z[:, a : a + rows].T @ z
             np.clip(zz, -1.0, 1.0, out=zz)
-            out[np.ix_(c_ok[a : a + rows], c_ok)] = zz
+            if run:
+                lo = c_ok[0]
+                out[lo + a : lo + a + zz.shape[0], lo : lo + c_ok.size] = zz
+            else:
+                out[np.ix_(c_ok[a : a + rows], c_ok)] = zz
 
     partial = np.flatnonzero((cnt < t) & (cnt >= min_n))
     if partial.size:
@@ -199,7 +206,9 @@ def union_correlation(log_returns_wide: pd.DataFrame, day, symbols, window: int 
 
     Returns
     -------
-    (index, matrix) : sorted symbols and their ``(K, K)`` matrix (:func:`pairwise_correlation`).
+    (index, matrix) : the symbols — those with a return on every row of the window first, each
+    group sorted — and their ``(K, K)`` matrix (:func:`pairwise_correlation`). Callers look symbols
+    up in the index; the order only lets the complete columns' block be written as one slice.
     """
     sessions = pd.DatetimeIndex(log_returns_wide.index).normalize()
     row = sessions.get_loc(pd.Timestamp(day).normalize())
@@ -209,7 +218,8 @@ def union_correlation(log_returns_wide: pd.DataFrame, day, symbols, window: int 
     values = log_returns_wide.to_numpy(dtype=float)
     x = np.full((row + 1 - lo, len(union)), np.nan)
     x[:, cols >= 0] = values[lo: row + 1][:, cols[cols >= 0]]
-    return union, pairwise_correlation(x, min_overlap)
+    order = np.argsort(~np.isfinite(x).all(axis=0), kind="stable")
+    return union[order], pairwise_correlation(x[:, order], min_overlap)
 
 
 def portfolio_correlations(
