@@ -368,3 +368,36 @@ def test_book_on_a_subset_of_days_equals_the_covered_book_of_those_days():
         pd.testing.assert_frame_equal(a.exclusions, b.exclusions)
         for f in ("group", "w", "loadings", "specific_variance"):
             np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+
+
+def test_top_positions_json_equals_json_dumps_of_each_portfolio_days_ranked_positions():
+    """The whole-array JSON of ``compact_contributions`` equals the obvious build: per portfolio-day,
+    ``json.dumps`` of its ranked ``[position_id, symbol, round(contribution, 2), round(share, 6)]``
+    lists — with identifiers that need escaping, tiny shares printed in exponent form and a
+    portfolio-day of one position."""
+    from sigmasight_assets.pipelines.risk import TOP_COMPONENT, compact_contributions
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for d in pd.to_datetime(["2026-03-02", "2026-03-03"]):
+        for p in ("P-1", 'P "quoted"', "P-é", "P-single"):
+            rows += [dict(date=d, portfolio_id=p, component_type="factor", component=f, symbol=None,
+                          contribution=rng.normal(), share=rng.normal()) for f in ("market", "rates")]
+            rows.append(dict(date=d, portfolio_id=p, component_type="specific", component="specific", symbol=None,
+                             contribution=rng.normal(), share=rng.normal()))
+            n = 1 if p == "P-single" else 6
+            for i in range(n):
+                rows.append(dict(date=d, portfolio_id=p, component_type="position", component=f'L{i}\\"x' if i == 2 else f"L{i}",
+                                 symbol="BRK.B" if i == 1 else "ÄPFEL" if i == 3 else f"S{i}",
+                                 contribution=rng.normal() * 10.0 ** rng.integers(-3, 5),
+                                 share=rng.normal() * 10.0 ** rng.integers(-9, 0)))
+    contributions = pd.DataFrame(rows)
+    got = compact_contributions(contributions)
+    top = got[got["component"] == TOP_COMPONENT].set_index(["date", "portfolio_id"])
+    for (d, p), grp in contributions[contributions["component_type"] == "position"].groupby(["date", "portfolio_id"]):
+        want = json.dumps([[r.component, r.symbol, round(r.contribution, 2), round(r.share, 6)]
+                           for r in grp.itertuples()], separators=(",", ":"))
+        assert top.loc[(d, p), "positions"] == want
+        assert json.loads(top.loc[(d, p), "positions"]) == json.loads(want)
+        assert top.loc[(d, p), "contribution"] == pytest.approx(grp["contribution"].sum(), rel=1e-12)
+    assert len(top) == 8 and (got["component_type"] != "position").sum() == 24

@@ -35,7 +35,6 @@ books are read and replaced; an id no longer in the ledger has its rows of the r
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -47,6 +46,7 @@ from .. import calendar
 from ..calc.factor_model import factor_returns
 from ..calc.factors import FACTOR_ETFS
 from ..calc.risk import CoveredBook, covered_book, ex_ante_risk
+from ..calc.stress import position_json_prefixes
 from ..calc.snapshots import compute_snapshots
 from ..calc.var import (BACKTEST_COLUMNS, BACKTEST_WINDOW, HIST_WINDOW, backtest_frame, hypothetical_pnl,
                         value_at_risk)
@@ -141,21 +141,25 @@ def compact_contributions(contributions: pd.DataFrame) -> pd.DataFrame:
     pos = contributions.loc[is_pos]
     if pos.empty:
         return rows.reset_index(drop=True)[CONTRIBUTION_TABLE_COLUMNS]
-    # ex_ante_risk keeps one portfolio-day's positions together, ranked: JSON text per row, then one
-    # join per portfolio-day (no per-group DataFrame)
+    # ex_ante_risk keeps one portfolio-day's positions together, ranked: each entry's text is built
+    # with whole-array operations, then every portfolio-day's list by one join and one split on a
+    # marker that starts each list (no per-group Python work)
     pos = pos.reset_index(drop=True)
-    dumps = json.dumps
-    items = ("[" + pos["component"].map(dumps) + "," + pos["symbol"].map(dumps) + ","
-             + pos["contribution"].round(2).map(repr) + "," + pos["share"].round(6).map(repr) + "]"
-             ).to_numpy(dtype=object)
     grouped = pos.groupby(["date", "portfolio_id"], sort=False)
     g = grouped.ngroup().to_numpy()  # numbered in order of appearance, as ``sums`` below
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    if len(starts) != g.max() + 1:
+    first = np.r_[True, g[1:] != g[:-1]]
+    if first.sum() != g.max() + 1:
         raise ValueError("risk contributions: a portfolio-day's position rows are not contiguous")
-    bounds = np.r_[starts, len(pos)]
+    # numpy's float text is the shortest round-trip repr, as Python's
+    numbers = (pos["contribution"].to_numpy(dtype=float).round(2).astype(str).astype(object) + ","
+               + pos["share"].to_numpy(dtype=float).round(6).astype(str).astype(object) + "]")
+    sep = np.full(len(pos), ",", dtype=object)
+    sep[first] = "\x00"  # an object array: a numpy str array would strip the NUL
+    entries = sep + position_json_prefixes(pos["component"].to_numpy(dtype=object),
+                                           pos["symbol"].to_numpy(dtype=object)) + numbers
+    bodies = "".join(entries.tolist()).split("\x00")[1:]
     sums = grouped[["contribution", "share"]].sum()
-    lists = pd.Series(["[" + ",".join(items[a:b]) + "]" for a, b in zip(bounds[:-1], bounds[1:])], index=sums.index)
+    lists = pd.Series(["[" + b + "]" for b in bodies], index=sums.index)
     top = sums.assign(positions=lists).reset_index()
     top["component_type"] = "position"
     top["component"] = TOP_COMPONENT
