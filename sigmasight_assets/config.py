@@ -122,3 +122,13 @@ def partitions_per_run(default: int) -> int:
     """Partitions per run of a backfill (``SIGMASIGHT_PARTITIONS_PER_RUN``): every partitioned asset's
     ``BackfillPolicy.multi_run`` size."""
     return positive_number("SIGMASIGHT_PARTITIONS_PER_RUN", default)
+
+
+def numeric_threads() -> int:
+    """Threads of the numerical libraries (OpenBLAS, OpenMP) in each process of the code location
+    (``SIGMASIGHT_NUMERIC_THREADS``, default 1). Parallelism is Dagster's: a backfill runs as runs
+    side by side, one per core (``max_concurrent_runs``), and a library that also starts a thread
+    per core in each of them oversubscribes the machine — measured on 2 cores, two processes of
+    correlation and regression products took 2× as long with 2 BLAS threads each as with 1. Raise
+    it only where one run has the machine to itself."""
+    return positive_number("SIGMASIGHT_NUMERIC_THREADS", 1)

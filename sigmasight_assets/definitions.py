@@ -6,6 +6,7 @@ from .defs import preflight
 # Every setting is validated before an asset module reads one: a wrong setting stops the code
 # location from loading with one line naming it, before any run can write anything.
 preflight.check_settings()
+preflight.limit_numeric_threads()
 
 from dagster import Definitions  # noqa: E402
 

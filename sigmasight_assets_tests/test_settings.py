@@ -10,6 +10,7 @@ PostgreSQL server: a database that does not exist, a port nobody listens on, an 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,6 +49,7 @@ BAD_SETTINGS = [
      "(max_concurrent_runs in dagster.yaml, SIGMASIGHT_PARTITIONS_PER_RUN)); unset it"),
     ("SIGMASIGHT_PARTITIONS_PER_RUN", "abc", "SIGMASIGHT_PARTITIONS_PER_RUN='abc' is not an integer"),
     ("SIGMASIGHT_BATCH_PORTFOLIO_DAYS", "0", "SIGMASIGHT_BATCH_PORTFOLIO_DAYS='0' must be positive"),
+    ("SIGMASIGHT_NUMERIC_THREADS", "all", "SIGMASIGHT_NUMERIC_THREADS='all' is not an integer"),
     ("SIGMASIGHT_MARKET_DATA", "nope", "SIGMASIGHT_MARKET_DATA='nope': unknown provider 'nope' (expected synthetic, "
                                        "yfinance or csv:DIR, comma-separated for a fallback chain)"),
     ("SIGMASIGHT_MARKET_DATA", "yfinance,synthetic",
@@ -232,3 +234,20 @@ def test_run_monitoring_marks_a_dead_run_failed(yaml_file, tmp_path, monkeypatch
             assert instance.run_monitoring_enabled
             assert instance.run_monitoring_max_runtime_seconds == 7200
             assert instance.run_monitoring_start_timeout_seconds == 300
+
+
+@pytest.mark.parametrize("setting, want", [(None, 1), ("2", 2)])
+def test_loading_the_code_location_caps_the_numeric_libraries_threads(setting, want):
+    """Runs side by side are the parallelism: the code location's processes use
+    ``SIGMASIGHT_NUMERIC_THREADS`` (default 1) BLAS threads, for the libraries loaded before the
+    definitions (numpy here) and, through the environment, for the processes it starts."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SIGMASIGHT_NUMERIC_THREADS", "OPENBLAS_NUM_THREADS")}
+    if setting:
+        env["SIGMASIGHT_NUMERIC_THREADS"] = setting
+    code = ("import os, numpy, json; from threadpoolctl import threadpool_info; "
+            "import sigmasight_assets.definitions; "
+            "print(json.dumps([sorted({i['num_threads'] for i in threadpool_info()}), os.environ['OPENBLAS_NUM_THREADS']]))")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    threads, inherited = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert threads == [want] and inherited == str(want)

@@ -11,7 +11,7 @@ set, they would be silently ignored), ``SIGMASIGHT_START_DATE``, ``SIGMASIGHT_SY
 ``SIGMASIGHT_ALLOW_SYNTHETIC_FALLBACK``, ``SIGMASIGHT_MARKET_DATA`` (the provider chain is built: an
 unknown provider, a missing CSV directory or real and synthetic mixed without the opt-in fail here),
 ``SIGMASIGHT_SCENARIOS_FILE`` (the file is loaded and every scenario validated),
-``SIGMASIGHT_BATCH_PORTFOLIO_DAYS``, ``SIGMASIGHT_PARTITIONS_PER_RUN``,
+``SIGMASIGHT_BATCH_PORTFOLIO_DAYS``, ``SIGMASIGHT_PARTITIONS_PER_RUN``, ``SIGMASIGHT_NUMERIC_THREADS``,
 ``SIGMASIGHT_MAX_RUNTIME_MINUTES``, ``SIGMASIGHT_FRESHNESS_GRACE_MINUTES``,
 ``SIGMASIGHT_KILL_AFTER_MINUTES`` and, when set, ``SIGMASIGHT_DATABASE_URL`` (parsed and, for a
 server database, connected to: unreachable server, unknown user, missing database). The embedded
@@ -98,6 +98,7 @@ def checks(database: bool = True) -> Iterator[Callable[[], object]]:
     yield _scenarios
     yield lambda: config.batch_portfolio_days(1)
     yield lambda: config.partitions_per_run(1)
+    yield config.numeric_threads
     yield _minutes
     if database:
         yield check_database_url
@@ -116,6 +117,20 @@ def check_settings(database: bool = True) -> None:
             raise
         except ConfigError as exc:
             raise SettingsError(one_line(exc)) from None
+
+
+def limit_numeric_threads() -> int:
+    """Cap the threads of every numerical library loaded in this process (and of those loaded
+    later, through their environment variables) at ``SIGMASIGHT_NUMERIC_THREADS`` (see
+    :func:`config.numeric_threads`); returns the cap. Called where the code location loads, so the
+    code server, every run worker and every step process of a run get it."""
+    from threadpoolctl import threadpool_limits
+
+    n = config.numeric_threads()
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    threadpool_limits(limits=n)
+    return n
 
 
 def one_line(exc: BaseException) -> str:
