@@ -221,3 +221,32 @@ def test_psd_repair_is_recorded_for_pairwise_deletion():
 def test_days_must_be_in_the_returns_index():
     with pytest.raises(ValueError, match="not in the log_returns_wide index"):
         portfolio_correlations(POS, returns_frame(), [pd.Timestamp("2030-01-02")])
+
+
+def test_a_reused_buffer_gives_every_day_the_matrix_of_a_fresh_one():
+    """One work area serves a run's days (a larger union after a smaller one, and back): each day's
+    rows equal those computed without it, and the union's complete columns, written as one slice
+    block, equal pandas on the same window."""
+    from sigmasight_assets.calc.correlation import SquareBuffer, union_correlation
+
+    rng = np.random.default_rng(3)
+    sessions = pd.bdate_range("2025-01-02", periods=130)
+    syms = [f"S{i:02d}" for i in range(30)]
+    lr = pd.DataFrame(0.01 * rng.normal(size=(130, 30)) + 0.004 * rng.normal(size=(130, 1)), index=sessions, columns=syms)
+    lr.iloc[rng.random((130, 30)) < 0.02] = np.nan  # some columns incomplete: the non-slice path too
+    days = sessions[-3:]
+    rows = []
+    for d, n_syms in zip(days, (12, 30, 5)):  # a small, a large and a small union
+        for p in range(8):
+            for s in rng.choice(syms[:n_syms], size=4, replace=False):
+                rows.append(dict(date=d, portfolio_id=f"P{p}", position_id=f"{d.date()}-{p}-{s}", symbol=s,
+                                 investment_class="PUBLIC", market_value=float(rng.uniform(2e4, 9e4)), is_priced=True))
+    positions = pd.DataFrame(rows)
+    fresh = portfolio_correlations(positions, lr, days)
+    reused = portfolio_correlations(positions, lr, days, buffer=SquareBuffer())
+    pd.testing.assert_frame_equal(reused, fresh)
+    union, m = union_correlation(lr, days[1], syms, buffer=SquareBuffer())
+    want = lr.loc[:days[1]].tail(90).corr(min_periods=30).reindex(index=union, columns=union).to_numpy()
+    np.testing.assert_allclose(m, want, rtol=0, atol=1e-10)
+    assert list(union[: int(lr.loc[:days[1]].tail(90).notna().all().sum())]) == sorted(
+        lr.columns[lr.loc[:days[1]].tail(90).notna().all()])  # complete columns first, sorted

@@ -58,7 +58,22 @@ CORR_MIN_WEIGHT = 0.01  # smallest |MV| / gross of a holding in the matrix
 _BLOCK_CELLS = 1_000_000  # block × K cells per temporary in pairwise_correlation (~8 MB each)
 
 
-def pairwise_correlation(x: np.ndarray, min_overlap: int = CORR_MIN_OVERLAP) -> np.ndarray:
+class SquareBuffer:
+    """A reusable ``K × K`` float work area for the union matrix: a 5,000-symbol matrix is 200 MB,
+    and mapping fresh pages for it every day cost more than the product that fills it. The matrix
+    handed out is valid until the next :meth:`take`."""
+
+    def __init__(self):
+        self._flat = np.empty(0)
+
+    def take(self, k: int) -> np.ndarray:
+        if self._flat.size < k * k:
+            self._flat = np.empty(k * k)
+        return self._flat[: k * k].reshape(k, k)
+
+
+def pairwise_correlation(x: np.ndarray, min_overlap: int = CORR_MIN_OVERLAP,
+                         buffer: SquareBuffer | None = None) -> np.ndarray:
     """Pearson correlation of every column pair on pairwise complete rows.
 
     For columns ``i, j`` and ``T_ij`` = rows where both are finite, with ``n = |T_ij|``::
@@ -77,6 +92,8 @@ def pairwise_correlation(x: np.ndarray, min_overlap: int = CORR_MIN_OVERLAP) -> 
         Observations (rows) × variables (columns); NaN/inf missing.
     min_overlap : int
         Minimum number of common rows; fewer → NaN.
+    buffer : SquareBuffer, optional
+        Where to build the result (it then lives until the buffer's next use).
 
     Returns
     -------
@@ -92,7 +109,9 @@ def pairwise_correlation(x: np.ndarray, min_overlap: int = CORR_MIN_OVERLAP) -> 
     mu = np.divide(np.where(m, x, 0.0).sum(axis=0), cnt, out=np.zeros(k), where=cnt > 0)
     xc = np.where(m, x - mu, 0.0)
     xc2 = xc * xc
-    out = np.full((k, k), np.nan)
+    out = np.full((k, k), np.nan) if buffer is None else buffer.take(k)
+    if buffer is not None:
+        out.fill(np.nan)
     min_n = max(min_overlap, 2)
 
     complete = np.flatnonzero(cnt == t)
@@ -196,7 +215,8 @@ def _fmt_rows(vals: np.ndarray) -> list[str]:
 
 
 def union_correlation(log_returns_wide: pd.DataFrame, day, symbols, window: int = CORR_WINDOW,
-                      min_overlap: int = CORR_MIN_OVERLAP) -> tuple[pd.Index, np.ndarray]:
+                      min_overlap: int = CORR_MIN_OVERLAP, buffer: SquareBuffer | None = None
+                      ) -> tuple[pd.Index, np.ndarray]:
     """Pairwise correlation matrix of ``symbols`` (sorted) on the ``window`` rows ending at ``day``.
 
     One matrix per day for every holding of many portfolios: a pair's correlation depends only on
@@ -219,7 +239,7 @@ def union_correlation(log_returns_wide: pd.DataFrame, day, symbols, window: int 
     x = np.full((row + 1 - lo, len(union)), np.nan)
     x[:, cols >= 0] = values[lo: row + 1][:, cols[cols >= 0]]
     order = np.argsort(~np.isfinite(x).all(axis=0), kind="stable")
-    return union[order], pairwise_correlation(x[:, order], min_overlap)
+    return union[order], pairwise_correlation(x[:, order], min_overlap, buffer)
 
 
 def portfolio_correlations(
@@ -233,6 +253,7 @@ def portfolio_correlations(
     portfolio_ids=None,
     psd_tol: float = 1e-10,
     union: dict | None = None,
+    buffer: SquareBuffer | None = None,
 ) -> pd.DataFrame:
     """One correlation row per (date, portfolio): matrix, PSD repair and summary metrics.
 
@@ -258,6 +279,8 @@ def portfolio_correlations(
         holdings (computed once for a book processed in several batches of portfolios, with the
         same ``window`` and ``min_overlap``). Days absent from it, or whose holdings it lacks, get
         the matrix of their own holdings.
+    buffer : SquareBuffer, optional
+        Work area for those matrices, reused day after day (one per run).
 
     Returns
     -------
@@ -289,9 +312,9 @@ def portfolio_correlations(
         if given is not None and given[0].get_indexer(pd.unique(h["symbol"])).min(initial=0) >= 0:
             symbols, corr_u = given
         else:
-            symbols, corr_u = union_correlation(log_returns_wide, day, h["symbol"], window, min_overlap)
+            symbols, corr_u = union_correlation(log_returns_wide, day, h["symbol"], window, min_overlap, buffer)
         out.append(_per_portfolio(day, ports, h, symbols, corr_u, psd_tol))
-        del corr_u  # K × K (200 MB at 5,000 symbols): free it before the next day's is built
+        del corr_u  # K × K (200 MB at 5,000 symbols): without a buffer, freed before the next day's is built
     if not out:
         return pd.DataFrame(columns=CORRELATION_COLUMNS)
     return pd.concat(out, ignore_index=True)[CORRELATION_COLUMNS]

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from .. import calendar
-from ..calc.correlation import CORR_MIN_OVERLAP, CORR_WINDOW, portfolio_correlations, union_correlation
+from ..calc.correlation import CORR_MIN_OVERLAP, CORR_WINDOW, SquareBuffer, portfolio_correlations, union_correlation
 from ..calc.exposures import aggregate_exposures
 from ..calc.snapshots import compute_snapshots
 from ..calc.stress import compute_joint_stress
@@ -256,6 +256,7 @@ class Market:
     factor_model: pd.DataFrame | None = None  # joint loadings, for stress
     replays: replays.ReplayWindows | None = None  # the stored replay windows (read once per run)
     union: dict | None = None  # day → (symbols, correlation matrix) for several batches
+    buffer: SquareBuffer | None = None  # the run's work area for a one-batch book's daily union matrix
 
 
 def read_actions(wh, symbols, end) -> pd.DataFrame:
@@ -309,7 +310,7 @@ def compute_batch(book: Book, market: Market, chunk: pd.DatetimeIndex, selected:
         frames[SNAP] = snaps
     if CORR in selected:
         frames[CORR] = portfolio_correlations(pv, market.log_returns, chunk, portfolio_ids=book.books["portfolio_id"],
-                                              union=market.union)
+                                              union=market.union, buffer=market.buffer)
     if EXPO in selected:
         frames[EXPO] = aggregate_exposures(pv, market.betas, snaps)
     if STRESS in selected:
@@ -367,12 +368,14 @@ def run(wh, reader: WindowReader, days: pd.DatetimeIndex, selected, scenarios, p
     if windows is not None:
         totals.not_replayable = replays.not_replayable(windows)
     last_day = days[-1] if len(days) else None
+    buffer = SquareBuffer()
     for chunk in chunks:
         clock = PhaseClock()
         lap = clock.lap
 
         market = read_market(wh, reader, book, chunk, selected, scope is not None)
         market.replays = windows
+        market.buffer = buffer
         if CORR in selected and len(batches) > 1:
             market.union = {day: union_correlation(market.log_returns, day, book.public_symbols, CORR_WINDOW,
                                                    CORR_MIN_OVERLAP) for day in chunk}
