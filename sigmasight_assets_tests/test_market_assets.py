@@ -80,8 +80,8 @@ def market_run(tmp_path_factory):
 
 # -- one run over the range ------------------------------------------------------------------------
 def test_every_day_of_the_range_has_its_check_evaluations_none_left_planned(market_run):
-    """Dagster plans each check per partition of a ranged run; every day gets an evaluation (the range's
-    verdict, saying so), so no day's check reads as skipped in the UI."""
+    """Dagster plans each check per partition of a ranged run; every day gets an evaluation (its own
+    verdict, or the range's saying so where a day has none), so no day's check reads as skipped in the UI."""
     from dagster import AssetCheckKey, AssetKey
 
     storage = market_run["instance"].event_log_storage
@@ -92,8 +92,13 @@ def test_every_day_of_the_range_has_its_check_evaluations_none_left_planned(mark
         assert sorted(by_day) == KEYS, (asset, check)
         assert set(by_day.values()) == {"SUCCEEDED"}, (asset, check, by_day)
     ev = market_run["result"].get_asset_check_evaluations()
-    per_day = [e for e in ev if e.partition == KEYS[0] and e.check_name == "universe_coverage"]
-    assert per_day and per_day[0].description.startswith(f"judged over the run's range {START}..{END}")
+    [day] = [e for e in ev if e.partition == KEYS[0] and e.check_name == "universe_coverage"]
+    assert day.description.startswith("100.0% of ") and day.description.endswith(" symbol-days have a price")
+    assert "judged_over" not in day.metadata
+    # A symbol's mixed bases are a property of the run's days together: no day has a verdict of its own.
+    [day] = [e for e in ev if e.partition == KEYS[0] and e.check_name == "one_basis_per_symbol"]
+    assert day.description.startswith(f"judged over the run's range {START}..{END}")
+    assert day.metadata["judged_over"].value == f"{START}..{END}"
 
 
 def test_range_is_one_successful_run(market_run):
