@@ -563,3 +563,53 @@ def test_a_one_day_run_records_the_check_on_its_day(tmp_warehouse_url, warehouse
     history = instance.event_log_storage.get_asset_check_execution_history(
         AssetCheckKey(AssetKey("symbol_universe"), "factor_etfs_present"), limit=10)
     assert {(r.partition, r.status.value) for r in history} == {(None, "SUCCEEDED"), (KEYS[-1], "SUCCEEDED")}
+
+
+class HoleProvider(SyntheticProvider):
+    """The synthetic market with one bad day: on ``KEYS[10]`` only the factor ETFs are delivered."""
+
+    name = "holey"
+
+    def fetch_prices(self, symbols, start, end, chunk=400):
+        res = super().fetch_prices(symbols, start, end, chunk)
+        f = res.frame
+        res.frame = f[(f["date"] != pd.Timestamp(KEYS[10])) | f["symbol"].isin(FACTOR_ETF_SYMBOLS)].reset_index(drop=True)
+        return res
+
+
+class HoleResource(MarketDataResource):
+    def get(self):
+        return HoleProvider(7)
+
+
+FACTOR_ETF_SYMBOLS = ["SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV"]
+
+
+def test_a_bad_day_in_a_passing_range_fails_on_its_own_day_naming_its_symbols(tmp_warehouse_url, warehouse):
+    """Issue 17, health by day: in a 30-day run one day lost every stock's price. Over the range the
+    coverage (~97 %) and the failure rate (no symbol delivered nothing at all) pass, but that day's
+    recorded evaluations warn with its own numbers and name its symbols; every other day passes."""
+    load_sample(warehouse)
+    result = run(tmp_warehouse_url, selection=["symbol_universe", "prices"], market_data=HoleResource())
+    assert result.success
+    evals = [e for e in result.get_asset_check_evaluations() if e.asset_key == AssetKey("prices")]
+    whole = {e.check_name: e for e in evals if e.partition is None}
+    assert whole["universe_coverage"].passed and whole["failure_rate"].passed  # the range hides the day
+    bad = KEYS[10]
+    for name in ("universe_coverage", "failure_rate"):
+        by_day = {e.partition: e for e in evals if e.check_name == name and e.partition is not None}
+        assert sorted(by_day) == KEYS
+        assert [d for d, e in by_day.items() if not e.passed] == [bad], name
+        assert by_day[bad].severity == AssetCheckSeverity.WARN
+        assert "judged over" not in (by_day[bad].description or "")
+    by_day = {e.partition: e for e in evals if e.partition is not None and e.check_name == "universe_coverage"}
+    expected = len(warehouse.read("symbol_universe", bad, bad).query("fetch"))
+    assert by_day[bad].description == f"{8 / expected:.1%} of {expected:,} fetchable universe symbol-days have a price"
+    assert by_day[bad].metadata["coverage_pct"].value == pytest.approx(100 * 8 / expected, abs=0.01)
+    [fail] = [e for e in evals if e.partition == bad and e.check_name == "failure_rate"]
+    assert fail.description == f"{expected - 8} of {expected} requested symbol(s) delivered nothing on {bad}"
+    assert fail.metadata["failed"].value == expected - 8
+    assert "`AAPL`: no price for this session" in fail.metadata["failures"].value  # the offenders, with reasons
+    # row rules hold on every day (the day's own verdict, not the range's)
+    rows = [e for e in evals if e.partition is not None and e.check_name == "one_row_per_symbol_day"]
+    assert len(rows) == len(KEYS) and all(e.passed and "judged over" not in (e.description or "") for e in rows)

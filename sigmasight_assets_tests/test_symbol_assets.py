@@ -320,6 +320,16 @@ def test_too_little_history_is_no_row_and_a_counted_reason_never_a_zero_beta(gra
     assert check.passed and check.metadata["not_enough_history_yet"].value == len(status)
     assert check.metadata["failure_rate_pct"].value == 0.0
     assert f"{len(status)} symbol-day(s) without enough history yet (expected, not counted)" in check.description
+    # Each day's recorded evaluation is judged on that day's own symbol-days (issue 17, health by day).
+    by_day = {e.partition: e for e in single.get_asset_check_evaluations()
+              if e.asset_key.to_user_string() == "symbol_betas" and e.check_name == "failure_rate" and e.partition}
+    assert sorted(by_day) == [iso(d) for d in RANGE]
+    pairs = public_pairs(wh)
+    for day in RANGE:
+        ev, short = by_day[iso(day)], int((status["date"] == day).sum())
+        assert ev.passed and ev.metadata["not_enough_history_yet"].value == short, day
+        assert ev.description.startswith(f"0.0% of {int((pairs['date'] == day).sum()):,} universe symbol-days failed")
+        assert "judged over" not in ev.description
     # Never a silent zero: every regression row rests on ≥ 30 observations, no beta is exactly 0.
     reg = betas[betas["factor"].isin(["market", "ir"])]
     assert (reg["observations"] >= 30).all()
