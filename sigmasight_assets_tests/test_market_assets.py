@@ -22,6 +22,7 @@ from dagster import (
 
 from sigmasight_assets import calendar
 from sigmasight_assets.calc import week52
+from sigmasight_assets.calc.factors import FACTOR_ETFS
 from sigmasight_assets.defs import market_assets
 from sigmasight_assets.local_runs import materialize_range
 from sigmasight_assets.defs.partitions import trading_days
@@ -573,16 +574,13 @@ class HoleProvider(SyntheticProvider):
     def fetch_prices(self, symbols, start, end, chunk=400):
         res = super().fetch_prices(symbols, start, end, chunk)
         f = res.frame
-        res.frame = f[(f["date"] != pd.Timestamp(KEYS[10])) | f["symbol"].isin(FACTOR_ETF_SYMBOLS)].reset_index(drop=True)
+        res.frame = f[(f["date"] != pd.Timestamp(KEYS[10])) | f["symbol"].isin(FACTOR_ETFS)].reset_index(drop=True)
         return res
 
 
 class HoleResource(MarketDataResource):
     def get(self):
         return HoleProvider(7)
-
-
-FACTOR_ETF_SYMBOLS = ["SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV"]
 
 
 def test_a_bad_day_in_a_passing_range_fails_on_its_own_day_naming_its_symbols(tmp_warehouse_url, warehouse):

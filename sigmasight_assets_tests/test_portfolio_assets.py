@@ -707,6 +707,13 @@ def test_batches_of_portfolios_staged_on_disk_equal_the_single_batch_run(graph, 
     assert len(materializations(result, "stress_results", node="portfolio_analytics")) == len(RANGE)
     single = {k: v for k, v in check_outcomes(graph["single"]).items() if k[0] in PORTFOLIO_ASSETS}
     assert check_outcomes(result) == single
+
+    def per_day(res):  # each day's own verdicts merge over batches as over one batch
+        return sorted((e.asset_key.to_user_string(), e.check_name, e.partition, e.passed, e.description or "")
+                      for e in res.get_asset_check_evaluations()
+                      if e.partition and e.asset_key.to_user_string() in PORTFOLIO_ASSETS)
+
+    assert per_day(result) == per_day(graph["single"]) and per_day(result)
     for asset in PORTFOLIO_ASSETS:
         assert (metadata(result, asset, node="portfolio_analytics")["rows"]
                 == metadata(graph["single"], asset, node="portfolio_analytics")["rows"]), asset
