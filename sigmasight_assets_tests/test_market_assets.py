@@ -611,3 +611,27 @@ def test_a_bad_day_in_a_passing_range_fails_on_its_own_day_naming_its_symbols(tm
     # row rules hold on every day (the day's own verdict, not the range's)
     rows = [e for e in evals if e.partition is not None and e.check_name == "one_row_per_symbol_day"]
     assert len(rows) == len(KEYS) and all(e.passed and "judged over" not in (e.description or "") for e in rows)
+
+
+
+def test_a_failing_per_day_report_keeps_the_step_and_records_the_range_verdict(tmp_warehouse_url, warehouse,
+                                                                                monkeypatch):
+    """The rows are stored before the checks: a bug in a day's statistics warns and falls back to the
+    range's verdict on every day (saying so) instead of failing the step."""
+    load_sample(warehouse)
+    real = market_assets._universe_checks
+
+    def day_breaks(frame, scope):
+        if frame["date"].nunique() == 1:  # one day's rows (the run spans three)
+            raise RuntimeError("per-day statistics broke")
+        return real(frame, scope)
+
+    monkeypatch.setattr(market_assets, "_universe_checks", day_breaks)
+    with DagsterInstance.ephemeral() as instance:
+        result = run(tmp_warehouse_url, instance=instance, start=KEYS[0], end=KEYS[2], selection=["symbol_universe"])
+        logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert result.success
+    days = [e for e in result.get_asset_check_evaluations() if e.partition]
+    assert len(days) == 3 * 3
+    assert all(e.passed and e.description.startswith(f"judged over the run's range {KEYS[0]}..{KEYS[2]}") for e in days)
+    assert any("per-day check verdicts could not be computed" in m and "per-day statistics broke" in m for m in logs)

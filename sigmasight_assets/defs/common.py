@@ -177,9 +177,10 @@ def checks_by_day(context, result, day_checks: DayChecks | None = None):
       verdict, its description prefixed "judged over the run's range a..b" — exact for a row rule
       that passed (it held on every row, hence on each day), the range's for a rate.
 
-    Only the checks in ``result.check_results`` (the selected ones) are recorded. Costs one event per
-    check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off, the run tag
-    ``sigmasight/checks_by_day: "0"`` for one run); ``day_checks`` is not called then.
+    Only the checks in ``result.check_results`` (the selected ones) are recorded. Should ``day_checks``
+    raise, the step still succeeds (its rows are stored): a warning says so and every day records the
+    range's verdict. Costs one event per check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off,
+    the run tag ``sigmasight/checks_by_day: "0"`` for one run); ``day_checks`` is not called then.
     """
     if not CHECKS_BY_DAY or _run_tags(context).get(CHECKS_BY_DAY_TAG) == "0":
         return result
@@ -195,8 +196,13 @@ def checks_by_day(context, result, day_checks: DayChecks | None = None):
     prefix = f"judged over the run's range {days[0]}..{days[-1]}" if ranged else ""
     own_by_day = {}
     if ranged and day_checks is not None:
-        for day in days:
-            own_by_day[day] = {key_of(c): c for c in (day_checks(pd.Timestamp(day)) or [])}
+        try:
+            for day in days:
+                own_by_day[day] = {key_of(c): c for c in (day_checks(pd.Timestamp(day)) or [])}
+        except Exception as exc:  # noqa: BLE001 - the rows are stored: a per-day report must not fail the step
+            own_by_day = {}
+            context.log.warning(f"per-day check verdicts could not be computed ({exc!r}); each day records "
+                                "the range's verdict")
     events = []
     for check in result.check_results:
         asset_key, name = key_of(check)
