@@ -432,3 +432,36 @@ def test_symbol_assets_in_two_day_chunks_equal_the_single_pass_and_report_the_wh
     single_checks = {k: v for k, v in check_outcomes(graph["single"]).items()
                      if k[0] in [*regressions, "symbol_metrics"]}
     assert check_outcomes(result) == single_checks
+
+
+def test_a_day_whose_regressions_failed_is_judged_on_its_own_symbol_days(warehouse):
+    """Issue 17, health by day: 30 symbols over 3 sessions, 5 of which have no beta on the middle day
+    for a reason other than a short history, and 2 that are too new on the first. The range's failure
+    rate (5 / 90) passes; the middle day's (5 / 30) warns and names its symbols, the other days pass
+    (the new symbols are expected, not counted)."""
+    from sigmasight_assets.defs.symbol_regressions import failure_check
+    from sigmasight_assets.pipelines import symbols as pipeline
+
+    days = calendar.sessions("2026-04-13", "2026-04-15")
+    names = [f"S{i:02d}" for i in range(30)]
+    pairs = pd.DataFrame([(d, s) for d in days for s in names], columns=["date", "symbol"])
+    lost = pairs[(pairs["date"] == days[1]) & pairs["symbol"].isin(names[:5])]
+    young = pairs[(pairs["date"] == days[0]) & pairs["symbol"].isin(names[-2:])]
+    done = pairs.drop(lost.index.union(young.index))
+    results = done.assign(factor="market", beta=1.0, r_squared=0.5, observations=60)
+    skipped = pd.concat([lost.assign(reason="market ols_failed: singular window"),
+                         young.assign(reason="market insufficient_history: 12 < 30 observations")])
+    inputs = pipeline.SymbolInputs(days, pairs, pd.DataFrame())
+    totals = pipeline.RegressionTotals()
+    pipeline.store_regression(warehouse, "symbol_betas", inputs, results, skipped, None, totals)
+
+    whole = failure_check(totals)
+    assert whole.passed and whole.metadata["failure_rate_pct"].value == pytest.approx(100 * 5 / 90, abs=0.01)
+    first, middle, last = (failure_check(totals.on(d)) for d in days)
+    assert first.passed and last.passed
+    assert first.metadata["not_enough_history_yet"].value == 2 and last.metadata["not_enough_history_yet"].value == 0
+    assert not middle.passed and middle.metadata["failure_rate_pct"].value == pytest.approx(100 * 5 / 30, abs=0.01)
+    assert middle.description == "16.7% of 30 universe symbol-days failed (market ols_failed: 5)"
+    assert middle.metadata["failed_reasons"].value == {"market ols_failed": 5}
+    assert middle.metadata["worst_symbols"].value == "\n".join(f"- `{s}`: 1 day(s)" for s in names[:5])
+    assert last.description == "0.0% of 30 universe symbol-days failed"

@@ -66,7 +66,7 @@ def _asset_kwargs(table, deps: list, description: str) -> dict:
     )
 
 
-def _failure_check(totals: pipeline.RegressionTotals) -> AssetCheckResult:
+def failure_check(totals: pipeline.RegressionTotals) -> AssetCheckResult:
     """Failure rate of ``totals`` (the range's, or one day's: ``totals.on(day)``) with its reasons and
     worst symbols: skipped symbol-days other than a short history / universe symbol-days (0 when the
     universe is empty). A window that does not hold enough history yet (a new symbol, the first days
@@ -92,7 +92,7 @@ def _regression_checks(totals: pipeline.RegressionTotals) -> list[AssetCheckResu
     return [
         AssetCheckResult(check_name="beta_within_cap", passed=totals.beta_over_cap == 0),
         AssetCheckResult(check_name="r_squared_in_unit_interval", passed=totals.r2_outside == 0),
-        _failure_check(totals),
+        failure_check(totals),
     ]
 
 
