@@ -326,7 +326,7 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
             coverage_check(len(frame), res.expected),
             failure_check(failed_symbols, len(symbols), "delivered nothing"),
         ],
-    ), lambda day, on=market_days(res): _prices_day_checks(on(day), _undated(res)))
+    ), lambda day, on=market_days(res), undated=_undated(res): _prices_day_checks(on(day), undated))
 
 
 def _prices_day_checks(d: MarketDay, undated: bool) -> list[AssetCheckResult]:
@@ -401,7 +401,7 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
             "preview": md_table(last[["date", "symbol", "pe", "provider_beta", "week52_high", "week52_low", "market_cap"]]),
         },
         check_results=_valuation_checks(frame, res.rejected, failed, len(symbols)),
-    ), lambda day, on=market_days(res): _valuation_day_checks(on(day), _undated(res)))
+    ), lambda day, on=market_days(res), undated=_undated(res): _valuation_day_checks(on(day), undated))
 
 
 def _valuation_checks(frame: pd.DataFrame, rejected: pd.DataFrame, failed: dict[str, str], requested: int,
@@ -453,7 +453,8 @@ def _valuation_day_checks(d: MarketDay, undated: bool) -> list[AssetCheckResult]
 def symbol_returns(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, scope = run_days(context), scope_symbols(config)
     res = returns_pipeline.store_symbol_returns(warehouse.get(), days, scope)
-    coverage = 1.0 - res.missing / res.written if res.written else 1.0
+    judged = res.written - res.no_history  # the first stored day's returns cannot exist yet (not counted)
+    coverage = 1.0 - (res.missing - res.no_history) / judged if judged else 1.0
     mixed = res.mixed_basis
     context.log.info(f"symbol_returns: {res.written} rows for {len(res.symbols)} symbols; {res.missing} without a "
                      f"return; basis {res.basis}; {res.splits} split(s), {res.dividends} dividend(s)")
@@ -463,6 +464,7 @@ def symbol_returns(context: AssetExecutionContext, config: ScopeConfig, warehous
             "rows": res.written,
             "symbols": len(res.symbols),
             "missing_returns": res.missing,
+            "not_enough_history_yet": res.no_history,
             "coverage_pct": percent(coverage),
             "basis": MetadataValue.json(res.basis),
             "splits": res.splits,
