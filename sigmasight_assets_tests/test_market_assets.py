@@ -22,6 +22,7 @@ from dagster import (
 
 from sigmasight_assets import calendar
 from sigmasight_assets.calc import week52
+from sigmasight_assets.calc.factors import FACTOR_ETFS
 from sigmasight_assets.defs import market_assets
 from sigmasight_assets.local_runs import materialize_range
 from sigmasight_assets.defs.partitions import trading_days
@@ -80,8 +81,8 @@ def market_run(tmp_path_factory):
 
 # -- one run over the range ------------------------------------------------------------------------
 def test_every_day_of_the_range_has_its_check_evaluations_none_left_planned(market_run):
-    """Dagster plans each check per partition of a ranged run; every day gets an evaluation (the range's
-    verdict, saying so), so no day's check reads as skipped in the UI."""
+    """Dagster plans each check per partition of a ranged run; every day gets an evaluation (its own
+    verdict, or the range's saying so where a day has none), so no day's check reads as skipped in the UI."""
     from dagster import AssetCheckKey, AssetKey
 
     storage = market_run["instance"].event_log_storage
@@ -92,8 +93,13 @@ def test_every_day_of_the_range_has_its_check_evaluations_none_left_planned(mark
         assert sorted(by_day) == KEYS, (asset, check)
         assert set(by_day.values()) == {"SUCCEEDED"}, (asset, check, by_day)
     ev = market_run["result"].get_asset_check_evaluations()
-    per_day = [e for e in ev if e.partition == KEYS[0] and e.check_name == "universe_coverage"]
-    assert per_day and per_day[0].description.startswith(f"judged over the run's range {START}..{END}")
+    [day] = [e for e in ev if e.partition == KEYS[0] and e.check_name == "universe_coverage"]
+    assert day.description.startswith("100.0% of ") and day.description.endswith(" symbol-days have a price")
+    assert "judged_over" not in day.metadata
+    # A symbol's mixed bases are a property of the run's days together: no day has a verdict of its own.
+    [day] = [e for e in ev if e.partition == KEYS[0] and e.check_name == "one_basis_per_symbol"]
+    assert day.description.startswith(f"judged over the run's range {START}..{END}")
+    assert day.metadata["judged_over"].value == f"{START}..{END}"
 
 
 def test_range_is_one_successful_run(market_run):
@@ -587,3 +593,74 @@ def test_a_one_day_run_records_the_check_on_its_day(tmp_warehouse_url, warehouse
     history = instance.event_log_storage.get_asset_check_execution_history(
         AssetCheckKey(AssetKey("symbol_universe"), "factor_etfs_present"), limit=10)
     assert {(r.partition, r.status.value) for r in history} == {(None, "SUCCEEDED"), (KEYS[-1], "SUCCEEDED")}
+
+
+class HoleProvider(SyntheticProvider):
+    """The synthetic market with one bad day: on ``KEYS[10]`` only the factor ETFs are delivered."""
+
+    name = "holey"
+
+    def fetch_prices(self, symbols, start, end, chunk=400):
+        res = super().fetch_prices(symbols, start, end, chunk)
+        f = res.frame
+        res.frame = f[(f["date"] != pd.Timestamp(KEYS[10])) | f["symbol"].isin(FACTOR_ETFS)].reset_index(drop=True)
+        return res
+
+
+class HoleResource(MarketDataResource):
+    def get(self):
+        return HoleProvider(7)
+
+
+def test_a_bad_day_in_a_passing_range_fails_on_its_own_day_naming_its_symbols(tmp_warehouse_url, warehouse):
+    """Issue 17, health by day: in a 30-day run one day lost every stock's price. Over the range the
+    coverage (~97 %) and the failure rate (no symbol delivered nothing at all) pass, but that day's
+    recorded evaluations warn with its own numbers and name its symbols; every other day passes."""
+    load_sample(warehouse)
+    result = run(tmp_warehouse_url, selection=["symbol_universe", "prices"], market_data=HoleResource())
+    assert result.success
+    evals = [e for e in result.get_asset_check_evaluations() if e.asset_key == AssetKey("prices")]
+    whole = {e.check_name: e for e in evals if e.partition is None}
+    assert whole["universe_coverage"].passed and whole["failure_rate"].passed  # the range hides the day
+    bad = KEYS[10]
+    for name in ("universe_coverage", "failure_rate"):
+        by_day = {e.partition: e for e in evals if e.check_name == name and e.partition is not None}
+        assert sorted(by_day) == KEYS
+        assert [d for d, e in by_day.items() if not e.passed] == [bad], name
+        assert by_day[bad].severity == AssetCheckSeverity.WARN
+        assert "judged over" not in (by_day[bad].description or "")
+    by_day = {e.partition: e for e in evals if e.partition is not None and e.check_name == "universe_coverage"}
+    expected = len(warehouse.read("symbol_universe", bad, bad).query("fetch"))
+    assert by_day[bad].description == f"{8 / expected:.1%} of {expected:,} fetchable universe symbol-days have a price"
+    assert by_day[bad].metadata["coverage_pct"].value == pytest.approx(100 * 8 / expected, abs=0.01)
+    [fail] = [e for e in evals if e.partition == bad and e.check_name == "failure_rate"]
+    assert fail.description == f"{expected - 8} of {expected} requested symbol(s) delivered nothing on {bad}"
+    assert fail.metadata["failed"].value == expected - 8
+    assert "`AAPL`: no price for this session" in fail.metadata["failures"].value  # the offenders, with reasons
+    # row rules hold on every day (the day's own verdict, not the range's)
+    rows = [e for e in evals if e.partition is not None and e.check_name == "one_row_per_symbol_day"]
+    assert len(rows) == len(KEYS) and all(e.passed and "judged over" not in (e.description or "") for e in rows)
+
+
+
+def test_a_failing_per_day_report_keeps_the_step_and_records_the_range_verdict(tmp_warehouse_url, warehouse,
+                                                                                monkeypatch):
+    """The rows are stored before the checks: a bug in a day's statistics warns and falls back to the
+    range's verdict on every day (saying so) instead of failing the step."""
+    load_sample(warehouse)
+    real = market_assets._universe_checks
+
+    def day_breaks(frame, scope):
+        if frame["date"].nunique() == 1:  # one day's rows (the run spans three)
+            raise RuntimeError("per-day statistics broke")
+        return real(frame, scope)
+
+    monkeypatch.setattr(market_assets, "_universe_checks", day_breaks)
+    with DagsterInstance.ephemeral() as instance:
+        result = run(tmp_warehouse_url, instance=instance, start=KEYS[0], end=KEYS[2], selection=["symbol_universe"])
+        logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert result.success
+    days = [e for e in result.get_asset_check_evaluations() if e.partition]
+    assert len(days) == 3 * 3
+    assert all(e.passed and e.description.startswith(f"judged over the run's range {KEYS[0]}..{KEYS[2]}") for e in days)
+    assert any("per-day check verdicts could not be computed" in m and "per-day statistics broke" in m for m in logs)

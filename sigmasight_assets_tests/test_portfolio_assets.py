@@ -630,6 +630,16 @@ def test_asset_checks(graph):
     assert not whole.passed and whole.severity == AssetCheckSeverity.WARN
     assert sorted(e.partition for e in evals if e.partition) == [d.date().isoformat() for d in RANGE]
     assert all(not e.passed and e.severity == AssetCheckSeverity.WARN for e in evals)
+    # Each day is judged on its own portfolio-days, naming that day's lowest-coverage portfolios.
+    expo = graph["wh"].read("aggregated_exposures").query("factor == 'market'").dropna(subset=["coverage"])
+    for e in evals:
+        if e.partition:
+            day = expo[expo["date"] == pd.Timestamp(e.partition)]
+            low = day[day["coverage"] < 0.80]
+            assert e.description == (f"{len(low)} of {len(day)} portfolio-day(s) below 80% market-beta coverage "
+                                     "of public gross value"), e.partition
+            assert e.metadata["portfolio_days_below"].value == len(low) > 0
+            assert day.nsmallest(1, "coverage")["portfolio_id"].iloc[0] in e.metadata["lowest_portfolios"].value
     snaps = graph["wh"].read("portfolio_snapshots")
     assert np.isfinite(snaps["equity"]).all()
     assert (snaps["gross_exposure"] >= snaps["net_exposure"].abs()).all()
@@ -697,6 +707,13 @@ def test_batches_of_portfolios_staged_on_disk_equal_the_single_batch_run(graph, 
     assert len(materializations(result, "stress_results", node="portfolio_analytics")) == len(RANGE)
     single = {k: v for k, v in check_outcomes(graph["single"]).items() if k[0] in PORTFOLIO_ASSETS}
     assert check_outcomes(result) == single
+
+    def per_day(res):  # each day's own verdicts merge over batches as over one batch
+        return sorted((e.asset_key.to_user_string(), e.check_name, e.partition, e.passed, e.description or "")
+                      for e in res.get_asset_check_evaluations()
+                      if e.partition and e.asset_key.to_user_string() in PORTFOLIO_ASSETS)
+
+    assert per_day(result) == per_day(graph["single"]) and per_day(result)
     for asset in PORTFOLIO_ASSETS:
         assert (metadata(result, asset, node="portfolio_analytics")["rows"]
                 == metadata(graph["single"], asset, node="portfolio_analytics")["rows"]), asset

@@ -290,6 +290,46 @@ def test_backtest_check_warns_on_yellow_fails_on_red_and_names_the_worst_portfol
         assert "P-UNDER" in meta["worst_portfolios"]
 
 
+def test_a_yellow_day_inside_a_green_range_warns_on_that_day_only(tmp_path):
+    """Issue 17, health by day: over a 3-day run P-HIDDEN has 4 exceptions in its trailing window, 5 on
+    the middle day (a new one), and 4 again on the last (the oldest leaves the window). The range's
+    verdict (the newest day's lights) passes; the middle day's own evaluation warns and names P-HIDDEN."""
+    with module_env(tmp_path):
+        url, wh = new_warehouse(tmp_path, "hidden")
+        pos = [dict(portfolio_id=p, portfolio_name=p, position_id=f"{p}-1", symbol="AAPL", quantity=1, entry_price=1,
+                    entry_date="2025-01-06", investment_class="PUBLIC") for p in ("P-CALM", "P-HIDDEN")]
+        load_ledger(wh, tmp_path / "ledger", pos)
+        days = calendar.sessions_back("2026-03-18", 262)
+        var = stats.norm.ppf(0.99) * 10_000.0
+        hidden = np.zeros(len(days))
+        # day D's exception: P&L of D below −VaR of D−1; D's window holds the P&L of its last 250 sessions
+        hidden[[-251, -200, -150, -100, -2]] = -3 * var
+        rows = pd.concat([pd.DataFrame({"date": days, "portfolio_id": pid, "var_99_parametric": var,
+                                        "hypothetical_pnl": pnl})
+                          for pid, pnl in (("P-CALM", np.zeros(len(days))), ("P-HIDDEN", hidden))], ignore_index=True)
+        for c in ("positions_covered", "positions_options", "positions_private", "positions_unpriced",
+                  "positions_no_loadings", "hist_observations", "hist_proxied_returns", "positions_missing_return",
+                  "positions_proxied_return"):
+            rows[c] = 0
+        wh.replace_many([Replacement("portfolio_risk", rows, days[0], days[-1])])
+        last = days[-3:]
+        res = run_range(url, last[0], last[-1], ["var_backtest"])
+        bt = table(wh, "var_backtest").query("portfolio_id == 'P-HIDDEN'").set_index("date")
+        assert list(bt.loc[last, "exceptions"]) == [4, 5, 4]
+        assert list(bt.loc[last, "traffic_light"]) == ["green", "yellow", "green"]
+        evals = [e for e in res.get_asset_check_evaluations() if e.check_name == "traffic_light"]
+        [whole] = [e for e in evals if e.partition is None]
+        assert whole.passed  # the newest day is green: the range alone would hide the yellow day
+        by_day = {e.partition: e for e in evals if e.partition is not None}
+        assert sorted(by_day) == [d.date().isoformat() for d in last]
+        first, middle, newest = (by_day[d.date().isoformat()] for d in last)
+        assert first.passed and newest.passed
+        assert not middle.passed and middle.severity == AssetCheckSeverity.WARN
+        assert middle.metadata["yellow"].value == 1 and middle.metadata["red"].value == 0
+        assert middle.metadata["yellow_portfolios"].value == "P-HIDDEN"
+        assert "P-HIDDEN" in middle.metadata["worst"].value and "judged_over" not in middle.metadata
+
+
 # -- a year of backtest on the synthetic market --------------------------------------------------------
 def test_a_year_on_the_synthetic_market_correct_model_green_under_scaled_sigma_red():
     """The synthetic market is a linear factor model with normal shocks (market_data/synthetic.py): the

@@ -320,6 +320,16 @@ def test_too_little_history_is_no_row_and_a_counted_reason_never_a_zero_beta(gra
     assert check.passed and check.metadata["not_enough_history_yet"].value == len(status)
     assert check.metadata["failure_rate_pct"].value == 0.0
     assert f"{len(status)} symbol-day(s) without enough history yet (expected, not counted)" in check.description
+    # Each day's recorded evaluation is judged on that day's own symbol-days (issue 17, health by day).
+    by_day = {e.partition: e for e in single.get_asset_check_evaluations()
+              if e.asset_key.to_user_string() == "symbol_betas" and e.check_name == "failure_rate" and e.partition}
+    assert sorted(by_day) == [iso(d) for d in RANGE]
+    pairs = public_pairs(wh)
+    for day in RANGE:
+        ev, short = by_day[iso(day)], int((status["date"] == day).sum())
+        assert ev.passed and ev.metadata["not_enough_history_yet"].value == short, day
+        assert ev.description.startswith(f"0.0% of {int((pairs['date'] == day).sum()):,} universe symbol-days failed")
+        assert "judged over" not in ev.description
     # Never a silent zero: every regression row rests on ≥ 30 observations, no beta is exactly 0.
     reg = betas[betas["factor"].isin(["market", "ir"])]
     assert (reg["observations"] >= 30).all()
@@ -422,3 +432,36 @@ def test_symbol_assets_in_two_day_chunks_equal_the_single_pass_and_report_the_wh
     single_checks = {k: v for k, v in check_outcomes(graph["single"]).items()
                      if k[0] in [*regressions, "symbol_metrics"]}
     assert check_outcomes(result) == single_checks
+
+
+def test_a_day_whose_regressions_failed_is_judged_on_its_own_symbol_days(warehouse):
+    """Issue 17, health by day: 30 symbols over 3 sessions, 5 of which have no beta on the middle day
+    for a reason other than a short history, and 2 that are too new on the first. The range's failure
+    rate (5 / 90) passes; the middle day's (5 / 30) warns and names its symbols, the other days pass
+    (the new symbols are expected, not counted)."""
+    from sigmasight_assets.defs.symbol_regressions import failure_check
+    from sigmasight_assets.pipelines import symbols as pipeline
+
+    days = calendar.sessions("2026-04-13", "2026-04-15")
+    names = [f"S{i:02d}" for i in range(30)]
+    pairs = pd.DataFrame([(d, s) for d in days for s in names], columns=["date", "symbol"])
+    lost = pairs[(pairs["date"] == days[1]) & pairs["symbol"].isin(names[:5])]
+    young = pairs[(pairs["date"] == days[0]) & pairs["symbol"].isin(names[-2:])]
+    done = pairs.drop(lost.index.union(young.index))
+    results = done.assign(factor="market", beta=1.0, r_squared=0.5, observations=60)
+    skipped = pd.concat([lost.assign(reason="market ols_failed: singular window"),
+                         young.assign(reason="market insufficient_history: 12 < 30 observations")])
+    inputs = pipeline.SymbolInputs(days, pairs, pd.DataFrame())
+    totals = pipeline.RegressionTotals()
+    pipeline.store_regression(warehouse, "symbol_betas", inputs, results, skipped, None, totals)
+
+    whole = failure_check(totals)
+    assert whole.passed and whole.metadata["failure_rate_pct"].value == pytest.approx(100 * 5 / 90, abs=0.01)
+    first, middle, last = (failure_check(totals.on(d)) for d in days)
+    assert first.passed and last.passed
+    assert first.metadata["not_enough_history_yet"].value == 2 and last.metadata["not_enough_history_yet"].value == 0
+    assert not middle.passed and middle.metadata["failure_rate_pct"].value == pytest.approx(100 * 5 / 30, abs=0.01)
+    assert middle.description == "16.7% of 30 universe symbol-days failed (market ols_failed: 5)"
+    assert middle.metadata["failed_reasons"].value == {"market ols_failed": 5}
+    assert middle.metadata["worst_symbols"].value == "\n".join(f"- `{s}`: 1 day(s)" for s in names[:5])
+    assert last.description == "0.0% of 30 universe symbol-days failed"

@@ -4,7 +4,7 @@ partition ranges and metadata rendering."""
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,7 @@ from dagster import (
     MAX_RUNTIME_SECONDS_TAG,
     AssetCheckEvaluation,
     AssetDep,
+    AssetKey,
     BackfillPolicy,
     Config,
     MetadataValue,
@@ -157,29 +158,67 @@ def _run_tags(context) -> dict:
         return {}
 
 
-def checks_by_day(context, result):
-    """``result`` (a ``MaterializeResult``), after recording its check results on every day of the run.
+DayChecks = Callable[[pd.Timestamp], Optional[list]]
+
+
+def checks_by_day(context, result, day_checks: DayChecks | None = None):
+    """``result`` (a ``MaterializeResult``), after recording a verdict of each of its checks on every
+    day of the run.
 
     Dagster plans each check once per partition of a run (one day or many) but records a returned
     result once, without a partition; every day's planned evaluation would stay "planned" and read as
-    skipped in the UI. Each day therefore gets the run's verdict — exact for a one-day run; over a
-    range the description names the range it was judged over: a row rule (no duplicates, r² in
-    [0, 1], …) that passed held on every row, hence on each day, but a rate or a coverage is the
-    range's (a day above a threshold can hide in a passing range). Costs one event
-    per check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off, the run tag
-    ``sigmasight/checks_by_day: "0"`` for one run).
+    skipped in the UI. So each day gets an evaluation:
+
+    * a one-day run: the run's result (passed, severity, description, metadata) — it is the day's;
+    * a run of many days: ``day_checks(day)``, the asset's check results computed on that day's own
+      counts and values by the same functions as the range's (so a rate or a coverage judges the
+      day: a bad day cannot hide in a passing range), with the day's reasons and offenders;
+    * a check ``day_checks`` does not return for a day (or without ``day_checks``): the range's
+      verdict, its description prefixed "judged over the run's range a..b" — exact for a row rule
+      that passed (it held on every row, hence on each day), the range's for a rate.
+
+    Only the checks in ``result.check_results`` (the selected ones) are recorded. Should ``day_checks``
+    raise, the step still succeeds (its rows are stored): a warning says so and every day records the
+    range's verdict. Costs one event per check and day (``SIGMASIGHT_CHECKS_BY_DAY=0`` turns it off,
+    the run tag ``sigmasight/checks_by_day: "0"`` for one run); ``day_checks`` is not called then.
     """
     if not CHECKS_BY_DAY or _run_tags(context).get(CHECKS_BY_DAY_TAG) == "0":
         return result
     days = list(context.partition_keys)
     if not days or not result.check_results:
         return result
-    prefix = f"judged over the run's range {days[0]}..{days[-1]}" if len(days) > 1 else ""
     default_key = result.asset_key or (context.assets_def.key if len(context.assets_def.keys) == 1 else None)
-    events = [AssetCheckEvaluation(asset_key=check.asset_key or default_key, check_name=check.check_name,
-                                   passed=check.passed, severity=check.severity, partition=day,
-                                   description=": ".join(t for t in (prefix, check.description) if t) or None)
-              for check in result.check_results for day in days]
+
+    def key_of(check) -> tuple:
+        return (AssetKey.from_coercible(check.asset_key) if check.asset_key else default_key, check.check_name)
+
+    ranged = len(days) > 1
+    prefix = f"judged over the run's range {days[0]}..{days[-1]}" if ranged else ""
+    own_by_day = {}
+    if ranged and day_checks is not None:
+        try:
+            for day in days:
+                own_by_day[day] = {key_of(c): c for c in (day_checks(pd.Timestamp(day)) or [])}
+        except Exception as exc:  # noqa: BLE001 - the rows are stored: a per-day report must not fail the step
+            own_by_day = {}
+            context.log.warning(f"per-day check verdicts could not be computed ({exc!r}); each day records "
+                                "the range's verdict")
+    events = []
+    for check in result.check_results:
+        asset_key, name = key_of(check)
+        for day in days:
+            own = own_by_day.get(day, {}).get((asset_key, name))
+            if own is not None or not ranged:
+                chosen = own if own is not None else check
+                description = chosen.description
+                metadata = dict(chosen.metadata or {})
+            else:  # the range's verdict on this day, saying so
+                description = ": ".join(t for t in (prefix, check.description) if t)
+                metadata = {**(check.metadata or {}), "judged_over": f"{days[0]}..{days[-1]}"}
+                chosen = check
+            events.append(AssetCheckEvaluation(asset_key=asset_key, check_name=name, passed=chosen.passed,
+                                               severity=chosen.severity, partition=day,
+                                               description=description or None, metadata=metadata))
     try:
         context.log_event(events[0])
     except Exception:  # noqa: BLE001 - an asset called as a plain function (no run) takes no check events
@@ -187,6 +226,21 @@ def checks_by_day(context, result):
     for event in events[1:]:
         context.log_event(event)
     return result
+
+
+def day_rows(frame: pd.DataFrame, column: str = "date") -> Callable[[pd.Timestamp], pd.DataFrame]:
+    """``day → frame's rows of that day`` (empty with the same columns when none), split by one
+    ``groupby`` on the first call (never when per-day checks are off)."""
+    split: dict = {}
+
+    def rows(day) -> pd.DataFrame:
+        if not split and frame is not None and len(frame):
+            dates = pd.to_datetime(frame[column]).dt.normalize()
+            split.update((pd.Timestamp(d), idx) for d, idx in dates.groupby(dates, sort=False).indices.items())
+        idx = split.get(pd.Timestamp(day).normalize())
+        return frame.iloc[idx] if idx is not None else frame.iloc[:0]
+
+    return rows
 
 
 def range_tags(start: str, end: str) -> dict[str, str]:

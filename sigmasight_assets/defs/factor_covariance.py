@@ -1,5 +1,6 @@
 """``factor_covariance``: the day's EWMA covariance of the factor ETFs (market-wide, never scoped)."""
 
+import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -61,11 +62,27 @@ def factor_covariance(context: AssetExecutionContext, warehouse: WarehouseResour
             "correlation_clip": COV_CLIP,
             "latest_correlations": md_table(res.latest_correlations, max_rows=8, floatfmt="{:.2f}"),
         },
-        check_results=[
-            AssetCheckResult(check_name="symmetric_psd", passed=res.symmetric_psd,
-                             metadata={"min_relative_eigenvalue": res.min_relative_eigenvalue}),
-            AssetCheckResult(check_name="correlation_clipped", passed=res.clipped),
-            AssetCheckResult(check_name="every_day_present", passed=not res.missing_days,
-                             severity=AssetCheckSeverity.WARN, metadata={"missing": ", ".join(res.missing_days[:20])}),
-        ],
-    ))
+        check_results=_checks(res.symmetric_psd, res.min_relative_eigenvalue, res.clipped, res.missing_days),
+    ), lambda day: _day_checks(res, day))
+
+
+def _checks(symmetric_psd: bool, min_relative_eigenvalue: float, clipped: bool,
+            missing_days: list[str]) -> list[AssetCheckResult]:
+    """The checks of the range or of one day: its matrices' verdicts and the days without a matrix."""
+    return [
+        AssetCheckResult(check_name="symmetric_psd", passed=symmetric_psd,
+                         metadata={"min_relative_eigenvalue": min_relative_eigenvalue}),
+        AssetCheckResult(check_name="correlation_clipped", passed=clipped),
+        AssetCheckResult(check_name="every_day_present", passed=not missing_days,
+                         severity=AssetCheckSeverity.WARN, metadata={"missing": ", ".join(missing_days[:20])}),
+    ]
+
+
+def _day_checks(res: pipeline.CovarianceResult, day) -> list[AssetCheckResult]:
+    """One day's checks: a day without a matrix has nothing to be asymmetric or unclipped (its
+    smallest eigenvalue is NaN, not 0) and fails ``every_day_present``."""
+    day = pd.Timestamp(day).normalize()
+    if day not in res.by_day.index:
+        return _checks(True, float("nan"), True, [day.date().isoformat()])
+    row = res.by_day.loc[day]
+    return _checks(bool(row["symmetric_psd"]), float(row["min_relative_eigenvalue"]), bool(row["clipped"]), [])

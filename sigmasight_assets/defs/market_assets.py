@@ -4,6 +4,8 @@
 
 import hashlib
 import random
+from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 from dagster import (
@@ -33,7 +35,7 @@ from ..pipelines import market
 from ..pipelines import returns as returns_pipeline
 from ..warehouse import schema as tables
 from ..warehouse.ledger import read_ledger
-from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, checks_by_day, lookback, md_table, percent,
+from .common import (BACKFILL_POLICY, OWNER, ScopeConfig, checks_by_day, day_rows, lookback, md_table, percent,
                      range_metadata, reasons_summary, run_days, scope_symbols, table_metadata)
 from .partitions import trading_days
 from .resources import MarketDataResource, WarehouseResource
@@ -60,17 +62,82 @@ def _retry_or_fail(context, exc: ProviderUnavailableError):
 GROUP = "market_data"
 
 
-def quarantine_check(res: market.MarketResult) -> AssetCheckResult:
-    """Warn when provider rows were quarantined; the worst offenders are in the check's metadata."""
-    worst = market.worst_offenders(res.rejected, limit=5)
+def quarantine_check(rejected: pd.DataFrame) -> AssetCheckResult:
+    """Warn when provider rows were quarantined (``rejected``: the range's, or one day's); the worst
+    offenders are in the check's metadata."""
+    worst = market.worst_offenders(rejected, limit=5)
+    bad_rows = len(rejected)
     return AssetCheckResult(
-        check_name="provider_rows_valid", passed=res.bad_rows == 0, severity=AssetCheckSeverity.WARN,
-        metadata={"bad_rows": res.bad_rows, "symbols": int(res.rejected["symbol"].nunique()),
+        check_name="provider_rows_valid", passed=bad_rows == 0, severity=AssetCheckSeverity.WARN,
+        metadata={"bad_rows": bad_rows, "symbols": int(rejected["symbol"].nunique()),
                   "worst_offenders": md_table(worst)},
-        description=(None if res.bad_rows == 0 else
-                     f"{res.bad_rows} row(s) of {res.rejected['symbol'].nunique()} symbol(s) quarantined; "
-                     f"e.g. {res.rejected['reason'].iloc[0]}"),
+        description=(None if bad_rows == 0 else
+                     f"{bad_rows} row(s) of {rejected['symbol'].nunique()} symbol(s) quarantined; "
+                     f"e.g. {rejected['reason'].iloc[0]}"),
     )
+
+
+@dataclass
+class MarketDay:
+    """One day of a market asset's result: its stored rows, its missing symbol-days (``symbol_status``)
+    and its quarantined rows."""
+
+    day: pd.Timestamp
+    frame: pd.DataFrame
+    status: pd.DataFrame
+    rejected: pd.DataFrame
+
+    @property
+    def expected(self) -> int:
+        """Fetchable universe symbol-days of the day: each is stored or has a status row (never both)."""
+        return len(self.frame) + len(self.status)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Symbols without a row on the day for a reason other than "not served" (skipped), with it."""
+        failed = self.status[self.status["status"] == "failed"]
+        return dict(zip(failed["symbol"], failed["reason"].astype(str)))
+
+
+def market_days(res: market.MarketResult) -> Callable[[pd.Timestamp], MarketDay]:
+    """``day → MarketDay`` of ``res``, split once (one ``groupby`` per frame). A quarantined row without
+    a readable date belongs to no day: it is judged over the range only (see ``_undated``)."""
+    rejected = res.rejected[res.rejected["date"].notna()] if len(res.rejected) else res.rejected
+    parts = [day_rows(f) for f in (res.frame, res.status, rejected)]
+
+    def on(day: pd.Timestamp) -> MarketDay:
+        return MarketDay(pd.Timestamp(day).normalize(), *(rows(day) for rows in parts))
+
+    return on
+
+
+def _undated(res: market.MarketResult) -> bool:
+    """Whether some quarantined row has no readable date (then no day can tell its own row validity)."""
+    return bool(len(res.rejected) and res.rejected["date"].isna().any())
+
+
+def coverage_check(stored: int, expected: int) -> AssetCheckResult:
+    """``universe_coverage`` of prices: stored symbol-days / fetchable universe symbol-days (1 when none
+    is expected); warn below ``COVERAGE_WARN``."""
+    coverage = stored / expected if expected else 1.0
+    return AssetCheckResult(check_name="universe_coverage", passed=coverage >= COVERAGE_WARN,
+                            severity=AssetCheckSeverity.WARN, metadata={"coverage_pct": percent(coverage)},
+                            description=f"{coverage:.1%} of {expected:,} fetchable universe symbol-days have a price")
+
+
+def failure_check(failed: dict[str, str], requested: int, what: str, on: str = "") -> AssetCheckResult:
+    """``failure_rate``: requested symbols that delivered nothing (over the range, or ``on`` a day: a
+    requested symbol-day without a row) / requested (0 when none); the reasons name the symbols."""
+    rate = len(failed) / requested if requested else 0.0
+    return AssetCheckResult(check_name="failure_rate", passed=rate <= FAILURE_RATE_WARN,
+                            severity=AssetCheckSeverity.WARN,
+                            description=f"{len(failed)} of {requested} requested symbol(s) {what}{on}",
+                            metadata={"failure_rate_pct": percent(rate), "failed": len(failed),
+                                      "failures": reasons_summary(failed)})
+
+
+def one_row_check(frame: pd.DataFrame) -> AssetCheckResult:
+    return AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any())
 
 
 def log_quarantine(context, asset_name: str, res: market.MarketResult) -> None:
@@ -149,8 +216,6 @@ def symbol_universe(context: AssetExecutionContext, config: ScopeConfig, warehou
     days, scope = run_days(context), scope_symbols(config)
     res = market.store_universe(warehouse.get(), days, scope)
     frame = res.frame
-    per_day = frame.groupby("date")
-    etfs_ok = bool((per_day["is_factor_etf"].sum() == len(FACTOR_ETFS)).all()) if scope is None else True
     status_counts = frame["status"].value_counts().to_dict()
     context.log.info(f"symbol_universe: {len(days)} day(s), {frame['symbol'].nunique()} symbols, {res.written} rows, "
                      f"status {status_counts}")
@@ -165,15 +230,23 @@ def symbol_universe(context: AssetExecutionContext, config: ScopeConfig, warehou
             "status_counts": MetadataValue.json({k: int(v) for k, v in status_counts.items()}),
             "preview": md_table(frame[frame["date"] == days[-1]].sort_values("position_count", ascending=False)),
         },
-        check_results=[
-            AssetCheckResult(check_name="factor_etfs_present", passed=etfs_ok),
-            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
-            AssetCheckResult(
-                check_name="private_never_fetched",
-                passed=not bool((frame["fetch"] & frame["status"].isin(["private", "expired_option"])).any()),
-            ),
-        ],
-    ))
+        check_results=_universe_checks(frame, scope),
+    ), lambda day, rows=day_rows(frame): _universe_checks(rows(day), scope))
+
+
+def _universe_checks(frame: pd.DataFrame, scope) -> list[AssetCheckResult]:
+    """The universe's checks on ``frame`` (the range's rows or one day's): every day in it holds the 8
+    factor ETFs (not judged in a scoped run, which writes only its symbols), no duplicate, no private
+    symbol or expired option fetched."""
+    etfs_ok = bool((frame.groupby("date")["is_factor_etf"].sum() == len(FACTOR_ETFS)).all()) if scope is None else True
+    return [
+        AssetCheckResult(check_name="factor_etfs_present", passed=etfs_ok),
+        one_row_check(frame),
+        AssetCheckResult(
+            check_name="private_never_fetched",
+            passed=not bool((frame["fetch"] & frame["status"].isin(["private", "expired_option"])).any()),
+        ),
+    ]
 
 
 @asset(
@@ -213,7 +286,6 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
     frame, written, status, symbols, failed_symbols = res.frame, res.written, res.status, res.symbols, res.failed
     with_data = set(frame["symbol"])
     coverage = len(frame) / res.expected if res.expected else 1.0
-    failure_rate = len(failed_symbols) / len(symbols) if symbols else 0.0
     sources = frame["source"].value_counts().to_dict()
     context.log.info(
         f"prices: wrote {written} rows; coverage {coverage:.1%}; {len(failed_symbols)} symbol(s) failed; "
@@ -249,18 +321,20 @@ def prices(context: AssetExecutionContext, config: ScopeConfig, warehouse: Wareh
                                       "source"]]),
         },
         check_results=[
-            quarantine_check(res),
-            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
-            AssetCheckResult(check_name="universe_coverage", passed=coverage >= COVERAGE_WARN,
-                             severity=AssetCheckSeverity.WARN, metadata={"coverage_pct": percent(coverage)},
-                             description=f"{coverage:.1%} of {res.expected:,} fetchable universe symbol-days have a price"),
-            AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
-                             severity=AssetCheckSeverity.WARN,
-                             description=f"{len(failed_symbols)} of {len(symbols)} requested symbol(s) delivered nothing",
-                             metadata={"failure_rate_pct": percent(failure_rate), "failed": len(failed_symbols),
-                                       "failures": reasons_summary(failed_symbols)}),
+            quarantine_check(res.rejected),
+            one_row_check(frame),
+            coverage_check(len(frame), res.expected),
+            failure_check(failed_symbols, len(symbols), "delivered nothing"),
         ],
-    ))
+    ), lambda day, on=market_days(res), undated=_undated(res): _prices_day_checks(on(day), undated))
+
+
+def _prices_day_checks(d: MarketDay, undated: bool) -> list[AssetCheckResult]:
+    """The checks of ``prices`` on one day's rows (``provider_rows_valid`` is left to the range's
+    verdict when a quarantined row had no readable date: it may be this day's)."""
+    checks = [one_row_check(d.frame), coverage_check(len(d.frame), d.expected),
+              failure_check(d.failed, d.expected, "delivered nothing", f" on {d.day.date()}")]
+    return checks if undated else [quarantine_check(d.rejected), *checks]
 
 
 @asset(
@@ -303,8 +377,6 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
         _retry_or_fail(context, exc)
     frame, written, symbols, failed = res.frame, res.written, res.symbols, res.failed
     with_data = set(frame["symbol"])
-    failure_rate = len(failed) / len(symbols) if symbols else 0.0
-    both = frame[["week52_high", "week52_low"]].dropna()
     w52_missing = int(frame["week52_high"].isna().sum())
     context.log.info(f"daily_valuations: wrote {written} rows for {len(with_data)} symbols; {len(failed)} failed; "
                      f"52w range missing on {w52_missing} rows (short history)")
@@ -328,16 +400,26 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
             "provider": provider.name,
             "preview": md_table(last[["date", "symbol", "pe", "provider_beta", "week52_high", "week52_low", "market_cap"]]),
         },
-        check_results=[
-            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not frame.duplicated(["date", "symbol"]).any()),
-            quarantine_check(res),
-            AssetCheckResult(check_name="week52_consistent", passed=bool((both["week52_low"] <= both["week52_high"]).all())),
-            AssetCheckResult(check_name="failure_rate", passed=failure_rate <= FAILURE_RATE_WARN,
-                             severity=AssetCheckSeverity.WARN,
-                             description=f"{len(failed)} of {len(symbols)} requested symbol(s) without valuations",
-                             metadata={"failure_rate_pct": percent(failure_rate), "failures": reasons_summary(failed)}),
-        ],
-    ))
+        check_results=_valuation_checks(frame, res.rejected, failed, len(symbols)),
+    ), lambda day, on=market_days(res), undated=_undated(res): _valuation_day_checks(on(day), undated))
+
+
+def _valuation_checks(frame: pd.DataFrame, rejected: pd.DataFrame, failed: dict[str, str], requested: int,
+                      on: str = "") -> list[AssetCheckResult]:
+    """The checks of ``daily_valuations`` on the range's rows or one day's (``on``)."""
+    both = frame[["week52_high", "week52_low"]].dropna()
+    return [
+        one_row_check(frame),
+        quarantine_check(rejected),
+        AssetCheckResult(check_name="week52_consistent", passed=bool((both["week52_low"] <= both["week52_high"]).all())),
+        failure_check(failed, requested, "without valuations", on),
+    ]
+
+
+def _valuation_day_checks(d: MarketDay, undated: bool) -> list[AssetCheckResult]:
+    """One day's checks; requested = the day's public universe symbols (each stored or with a status row)."""
+    checks = _valuation_checks(d.frame, d.rejected, d.failed, d.expected, f" on {d.day.date()}")
+    return [c for c in checks if not (undated and c.check_name == "provider_rows_valid")]
 
 
 @asset(
@@ -371,7 +453,8 @@ def daily_valuations(context: AssetExecutionContext, config: ScopeConfig, wareho
 def symbol_returns(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, scope = run_days(context), scope_symbols(config)
     res = returns_pipeline.store_symbol_returns(warehouse.get(), days, scope)
-    coverage = 1.0 - res.missing / res.written if res.written else 1.0
+    judged = res.written - res.no_history  # the first stored day's returns cannot exist yet (not counted)
+    coverage = 1.0 - (res.missing - res.no_history) / judged if judged else 1.0
     mixed = res.mixed_basis
     context.log.info(f"symbol_returns: {res.written} rows for {len(res.symbols)} symbols; {res.missing} without a "
                      f"return; basis {res.basis}; {res.splits} split(s), {res.dividends} dividend(s)")
@@ -381,6 +464,7 @@ def symbol_returns(context: AssetExecutionContext, config: ScopeConfig, warehous
             "rows": res.written,
             "symbols": len(res.symbols),
             "missing_returns": res.missing,
+            "not_enough_history_yet": res.no_history,
             "coverage_pct": percent(coverage),
             "basis": MetadataValue.json(res.basis),
             "splits": res.splits,
@@ -388,13 +472,28 @@ def symbol_returns(context: AssetExecutionContext, config: ScopeConfig, warehous
             "scope": ", ".join(scope) if scope else "all symbols",
             "preview": md_table(res.last.sort_values("symbol")),
         },
-        check_results=[
-            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not res.duplicated),
-            AssetCheckResult(check_name="return_coverage", passed=coverage >= COVERAGE_WARN,
-                             severity=AssetCheckSeverity.WARN,
-                             description=f"{coverage:.1%} of the symbol-days with a price have a return",
-                             metadata={"coverage_pct": percent(coverage), "missing": res.missing}),
-            AssetCheckResult(check_name="one_basis_per_symbol", passed=not mixed, severity=AssetCheckSeverity.WARN,
-                             metadata={"mixed": ", ".join(mixed[:20])}),
-        ],
-    ))
+        check_results=[*_return_checks(res.duplicated, res.written, res.missing, res.no_history),
+                       AssetCheckResult(check_name="one_basis_per_symbol", passed=not mixed,
+                                        severity=AssetCheckSeverity.WARN, metadata={"mixed": ", ".join(mixed[:20])})],
+        # one_basis_per_symbol compares a symbol's days with each other: it has no verdict of one day,
+        # so each day keeps the range's (saying so)
+    ), lambda day, d=res.by_day: _return_checks(d.get(day, "duplicated") > 0, d.get(day, "written"),
+                                                d.get(day, "missing"), d.get(day, "no_history")))
+
+
+def _return_checks(duplicated: bool, written: int, missing: int, no_history: int = 0) -> list[AssetCheckResult]:
+    """Row uniqueness and ``return_coverage`` of the range or of one day: 1 − (missing − no_history) /
+    (written − no_history), 1 when nothing is left. ``no_history``: missing returns on the warehouse's
+    first day of prices (no previous close can exist yet) — expected, reported, not counted."""
+    judged = written - no_history
+    coverage = 1.0 - (missing - no_history) / judged if judged else 1.0
+    text = f"{coverage:.1%} of the symbol-days with a price have a return"
+    if no_history:
+        text += f"; {no_history:,} on the first day of stored prices have no previous close yet (expected, not counted)"
+    return [
+        AssetCheckResult(check_name="one_row_per_symbol_day", passed=not duplicated),
+        AssetCheckResult(check_name="return_coverage", passed=coverage >= COVERAGE_WARN,
+                         severity=AssetCheckSeverity.WARN, description=text,
+                         metadata={"coverage_pct": percent(coverage), "missing": missing,
+                                   "not_enough_history_yet": no_history}),
+    ]

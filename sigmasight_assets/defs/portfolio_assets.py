@@ -142,9 +142,12 @@ def portfolio_analytics(context: AssetExecutionContext, config: PortfolioScopeCo
 
     book, totals = pipeline.run(wh, window_reader(wh, context.run.run_id), days, selected, scenarios, scope,
                                 BATCH_PORTFOLIO_DAYS, on_chunk=progress)
+    n_books = len(book.portfolio_ids)
+    on_day = _day_checks(totals, n_books)
     for key in (SNAP, CORR, EXPO, STRESS):
         if key.to_user_string() in selected:
-            yield checks_by_day(context, _result(context, key, days, totals, scenarios, len(book.portfolio_ids), scope))
+            yield checks_by_day(context, _result(context, key, days, totals, scenarios, n_books, scope),
+                                lambda day, key=key: _selected_checks(context, key, on_day(key, day)))
 
 
 def _selected_checks(context, key: AssetKey, results: list[AssetCheckResult]) -> list[AssetCheckResult]:
@@ -172,11 +175,7 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
             "dividend_portfolio_days": c.get("dividend_portfolio_days", 0),
             "preview": md_table(preview),
         })
-        checks = [
-            AssetCheckResult(asset_key=key, check_name="equity_finite", passed=non_finite == 0,
-                             metadata={"non_finite": non_finite}),
-            AssetCheckResult(asset_key=key, check_name="gross_ge_abs_net", passed=c.get("gross_lt_abs_net", 0) == 0),
-        ]
+        checks = _snapshot_checks(non_finite, c.get("gross_lt_abs_net", 0))
     elif key == CORR:
         avg = totals.array("avg_correlation")
         meta.update({
@@ -187,8 +186,7 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
             "filters": f"PUBLIC, |MV| ≥ {CORR_MIN_VALUE:,.0f}, ≥ {CORR_MIN_WEIGHT:.0%} of gross",
             "preview": md_table(preview),
         })
-        ok = c.get("not_psd", 0) == 0 and c.get("avg_out_of_range", 0) == 0
-        checks = [AssetCheckResult(asset_key=key, check_name="matrices_psd", passed=ok)]
+        checks = _correlation_checks(c.get("not_psd", 0), c.get("avg_out_of_range", 0))
     elif key == EXPO:
         cov = totals.array("market_coverage")
         low = int((cov < COVERAGE_WARN).sum())
@@ -197,15 +195,8 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
             "portfolio_days_below_coverage": low,
             "preview": md_table(preview.rename(columns={"exposure_value": "market_beta_exposure"})),
         })
-        checks = [AssetCheckResult(asset_key=key, check_name="exposure_coverage", passed=low == 0,
-                                   severity=AssetCheckSeverity.WARN,
-                                   description=f"{low} of {len(cov)} portfolio-day(s) below {COVERAGE_WARN:.0%} market-beta "
-                                               f"coverage of public gross value",
-                                   metadata={"portfolio_days_below": low,
-                                             "lowest_coverage_pct": percent(float(cov.min())) if len(cov) else float("nan")})]
+        checks = [_exposure_check(cov, totals.by_day.top("lowest_market_coverage"))]
     elif key == STRESS:
-        groups = c.get("stress_groups", 0)
-        ok = groups == c.get("stress_complete_groups", 0) == len(days) * n_books
         stress_cov = totals.array("stress_coverage")
         meta.update({
             "active_scenarios": len(scenarios.active),
@@ -215,13 +206,79 @@ def _result(context, key, days, totals: pipeline.Totals, scenarios, n_books: int
             "worst_scenarios": md_table(preview),
         })
         meta["replays_not_replayable"] = MetadataValue.json(totals.not_replayable)
-        checks = [AssetCheckResult(asset_key=key, check_name="every_active_scenario", passed=ok),
-                  AssetCheckResult(asset_key=key, check_name="replays_replayable", passed=not totals.not_replayable,
-                                   severity=AssetCheckSeverity.WARN,
-                                   description=(None if not totals.not_replayable else
-                                                f"{len(totals.not_replayable)} replay window(s) not in the warehouse "
-                                                f"({', '.join(sorted(totals.not_replayable))}): NULL P&L until their "
-                                                "market data and replay_window_returns are backfilled"),
-                                   metadata={"not_replayable": MetadataValue.json(totals.not_replayable)})]
+        checks = _stress_checks(c.get("stress_groups", 0), c.get("stress_complete_groups", 0), len(days) * n_books,
+                                totals.by_day.top("stress_incomplete"), totals.not_replayable)
     context.log.info(f"{name}: {written} rows written")
     return MaterializeResult(asset_key=key, metadata=meta, check_results=_selected_checks(context, key, checks))
+
+
+# -- the checks, on the range's statistics or one day's (one code path) ----------------------------------
+def _snapshot_checks(non_finite: int, gross_lt_abs_net: int) -> list[AssetCheckResult]:
+    """Portfolio-days whose equity is non-finite without being partial (or NaN while complete), and
+    whose gross exposure is below |net|: both must be 0."""
+    return [
+        AssetCheckResult(asset_key=SNAP, check_name="equity_finite", passed=non_finite == 0,
+                         metadata={"non_finite": non_finite}),
+        AssetCheckResult(asset_key=SNAP, check_name="gross_ge_abs_net", passed=gross_lt_abs_net == 0),
+    ]
+
+
+def _correlation_checks(not_psd: int, avg_out_of_range: int) -> list[AssetCheckResult]:
+    """Matrices with an eigenvalue below −1e-8 and average correlations outside [−1, 1]: both 0."""
+    return [AssetCheckResult(asset_key=CORR, check_name="matrices_psd", passed=not_psd == 0 and avg_out_of_range == 0)]
+
+
+def _exposure_check(cov: np.ndarray, lowest: pd.DataFrame) -> AssetCheckResult:
+    """Portfolio-days (of ``cov``: market-beta coverage per portfolio-day, NaN excluded) below
+    ``COVERAGE_WARN``; the lowest portfolio-days (``lowest``: date, portfolio_id, coverage) name them."""
+    low = int((cov < COVERAGE_WARN).sum())
+    worst = lowest.head(5).assign(coverage_pct=lambda f: (100 * f["coverage"]).round(1)).drop(columns="coverage") \
+        if len(lowest) else lowest
+    return AssetCheckResult(asset_key=EXPO, check_name="exposure_coverage", passed=low == 0,
+                            severity=AssetCheckSeverity.WARN,
+                            description=f"{low} of {len(cov)} portfolio-day(s) below {COVERAGE_WARN:.0%} market-beta "
+                                        f"coverage of public gross value",
+                            metadata={"portfolio_days_below": low,
+                                      "lowest_coverage_pct": percent(float(cov.min())) if len(cov) else float("nan"),
+                                      "lowest_portfolios": md_table(worst)})
+
+
+def _stress_checks(groups: int, complete: int, expected: int, incomplete: pd.DataFrame,
+                   not_replayable: dict[str, str]) -> list[AssetCheckResult]:
+    """``every_active_scenario``: every expected portfolio-day (portfolios × days) has one row per
+    active scenario (``incomplete``: date, portfolio_id, scenarios of those that do not);
+    ``replays_replayable``: no active replay window is missing from the warehouse (the same on every
+    day: a missing window leaves that scenario's P&L NULL on each day)."""
+    return [AssetCheckResult(asset_key=STRESS, check_name="every_active_scenario",
+                             passed=groups == complete == expected,
+                             metadata={"portfolio_days": expected, "with_rows": groups, "complete": complete,
+                                       "incomplete": md_table(incomplete)}),
+            AssetCheckResult(asset_key=STRESS, check_name="replays_replayable", passed=not not_replayable,
+                             severity=AssetCheckSeverity.WARN,
+                             description=(None if not not_replayable else
+                                          f"{len(not_replayable)} replay window(s) not in the warehouse "
+                                          f"({', '.join(sorted(not_replayable))}): NULL P&L until their "
+                                          "market data and replay_window_returns are backfilled"),
+                             metadata={"not_replayable": MetadataValue.json(not_replayable)})]
+
+
+def _day_checks(totals: pipeline.Totals, n_books: int):
+    """``(key, day) → key's checks on that day alone``, from the per-day statistics (``totals.by_day``;
+    the market-beta coverages are split by day once, on first use)."""
+    d = totals.by_day
+    coverage: dict = {}
+
+    def on(key: AssetKey, day: pd.Timestamp) -> list[AssetCheckResult]:
+        if key == SNAP:
+            return _snapshot_checks(d.get(day, "non_finite_equity"), d.get(day, "gross_lt_abs_net"))
+        if key == CORR:
+            return _correlation_checks(d.get(day, "not_psd"), d.get(day, "avg_out_of_range"))
+        if key == EXPO:
+            if not coverage:
+                cov = totals.dated("market_coverage")
+                coverage.update((pd.Timestamp(k), v.to_numpy()) for k, v in cov.groupby(level=0))
+            return [_exposure_check(coverage.get(pd.Timestamp(day), np.empty(0)), d.top("lowest_market_coverage", day))]
+        return _stress_checks(d.get(day, "stress_groups"), d.get(day, "stress_complete_groups"), n_books,
+                              d.top("stress_incomplete", day), totals.not_replayable)
+
+    return on

@@ -96,9 +96,12 @@ def risk_analytics(context: AssetExecutionContext, config: PortfolioScopeConfig,
 
     book, totals = pipeline.run(wh, window_reader(wh, context.run.run_id), days, selected, scope,
                                 BATCH_PORTFOLIO_DAYS, on_chunk=progress)
+    on_day = _day_checks(totals)
+    chosen = context.selected_asset_check_keys
     for key in (RISK, CONTRIB, BACKTEST):
         if key.to_user_string() in selected:
-            yield checks_by_day(context, _result(context, key, days, totals, scope))
+            yield checks_by_day(context, _result(context, key, days, totals, scope),
+                                lambda day, key=key: [r for r in on_day(key, day) if AssetCheckKey(key, r.check_name) in chosen])
 
 
 def _result(context, key: AssetKey, days, totals: pipeline.RiskTotals, scope) -> MaterializeResult:
@@ -124,15 +127,12 @@ def _result(context, key: AssetKey, days, totals: pipeline.RiskTotals, scope) ->
             "hist_window": HIST_WINDOW, "hist_min_observations": HIST_MIN_OBSERVATIONS,
             "preview": md_table(totals.preview.get(name, pd.DataFrame())),
         })
-        checks = [AssetCheckResult(asset_key=key, check_name="risk_coverage", passed=low == 0,
-                                   severity=AssetCheckSeverity.WARN,
-                                   metadata={"portfolio_days_below": low, "threshold": COVERAGE_WARN})]
+        checks = [_coverage_check(cov, totals.by_day.top("lowest_coverage"))]
     elif key == CONTRIB:
         off = c.get("euler_sum_off", 0)
         meta.update({"rows_per_portfolio_day": 10, "top_positions": pipeline.TOP_POSITIONS,
                      "largest_factor_contribution": md_table(totals.preview.get(name, pd.DataFrame()))})
-        checks = [AssetCheckResult(asset_key=key, check_name="euler_sums_to_volatility", passed=off == 0,
-                                   metadata={"portfolio_days_off": off})]
+        checks = [_euler_check(off, totals.by_day.top("euler_off"))]
     elif key == BACKTEST:
         lights = pd.Series(totals.lights, dtype=object)
         n = len(lights)
@@ -147,12 +147,57 @@ def _result(context, key: AssetKey, days, totals: pipeline.RiskTotals, scope) ->
             "window": BACKTEST_WINDOW,
             "worst_portfolios": md_table(totals.worst),
         })
-        severity = AssetCheckSeverity.ERROR if red else AssetCheckSeverity.WARN
-        checks = [AssetCheckResult(
-            asset_key=key, check_name="traffic_light", passed=not red and not yellow, severity=severity,
-            metadata={"red": len(red), "yellow": len(yellow), "red_portfolios": ", ".join(red[:20]) or "—",
-                      "yellow_portfolios": ", ".join(yellow[:20]) or "—", "worst": md_table(totals.worst)})]
+        checks = [_traffic_light(len(red), len(yellow), red, yellow, totals.worst)]
     context.log.info(f"{name}: {totals.rows[name]} rows written")
     chosen = context.selected_asset_check_keys
     return MaterializeResult(asset_key=key, metadata=meta,
                              check_results=[r for r in checks if AssetCheckKey(key, r.check_name) in chosen])
+
+
+# -- the checks, on the range's statistics or one day's (one code path) ----------------------------------
+def _coverage_check(cov: np.ndarray, lowest: pd.DataFrame) -> AssetCheckResult:
+    """Portfolio-days (of ``cov``: coverage per portfolio-day, NaN excluded) below ``COVERAGE_WARN``;
+    the lowest portfolio-days (``lowest``: date, portfolio_id, coverage) name them."""
+    low = int((cov < COVERAGE_WARN).sum())
+    return AssetCheckResult(asset_key=RISK, check_name="risk_coverage", passed=low == 0,
+                            severity=AssetCheckSeverity.WARN,
+                            description=f"{low} of {len(cov)} portfolio-day(s) below {COVERAGE_WARN:.0%} coverage",
+                            metadata={"portfolio_days_below": low, "threshold": COVERAGE_WARN,
+                                      "lowest_coverage": md_table(lowest.head(5), floatfmt="{:.3f}")})
+
+
+def _euler_check(off: int, worst: pd.DataFrame) -> AssetCheckResult:
+    """Portfolio-days whose factor and specific shares do not sum to 1 (|Σ − 1| > 1e-8): must be 0."""
+    return AssetCheckResult(asset_key=CONTRIB, check_name="euler_sums_to_volatility", passed=off == 0,
+                            metadata={"portfolio_days_off": off, "worst": md_table(worst.head(5))})
+
+
+def _traffic_light(n_red: int, n_yellow: int, red: list, yellow: list, worst) -> AssetCheckResult:
+    """Fails when a portfolio is red, warns when one is yellow (Basel light of its trailing window);
+    names the first 20 of each and the worst rows (most exceptions, lowest Kupiec p-value)."""
+    severity = AssetCheckSeverity.ERROR if n_red else AssetCheckSeverity.WARN
+    return AssetCheckResult(
+        asset_key=BACKTEST, check_name="traffic_light", passed=not n_red and not n_yellow, severity=severity,
+        metadata={"red": n_red, "yellow": n_yellow, "red_portfolios": ", ".join(red[:20]) or "—",
+                  "yellow_portfolios": ", ".join(yellow[:20]) or "—", "worst": md_table(worst)})
+
+
+def _day_checks(totals: pipeline.RiskTotals):
+    """``(key, day) → key's checks on that day alone`` from ``totals.by_day`` (coverages split by day once)."""
+    d = totals.by_day
+    coverage: dict = {}
+
+    def on(key: AssetKey, day: pd.Timestamp) -> list[AssetCheckResult]:
+        if key == RISK:
+            if not coverage:
+                cov = totals.dated("coverage")
+                coverage.update((pd.Timestamp(k), v.to_numpy()) for k, v in cov.groupby(level=0))
+            return [_coverage_check(coverage.get(pd.Timestamp(day), np.empty(0)), d.top("lowest_coverage", day))]
+        if key == CONTRIB:
+            return [_euler_check(d.get(day, "euler_sum_off"), d.top("euler_off", day))]
+        names = {c: list(d.top(c, day).get("portfolio_id", [])) for c in ("red", "yellow")}
+        worst = d.top("worst", day)
+        return [_traffic_light(d.get(day, "red"), d.get(day, "yellow"), names["red"], names["yellow"],
+                               worst.drop(columns="date") if len(worst) else worst)]
+
+    return on

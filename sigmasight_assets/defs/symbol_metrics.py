@@ -57,8 +57,13 @@ def symbol_metrics(context: AssetExecutionContext, config: ScopeConfig, warehous
             "field_coverage": MetadataValue.json(res.coverage()),
             "preview": md_table(last[PREVIEW_COLUMNS].sort_values("symbol") if len(last) else last),
         },
-        check_results=[
-            AssetCheckResult(check_name="one_row_per_symbol_day", passed=not res.duplicated),
-            AssetCheckResult(check_name="volatility_non_negative", passed=not res.negative_volatility),
-        ],
-    ))
+        check_results=_checks(res.duplicated, res.negative_volatility),
+    ), lambda day: _checks(res.by_day.get(day, "duplicated") > 0, res.by_day.get(day, "negative_volatility") > 0))
+
+
+def _checks(duplicated: bool, negative_volatility: bool) -> list[AssetCheckResult]:
+    """The checks of the range or of one day (whether it has a duplicate row, a negative volatility)."""
+    return [
+        AssetCheckResult(check_name="one_row_per_symbol_day", passed=not duplicated),
+        AssetCheckResult(check_name="volatility_non_negative", passed=not negative_volatility),
+    ]

@@ -66,9 +66,11 @@ def _asset_kwargs(table, deps: list, description: str) -> dict:
     )
 
 
-def _failure_check(totals: pipeline.RegressionTotals) -> AssetCheckResult:
-    """Failure rate of the range with its reasons and worst symbols; a window that does not hold enough
-    history yet (a new symbol, the first days of a warehouse) is expected and reported, not counted."""
+def failure_check(totals: pipeline.RegressionTotals) -> AssetCheckResult:
+    """Failure rate of ``totals`` (the range's, or one day's: ``totals.on(day)``) with its reasons and
+    worst symbols: skipped symbol-days other than a short history / universe symbol-days (0 when the
+    universe is empty). A window that does not hold enough history yet (a new symbol, the first days
+    of a warehouse) is expected and reported, not counted."""
     rate, short = totals.failure_rate, totals.history_short
     failed = {k: v for k, v in totals.reasons.items() if pipeline.HISTORY_REASON not in k}
     text = (f"{rate:.1%} of {totals.n_pairs:,} universe symbol-days failed"
@@ -83,6 +85,30 @@ def _failure_check(totals: pipeline.RegressionTotals) -> AssetCheckResult:
                   "worst_symbols": MetadataValue.md("\n".join(f"- `{s}`: {n} day(s)" for s, n in worst) or "_none_"),
                   "reasons_table": "symbol_status (`sigmasight symbol-status SYMBOL`)"},
     )
+
+
+def _regression_checks(totals: pipeline.RegressionTotals) -> list[AssetCheckResult]:
+    """The checks of a regression asset on ``totals``: the range's or one day's (``totals.on(day)``)."""
+    return [
+        AssetCheckResult(check_name="beta_within_cap", passed=totals.beta_over_cap == 0),
+        AssetCheckResult(check_name="r_squared_in_unit_interval", passed=totals.r2_outside == 0),
+        failure_check(totals),
+    ]
+
+
+def _model_checks(totals: pipeline.RegressionTotals) -> list[AssetCheckResult]:
+    """The checks of ``factor_model`` (loadings are not capped: no ``beta_within_cap``)."""
+    checks = [c for c in _regression_checks(totals) if c.check_name != "beta_within_cap"]
+    checks.append(AssetCheckResult(
+        check_name="loadings_finite", passed=totals.beta_not_finite == 0 and totals.negative_specific_variance == 0,
+        metadata={"loadings_not_finite": totals.beta_not_finite,
+                  "negative_specific_variance": totals.negative_specific_variance}))
+    return checks
+
+
+def _by_day(context, totals: pipeline.RegressionTotals, result: MaterializeResult, checks=_regression_checks):
+    """``result`` after recording each day's own verdicts (``checks`` on that day's statistics)."""
+    return checks_by_day(context, result, lambda day: checks(totals.on(day)))
 
 
 def _result(days, totals: pipeline.RegressionTotals, scope, params: dict) -> MaterializeResult:
@@ -103,11 +129,7 @@ def _result(days, totals: pipeline.RegressionTotals, scope, params: dict) -> Mat
             "scope": ", ".join(scope) if scope else "all symbols",
             "beta_distribution": md_table(totals.beta_distribution(), max_rows=20, floatfmt="{:.3f}"),
         },
-        check_results=[
-            AssetCheckResult(check_name="beta_within_cap", passed=totals.beta_over_cap == 0),
-            AssetCheckResult(check_name="r_squared_in_unit_interval", passed=totals.r2_outside == 0),
-            _failure_check(totals),
-        ],
+        check_results=_regression_checks(totals),
     )
 
 
@@ -122,7 +144,7 @@ def _result(days, totals: pipeline.RegressionTotals, scope, params: dict) -> Mat
 def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
     totals = pipeline.symbol_betas(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
-    return checks_by_day(context, _result(days, totals, scope, {
+    return _by_day(context, totals, _result(days, totals, scope, {
         "window": BETA_WINDOW, "min_observations": BETA_MIN_OBS, "beta_cap": BETA_CAP,
         "regressors": "market=SPY, ir=TLT, provider=daily_valuations.provider_beta"}))
 
@@ -139,7 +161,7 @@ def symbol_betas(context: AssetExecutionContext, config: ScopeConfig, warehouse:
 def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
     totals = pipeline.ridge_factors(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
-    return checks_by_day(context, _result(days, totals, scope, {
+    return _by_day(context, totals, _result(days, totals, scope, {
         "window": RIDGE_WINDOW, "min_observations": RIDGE_MIN_OBS, "ridge_penalty": RIDGE_ALPHA, "beta_cap": BETA_CAP,
         "regressors": ", ".join(f"{k}={v}" for k, v in STYLE_ETFS.items())}))
 
@@ -154,7 +176,7 @@ def ridge_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse
 def spread_factors(context: AssetExecutionContext, config: ScopeConfig, warehouse: WarehouseResource) -> MaterializeResult:
     days, wh, scope = run_days(context), warehouse.get(), scope_symbols(config)
     totals = pipeline.spread_factors(wh, window_reader(wh, context.run.run_id), days, scope, context.log.info)
-    return checks_by_day(context, _result(days, totals, scope, {
+    return _by_day(context, totals, _result(days, totals, scope, {
         "window": SPREAD_WINDOW, "min_observations": SPREAD_MIN_OBS, "beta_cap": BETA_CAP,
         "spreads": ", ".join(f"{k}={a}-{b}" for k, (a, b) in SPREAD_DEFINITIONS.items())}))
 
@@ -195,9 +217,5 @@ def factor_model(context: AssetExecutionContext, config: ScopeConfig, warehouse:
     result = _result(days, totals, scope, {
         "window": FACTOR_MODEL_WINDOW, "min_observations": FACTOR_MODEL_MIN_OBSERVATIONS,
         "ridge_penalty": RIDGE_ALPHA, "factors": ", ".join(FACTOR_NAMES), "basis": FACTOR_MODEL_BASIS})
-    checks = [c for c in result.check_results if c.check_name != "beta_within_cap"]
-    checks.append(AssetCheckResult(
-        check_name="loadings_finite", passed=totals.beta_not_finite == 0 and totals.negative_specific_variance == 0,
-        metadata={"loadings_not_finite": totals.beta_not_finite,
-                  "negative_specific_variance": totals.negative_specific_variance}))
-    return checks_by_day(context, MaterializeResult(metadata=result.metadata, check_results=checks))
+    return _by_day(context, totals, MaterializeResult(metadata=result.metadata, check_results=_model_checks(totals)),
+                   _model_checks)

@@ -53,6 +53,7 @@ from ..calc.stress import compute_joint_stress
 from ..warehouse import Replacement, StagedReplacement
 from . import replays
 from .clock import PhaseClock
+from .daystats import DayStats
 from .windows import WindowReader
 
 SNAP, CORR, EXPO, STRESS = "portfolio_snapshots", "correlations", "aggregated_exposures", "stress_results"
@@ -69,6 +70,7 @@ MAX_CHUNK_DAYS = 21
 # Largest contributors kept per (portfolio, day, scenario): the JSON is most of a stress row's bytes.
 STRESS_TOP_CONTRIBUTORS = 3
 PREVIEW_ROWS = 10
+DAY_OFFENDERS = 10  # offenders kept per day for that day's check metadata
 
 
 # -- the book -------------------------------------------------------------------------------------------
@@ -164,6 +166,7 @@ class Totals:
     chunks: int = 0
     batches: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "compute": 0.0, "write": 0.0})
+    by_day: DayStats = field(default_factory=DayStats)  # the checks' counters and offenders per day
 
     def count(self, key: str, n) -> None:
         self.counts[key] = self.counts.get(key, 0) + int(n)
@@ -171,6 +174,12 @@ class Totals:
     def array(self, key: str) -> np.ndarray:
         parts = self.arrays.get(key, [])
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
+
+    def dated(self, key: str) -> pd.Series:
+        """``array(key)`` indexed by its portfolio-days' dates (``<key>_date``, kept beside it)."""
+        parts = self.arrays.get(f"{key}_date", [])
+        dates = pd.DatetimeIndex(np.concatenate(parts) if parts else np.empty(0, dtype="datetime64[ns]"))
+        return pd.Series(self.array(key), index=dates)
 
     def keep_preview(self, table: str, frame: pd.DataFrame, order: str | None, ascending: bool = True) -> None:
         """Keep the ``PREVIEW_ROWS`` first rows of ``frame`` ∪ what is kept (by ``order``, else by id)."""
@@ -190,6 +199,8 @@ def _collect(totals: Totals, frames: dict[str, pd.DataFrame], last_day, active_i
         totals.count("dividend_portfolio_days", (s["dividends"].fillna(0.0) != 0).sum())
         totals.count("gross_lt_abs_net", (~(s["gross_exposure"] + 1e-6 >= s["net_exposure"].abs())).sum())
         totals.count("partial_portfolio_days", s["is_partial"].astype(bool).sum())
+        totals.by_day.count(s["date"], non_finite_equity=np.isfinite(eq) == partial,
+                            gross_lt_abs_net=~(s["gross_exposure"] + 1e-6 >= s["net_exposure"].abs()).to_numpy())
     if CORR in frames:
         c = frames[CORR]
         totals.ids[CORR].update(c["portfolio_id"].astype(str))
@@ -200,17 +211,30 @@ def _collect(totals: Totals, frames: dict[str, pd.DataFrame], last_day, active_i
         totals.count("psd_repaired_rows", c["psd_repaired"].astype(bool).sum())
         totals.count("insufficient_pairs", c["n_pairs_insufficient"].sum())
         totals.arrays.setdefault("avg_correlation", []).append(avg.to_numpy(dtype=np.float32))
+        eig_all, avg_all = c["min_eigenvalue"].to_numpy(dtype=float), c["avg_correlation"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):  # NaN compares False: as the dropna above
+            totals.by_day.count(c["date"], not_psd=eig_all < -1e-8,
+                                avg_out_of_range=(avg_all < -1 - 1e-12) | (avg_all > 1 + 1e-12))
     if EXPO in frames:
         e = frames[EXPO]
         totals.ids[EXPO].update(e["portfolio_id"].astype(str))
         market = e[e["factor"] == "market"]
         totals.arrays.setdefault("market_coverage", []).append(market["coverage"].dropna().to_numpy(dtype=np.float32))
+        covered = market.dropna(subset=["coverage"])
+        totals.arrays.setdefault("market_coverage_date", []).append(covered["date"].to_numpy(dtype="datetime64[ns]"))
+        totals.by_day.keep("lowest_market_coverage", covered[["date", "portfolio_id", "coverage"]], "coverage",
+                           limit=DAY_OFFENDERS)
     if STRESS in frames:
         st = frames[STRESS]
         totals.ids[STRESS].update(st["portfolio_id"].astype(str))
         per_book = st[st["scenario_id"].isin(active_ids)].groupby(["date", "portfolio_id"]).size()
         totals.count("stress_groups", len(per_book))
         totals.count("stress_complete_groups", (per_book == len(active_ids)).sum())
+        complete = per_book == len(active_ids)
+        totals.by_day.add(pd.DataFrame({"stress_groups": per_book.groupby(level="date").size(),
+                                        "stress_complete_groups": complete.groupby(level="date").sum()}))
+        totals.by_day.keep("stress_incomplete", per_book[~complete].rename("scenarios").reset_index(),
+                           "portfolio_id", limit=DAY_OFFENDERS)
         # coverage repeats on every scenario row of a portfolio-day: one value per portfolio-day
         cov = st.drop_duplicates(["date", "portfolio_id"])["coverage"].dropna()
         totals.arrays.setdefault("stress_coverage", []).append(cov.to_numpy(dtype=np.float32))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from .. import calendar
 from ..calc.returns import ADJUSTED, TOTAL, total_returns
+from .daystats import DayStats
 from .io import write_partitions
 
 RETURN_COLUMNS = ["date", "symbol", "total_return", "return_basis", "dividend", "split_ratio"]
@@ -30,6 +32,8 @@ class ReturnsResult:
     duplicated: bool = False
     symbols_by_basis: dict = field(default_factory=lambda: {TOTAL: set(), ADJUSTED: set()})
     last: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RETURN_COLUMNS))
+    no_history: int = 0  # … of which on the warehouse's first day of prices (no previous close yet: expected)
+    by_day: DayStats = field(default_factory=DayStats)  # per day: ``written``, ``missing``, ``no_history``, ``duplicated``
 
     @property
     def mixed_basis(self) -> list[str]:
@@ -67,10 +71,21 @@ def returns_frame(wh, days: pd.DatetimeIndex, scope: list[str] | None) -> pd.Dat
     return out.sort_values(["date", "symbol"], ignore_index=True)
 
 
+def first_price_day(wh) -> pd.Timestamp | None:
+    """The first day of the stored prices (one indexed MIN query); None when there are none."""
+    from sqlalchemy import func, select
+
+    t = wh.table("prices")
+    with wh.engine.connect() as conn:
+        first = conn.execute(select(func.min(t.c.date))).scalar()
+    return None if first is None else pd.Timestamp(first)
+
+
 def store_symbol_returns(wh, days: pd.DatetimeIndex, scope: list[str] | None) -> ReturnsResult:
     """Compute and store ``symbol_returns`` for ``days`` (with ``scope``, only those symbols' rows
     are replaced), in chunks of ``CHUNK_DAYS`` sessions."""
     out = ReturnsResult()
+    first = first_price_day(wh)
     for chunk in calendar.chunks(days, CHUNK_DAYS):
         frame = returns_frame(wh, chunk, scope)
         out.written += write_partitions(wh, "symbol_returns", frame, chunk[0], chunk[-1], keys=scope)
@@ -80,7 +95,14 @@ def store_symbol_returns(wh, days: pd.DatetimeIndex, scope: list[str] | None) ->
             hit = frame["return_basis"] == b
             out.basis[b] += int(hit.sum())
             out.symbols_by_basis[b].update(frame.loc[hit, "symbol"])
-        out.duplicated = out.duplicated or bool(frame.duplicated(["date", "symbol"]).any())
+        dup = frame.duplicated(["date", "symbol"]).to_numpy()
+        out.duplicated = out.duplicated or bool(dup.any())
+        missing = frame["total_return"].isna().to_numpy()
+        # on the first day with stored prices no symbol has a previous close yet: not enough history, not a hole
+        no_history = missing & (frame["date"] <= first).to_numpy() if first is not None else np.zeros(len(frame), bool)
+        out.no_history += int(no_history.sum())
+        out.by_day.count(frame["date"], written=np.ones(len(frame)), missing=missing, no_history=no_history,
+                         duplicated=dup)
         out.splits += int((frame["split_ratio"].fillna(1.0) != 1.0).sum())
         out.dividends += int((frame["dividend"].fillna(0.0) > 0).sum())
         if len(frame):

@@ -53,6 +53,7 @@ from ..calc.var import (BACKTEST_COLUMNS, BACKTEST_WINDOW, HIST_WINDOW, backtest
 from ..warehouse import Replacement
 from .portfolio import BATCH_PORTFOLIO_DAYS, STALE_SESSIONS, BookIndex, plan, read_actions, read_book, read_book_index
 from .clock import PhaseClock
+from .daystats import DayStats
 from .windows import WindowReader
 
 RISK, CONTRIB, BACKTEST = "portfolio_risk", "risk_contributions", "var_backtest"
@@ -61,6 +62,8 @@ TOP_POSITIONS = 10
 TOP_COMPONENT = "top_positions"
 POSITION_FIELDS = ("position_id", "symbol", "contribution", "share")  # one JSON list per position
 PREVIEW_ROWS = 10
+DAY_OFFENDERS = 10  # offenders kept per day for that day's check metadata
+WORST_COLUMNS = ["portfolio_id", "exceptions", "observations", "traffic_light", "kupiec_p_value", "christoffersen_lr"]
 #: the VaR the backtest judges: the model's (parametric, ex-ante σ) 99 % VaR
 BACKTEST_VAR = "var_99_parametric"
 CONTRIBUTION_TABLE_COLUMNS = ["date", "portfolio_id", "component_type", "component", "contribution", "share",
@@ -241,6 +244,7 @@ class RiskTotals:
     worst: pd.DataFrame | None = None  # the last day's backtest rows, most exceptions first (bounded)
     chunks: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "compute": 0.0, "write": 0.0})
+    by_day: DayStats = field(default_factory=DayStats)  # the checks' counters and offenders per day
 
     def count(self, key: str, n) -> None:
         self.counts[key] = self.counts.get(key, 0) + int(n)
@@ -248,6 +252,12 @@ class RiskTotals:
     def array(self, key: str) -> np.ndarray:
         parts = self.arrays.get(key, [])
         return np.concatenate(parts) if parts else np.empty(0)
+
+    def dated(self, key: str) -> pd.Series:
+        """``array(key)`` indexed by its portfolio-days' dates (``<key>_date``, kept beside it)."""
+        parts = self.arrays.get(f"{key}_date", [])
+        dates = pd.DatetimeIndex(np.concatenate(parts) if parts else np.empty(0, dtype="datetime64[ns]"))
+        return pd.Series(self.array(key), index=dates)
 
     def keep(self, table: str, frame: pd.DataFrame, order: str, ascending: bool = False) -> None:
         kept = pd.concat([self.preview[table], frame], ignore_index=True) if table in self.preview else frame
@@ -261,6 +271,10 @@ def collect(totals: RiskTotals, frames: dict[str, pd.DataFrame], last_day) -> No
         totals.arrays.setdefault("volatility_annual_pct_equity", []).append(
             r["volatility_annual_pct_equity"].dropna().to_numpy(dtype=float))
         totals.arrays.setdefault("coverage", []).append(r["coverage"].dropna().to_numpy(dtype=float))
+        covered = r.dropna(subset=["coverage"])
+        totals.arrays.setdefault("coverage_date", []).append(covered["date"].to_numpy(dtype="datetime64[ns]"))
+        totals.by_day.keep("lowest_coverage", covered[["date", "portfolio_id", "coverage"]], "coverage",
+                           limit=DAY_OFFENDERS)
         totals.count("portfolio_days", len(r))
         totals.count("no_volatility", r["volatility_daily"].isna().sum())
         totals.count("no_historical_var", r["var_99_historical"].isna().sum())
@@ -279,6 +293,9 @@ def collect(totals: RiskTotals, frames: dict[str, pd.DataFrame], last_day) -> No
         # each portfolio-day's factor and specific contributions must sum to its σ (share sums to 1)
         dev = (fs.groupby(["date", "portfolio_id"])["share"].sum() - 1.0).abs()
         totals.count("euler_sum_off", (dev > 1e-8).sum())
+        off = dev[dev > 1e-8].rename("deviation").reset_index()
+        totals.by_day.add((dev > 1e-8).groupby(level="date").sum(), "euler_sum_off")
+        totals.by_day.keep("euler_off", off, "deviation", ascending=False, limit=DAY_OFFENDERS)
         if last_day is not None:
             fac = c[(c["date"] == last_day) & (c["component_type"] == "factor")]
             biggest = fac.loc[fac.groupby("portfolio_id")["contribution"].idxmax().dropna()]
@@ -288,6 +305,12 @@ def collect(totals: RiskTotals, frames: dict[str, pd.DataFrame], last_day) -> No
         totals.ids[BACKTEST].update(b["portfolio_id"])
         totals.count("backtest_observations", b["exception"].notna().sum())
         totals.count("backtest_exceptions", b["exception"].fillna(False).astype(bool).sum())
+        light = b["traffic_light"].astype(object)
+        totals.by_day.count(b["date"], red=(light == "red").to_numpy(), yellow=(light == "yellow").to_numpy())
+        for colour in ("red", "yellow"):  # the day's portfolios of that light, by id (bounded)
+            totals.by_day.keep(colour, b.loc[light == colour, ["date", "portfolio_id"]], "portfolio_id", limit=20)
+        totals.by_day.keep("worst", b[["date", *WORST_COLUMNS]], ["exceptions", "kupiec_p_value"],
+                           ascending=[False, True], limit=PREVIEW_ROWS)
         if last_day is not None:
             b = b[b["date"] == last_day]
             totals.lights.update(zip(b["portfolio_id"], b["traffic_light"]))

@@ -46,6 +46,7 @@ from ..calc.metrics import METRICS_WINDOW, symbol_returns_metrics
 from ..calc.regression import rolling_ols, rolling_ridge
 from ..calc.spreads import rolling_spread_betas, spread_returns
 from ..warehouse.schema import TABLES
+from .daystats import DayStats
 from .io import write_partitions
 from .windows import WindowReader
 
@@ -137,6 +138,19 @@ class RegressionTotals:
     skipped_by_symbol: dict = field(default_factory=dict)  # symbol → skipped days other than short history
     newest_pairs: int = 0  # universe symbols on the newest day of the range
     newest_with_result: int = 0  # … of which with an estimated beta
+    by_day: DayStats = field(default_factory=DayStats)  # the counters above per day, reasons, failed symbols
+
+    def on(self, day) -> "RegressionTotals":
+        """The statistics of ``day`` alone (what its checks judge): the day's counters, reasons and
+        failed symbols (its first ``WORST_PER_DAY`` by name, one day each)."""
+        d, get = self.by_day, self.by_day.get
+        failed = d.top("failed", day)
+        return RegressionTotals(
+            n_pairs=get(day, "n_pairs"), with_result=get(day, "with_result"), skipped=get(day, "skipped"),
+            reasons=d.prefixed(day, "reason:"), beta_over_cap=get(day, "beta_over_cap"),
+            beta_not_finite=get(day, "beta_not_finite"),
+            negative_specific_variance=get(day, "negative_specific_variance"), r2_outside=get(day, "r2_outside"),
+            skipped_by_symbol={s: 1 for s in failed.get("symbol", [])})
 
     @property
     def share(self) -> float:
@@ -207,6 +221,31 @@ def store_regression(wh, asset_name: str, inputs: SymbolInputs, results: pd.Data
         totals.betas.setdefault(factor, []).append(b.dropna().to_numpy(dtype=np.float32))
     if len(results):  # chunks come in date order: the latest non-empty one holds the latest day
         totals.last = results[results["date"] == results["date"].max()]
+    _count_days(totals.by_day, inputs, results, status, failed)
+
+
+WORST_PER_DAY = 10  # failed symbols kept per day for a day's check metadata
+
+
+def _count_days(by_day: DayStats, inputs: SymbolInputs, results: pd.DataFrame, status: pd.DataFrame,
+                failed: pd.DataFrame) -> None:
+    """The chunk's counters of :class:`RegressionTotals` per day (same rules as the range's)."""
+    by_day.count(inputs.pairs["date"], n_pairs=np.ones(len(inputs.pairs)))
+    done = regression_pairs(results)
+    by_day.count(done["date"], with_result=np.ones(len(done)))
+    kind = status["reason"].astype(str).str.split(":").str[0]
+    by_day.add(pd.crosstab(status["date"], "reason:" + kind) if len(status) else pd.DataFrame())
+    by_day.count(status["date"], skipped=np.ones(len(status)))
+    beta = results["beta"].to_numpy(dtype=float)
+    r2 = results["r_squared"].to_numpy(dtype=float)
+    spec = (results["specific_variance"].to_numpy(dtype=float) if "specific_variance" in results.columns
+            else np.full(len(results), np.nan))
+    with np.errstate(invalid="ignore"):  # NaN compares False: a missing value is not a violation
+        by_day.count(results["date"], beta_not_finite=~np.isfinite(beta),
+                     beta_over_cap=np.abs(beta) > BETA_CAP + 1e-12,
+                     negative_specific_variance=spec < 0,
+                     r2_outside=(r2 < -1e-12) | (r2 > 1 + 1e-12))
+    by_day.keep("failed", failed[["date", "symbol"]], "symbol", limit=WORST_PER_DAY)
 
 
 def run_regression(wh, reader: WindowReader, asset_name: str, days: pd.DatetimeIndex, n_returns: int, scope,
@@ -300,6 +339,9 @@ class CovarianceResult:
     clipped: bool
     min_relative_eigenvalue: float
     latest_correlations: pd.DataFrame
+    #: per day with a matrix: ``symmetric_psd``, ``clipped`` (bool) and ``min_relative_eigenvalue``
+    by_day: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["symmetric_psd", "clipped", "min_relative_eigenvalue"]))
 
 
 def factor_covariance(wh, reader: WindowReader, days: pd.DatetimeIndex) -> CovarianceResult:
@@ -311,15 +353,21 @@ def factor_covariance(wh, reader: WindowReader, days: pd.DatetimeIndex) -> Covar
     written = write_partitions(wh, "factor_covariance", frame, days[0], days[-1])
     psd_ok, sym_ok, clip_ok = True, True, True
     min_eig = np.inf
-    for _, day_rows in frame.groupby("date"):
+    per_day = {}
+    for day, day_rows in frame.groupby("date"):  # one 8 × 8 matrix a day: O(days)
         cov = day_rows.pivot(index="factor_1", columns="factor_2", values="covariance").to_numpy()
         corr = day_rows.pivot(index="factor_1", columns="factor_2", values="correlation").to_numpy()
-        sym_ok &= bool(np.allclose(cov, cov.T, atol=1e-14))
+        day_sym = bool(np.allclose(cov, cov.T, atol=1e-14))
         eig = np.linalg.eigvalsh((cov + cov.T) / 2)
-        min_eig = min(min_eig, float(eig.min() / max(eig.max(), 1e-300)))
-        psd_ok &= bool(eig.min() >= -1e-12 * max(eig.max(), 1e-300))
+        day_min = float(eig.min() / max(eig.max(), 1e-300))
+        day_psd = bool(eig.min() >= -1e-12 * max(eig.max(), 1e-300))
         off = corr[~np.eye(len(corr), dtype=bool)]
-        clip_ok &= bool((np.abs(off) <= COV_CLIP + 1e-12).all() and np.allclose(np.diag(corr), 1.0))
+        day_clip = bool((np.abs(off) <= COV_CLIP + 1e-12).all() and np.allclose(np.diag(corr), 1.0))
+        sym_ok &= day_sym
+        psd_ok &= day_psd
+        clip_ok &= day_clip
+        min_eig = min(min_eig, day_min)
+        per_day[pd.Timestamp(day).normalize()] = (day_sym and day_psd, day_clip, day_min)
     present = set(frame["date"]) if len(frame) else set()
     last = frame[frame["date"] == frame["date"].max()] if len(frame) else frame
     corr_last = (last.pivot(index="factor_1", columns="factor_2", values="correlation")
@@ -331,6 +379,8 @@ def factor_covariance(wh, reader: WindowReader, days: pd.DatetimeIndex) -> Covar
         symmetric_psd=psd_ok and sym_ok, clipped=clip_ok,
         min_relative_eigenvalue=float(min_eig) if np.isfinite(min_eig) else 0.0,
         latest_correlations=corr_last,
+        by_day=pd.DataFrame.from_dict(per_day, orient="index",
+                                      columns=["symmetric_psd", "clipped", "min_relative_eigenvalue"]),
     )
 
 
@@ -344,6 +394,7 @@ class MetricsResult:
     duplicated: bool = False
     negative_volatility: bool = False
     last: pd.DataFrame = field(default_factory=pd.DataFrame)
+    by_day: DayStats = field(default_factory=DayStats)  # per day: ``duplicated``, ``negative_volatility`` rows
 
     def coverage(self) -> dict[str, float]:
         if not self.rows or self.non_missing is None:
@@ -361,9 +412,13 @@ def symbol_metrics(wh, reader: WindowReader, days: pd.DatetimeIndex, scope) -> M
         out.symbols.update(frame["symbol"].unique())
         counts = frame.drop(columns=["date", "symbol"]).notna().sum()
         out.non_missing = counts if out.non_missing is None else out.non_missing + counts
-        out.duplicated = out.duplicated or bool(frame.duplicated(["date", "symbol"]).any())
+        dup = frame.duplicated(["date", "symbol"]).to_numpy()
+        out.duplicated = out.duplicated or bool(dup.any())
         vols = frame[["volatility_21d", "volatility_63d"]].stack()
         out.negative_volatility = out.negative_volatility or bool((vols < 0).any())
+        # NaN < 0 is False: a missing volatility is not a negative one (as in the range's rule above)
+        negative = (frame["volatility_21d"] < 0).to_numpy() | (frame["volatility_63d"] < 0).to_numpy()
+        out.by_day.count(frame["date"], duplicated=dup, negative_volatility=negative)
         if len(frame):
             out.last = frame[frame["date"] == frame["date"].max()]
     return out
