@@ -14,6 +14,10 @@ location, driven through ``POST /graphql`` exactly as the UI drives it.
   Materialisations and check results are read back through GraphQL and checked against the
   warehouse.
 
+The daemon is ``dagster-daemon run`` with its backfill loop iterating every few seconds instead of
+Dagster's fixed 30 s (``ui_helpers.daemon_command``), so the tests do not spend their time waiting
+for the next iteration.
+
 Everything runs in a temporary ``DAGSTER_HOME`` (the repository's dagster.yaml) with a temporary
 SQLite warehouse loaded by ``sigmasight load-portfolios --sample``. The code location's sensors are switched off
 through the API before the daemon starts (as an operator would in the UI), so the daemon runs the
