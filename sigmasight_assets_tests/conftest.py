@@ -29,10 +29,11 @@ LONGEST_FIRST = (
     "test_benchmarks_smoke.py",  # ~200 s: the benchmark runner, a backfill through a real daemon
     "test_dead_run.py",  # ~160 s: two daemons, run monitoring's backstop
     "test_point_in_time.py",  # ~120 s: two warehouses over 74 sessions, eight nightly runs
-    "test_cli_demo.py",  # ~90 s: a year of warm-up
-    "test_sensors.py",
-    "test_e2e_daemon.py",
+    "test_e2e_daemon.py",  # ~60 s: a daemon, two queued runs and an onboarding
+    "test_cli_demo.py",  # ~60 s: a year of warm-up
+    "test_sensors.py",  # ~70 s: a year of history for a new symbol
     "test_browser.py",
+    "test_deploy.py",
 )
 
 
