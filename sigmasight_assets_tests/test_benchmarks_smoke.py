@@ -25,7 +25,7 @@ def test_runner_at_tiny_size_reports_every_workload_and_fills_the_warehouse(tmp_
     out_md, out_json, work = tmp_path / "results.md", tmp_path / "results.json", tmp_path / "work"
     code = bench.main(["--symbols", "20", "--portfolios", "10", "--positions", "25", "--days", "3", "--history", "31",
                        "--workloads", "1,2,3,5,7", "--database", "sqlite", "--reads", "20", "--large-portfolios", "30",
-                       "--partitions-per-run", "2",
+                       "--partitions-per-run", "2", "--daemon-poll-seconds", "1",
                        "--out", str(out_md), "--json", str(out_json), "--workdir", str(work)])
     report = json.loads(out_json.read_text())
     runs = {r["workload"]: r for r in report["runs"]}

@@ -14,6 +14,11 @@ location, driven through ``POST /graphql`` exactly as the UI drives it.
   Materialisations and check results are read back through GraphQL and checked against the
   warehouse.
 
+The daemon is ``dagster-daemon run`` with its backfill loop iterating every few seconds instead of
+Dagster's fixed 30 s (``ui_helpers.daemon_command``) and the run queue polled every second
+(``ui_helpers.install_repo_dagster_yaml``), so the tests do not spend their time waiting for the
+next iteration.
+
 Everything runs in a temporary ``DAGSTER_HOME`` (the repository's dagster.yaml) with a temporary
 SQLite warehouse loaded by ``sigmasight load-portfolios --sample``. The code location's sensors are switched off
 through the API before the daemon starts (as an operator would in the UI), so the daemon runs the
@@ -22,10 +27,8 @@ backfill and nothing else. Every process started here is ended, with its process
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -171,7 +174,7 @@ class UI:
 def dagster_ui(tmp_path_factory):
     base = tmp_path_factory.mktemp("dagster_ui")
     home = ui.make_dagster_home(base / "dagster_home")
-    shutil.copy(Path(ui.REPO_ROOT) / "dagster.yaml", home / "dagster.yaml")  # queued runs, two at a time
+    ui.install_repo_dagster_yaml(home)  # queued runs, two at a time
     ui.init_instance(home)
     warehouse_url = f"sqlite:///{base / 'warehouse.sqlite'}"
     env = ui.dagster_env(home, warehouse_url, SIGMASIGHT_PARTITIONS_PER_RUN=str(PER_RUN))
