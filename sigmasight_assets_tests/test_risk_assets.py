@@ -90,6 +90,16 @@ def dense_inputs(wh, day, pid):
     return w, lw, d, a @ sig_etf @ a.T
 
 
+def store_backtest_pairs(wh, rows: pd.DataFrame, days) -> None:
+    """Store hand-made ``portfolio_risk`` rows (date, portfolio_id, the 99 % VaR and the hypothetical
+    P&L the backtest reads) over ``days``, with the table's count columns at 0."""
+    rows = rows.copy()
+    for c in ("positions_covered", "positions_options", "positions_private", "positions_unpriced",
+              "positions_no_loadings", "hist_observations", "hist_proxied_returns", "positions_missing_return",
+              "positions_proxied_return"):
+        rows[c] = 0
+    wh.replace_many([Replacement("portfolio_risk", rows, days[0], days[-1])])
+
 def test_one_run_materialises_the_three_tables_with_their_grain(graph):
     assert graph["single"].success
     wh = graph["wh"]
@@ -252,11 +262,7 @@ def test_backtest_check_warns_on_yellow_fails_on_red_and_names_the_worst_portfol
         frames.append(pd.DataFrame({"date": days, "portfolio_id": "P-YELLOW", "var_99_parametric": z * sigma,
                                     "hypothetical_pnl": yellow}))
         rows = pd.concat(frames, ignore_index=True)
-        for c in ("positions_covered", "positions_options", "positions_private", "positions_unpriced",
-                  "positions_no_loadings", "hist_observations", "hist_proxied_returns", "positions_missing_return",
-                  "positions_proxied_return"):
-            rows[c] = 0
-        wh.replace_many([Replacement("portfolio_risk", rows, days[0], days[-1])])
+        store_backtest_pairs(wh, rows, days)
         last = days[-3:]
         scoped = {"ops": {"risk_analytics": {"config": {"portfolio_ids": ["P-OK", "P-YELLOW"]}}}}
         res = run_range(url, last[0], last[-1], ["var_backtest"], run_config=scoped)
@@ -307,11 +313,7 @@ def test_a_yellow_day_inside_a_green_range_warns_on_that_day_only(tmp_path):
         rows = pd.concat([pd.DataFrame({"date": days, "portfolio_id": pid, "var_99_parametric": var,
                                         "hypothetical_pnl": pnl})
                           for pid, pnl in (("P-CALM", np.zeros(len(days))), ("P-HIDDEN", hidden))], ignore_index=True)
-        for c in ("positions_covered", "positions_options", "positions_private", "positions_unpriced",
-                  "positions_no_loadings", "hist_observations", "hist_proxied_returns", "positions_missing_return",
-                  "positions_proxied_return"):
-            rows[c] = 0
-        wh.replace_many([Replacement("portfolio_risk", rows, days[0], days[-1])])
+        store_backtest_pairs(wh, rows, days)
         last = days[-3:]
         res = run_range(url, last[0], last[-1], ["var_backtest"])
         bt = table(wh, "var_backtest").query("portfolio_id == 'P-HIDDEN'").set_index("date")
