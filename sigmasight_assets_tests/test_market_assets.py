@@ -7,6 +7,7 @@ tests pin the foundation layer; the whole graph is exercised by ``test_cli_demo.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import (
@@ -571,6 +572,28 @@ def test_a_new_symbol_or_an_earlier_session_reads_only_what_is_lacking(market_ru
         index=calendar.sessions(SESS[-12], last), columns=["AAPL", "MSFT", "SPY", "TLT"])
     pd.testing.assert_frame_equal(got, want, check_names=False, check_freq=False)
     assert got.notna().all().all()
+
+
+def test_a_short_window_reads_back_from_its_last_session_not_its_first(market_run, monkeypatch):
+    """A step asking for a 5-session window reads the cache's look-back counted from the window's
+    LAST session (the widest window of any later step of the run ends there too), not look-back
+    sessions before its first; a later, wider window is then served from the cache."""
+    from sigmasight_assets.pipelines.windows import WideCache
+
+    wh = market_run["wh"]
+    reads = []
+    real_pass = WideCache._read
+    monkeypatch.setattr(WideCache, "_read",
+                        lambda self, symbols, sessions: reads.append(len(sessions)) or real_pass(self, symbols, sessions))
+    last = SESS[-1]
+    cache = WideCache(wh, "symbol_returns", ("total_return",), 10)
+    cache.get("total_return", pd.Index(["AAPL"]), calendar.sessions(SESS[-5], last))
+    assert reads == [10] and cache.sessions[0] == SESS[-10]
+    got = cache.get("total_return", pd.Index(["AAPL"]), calendar.sessions(SESS[-10], last))
+    assert reads == [10]  # no second read
+    want = wh.read("symbol_returns", SESS[-10], last, keys=["AAPL"], columns=["date", "symbol", "total_return"])
+    np.testing.assert_array_equal(got["AAPL"].to_numpy(), want.set_index("date")["total_return"].reindex(
+        calendar.sessions(SESS[-10], last)).to_numpy())
 
 
 def test_per_day_check_verdicts_can_be_turned_off(tmp_warehouse_url, warehouse, monkeypatch):

@@ -26,9 +26,10 @@ from ..calc.metrics import METRICS_WINDOW
 
 PRICE_COLUMNS = ("close", "adj_close")
 RETURN_COLUMN = "total_return"
-# A (re)read starts this many sessions before the session asked for: the widest look-back of the
-# run's steps (252 returns), so the steps that follow — whatever their window — are served from the
-# cache instead of reading again further back.
+# A read reaches back at least this many sessions before the LAST session asked for: the widest
+# look-back of the run's steps (252 returns), so the steps that follow — whatever their window — are
+# served from the cache instead of reading again further back. Anchored at the last session, not the
+# first: a step asking for its own 90-session window would otherwise read 90 + 252 sessions.
 LOOKBACK_SESSIONS = max(BETA_WINDOW, RIDGE_WINDOW, SPREAD_WINDOW, COV_WINDOW, METRICS_WINDOW) + 1
 # Prices are read only for valuation (the day, the previous session and the stale look-back) and the
 # day's close of symbol_metrics: a short look-back.
@@ -57,15 +58,15 @@ class WideCache:
     def _ensure(self, syms: pd.Index, want: pd.DatetimeIndex) -> None:
         if not len(want) or not len(syms):
             return
+        reach = min(want[0], calendar.sessions_back(want[-1], self.lookback)[0])
         if not len(self.sessions):
-            sessions = calendar.sessions(calendar.sessions_back(want[0], self.lookback)[0], want[-1])
+            sessions = calendar.sessions(reach, want[-1])
             self.values, self.sessions, self.symbols = self._read(syms, sessions), sessions, syms
             return
         # Only what is lacking is read: the held symbols' earlier or later sessions, then the new
         # symbols' columns over every session held (a few ETFs must not re-read 5,000 symbols).
         if want[0] < self.sessions[0]:
-            first = calendar.sessions_back(want[0], self.lookback)[0]
-            head = calendar.sessions(first, self.sessions[0] - pd.Timedelta(days=1))
+            head = calendar.sessions(reach, self.sessions[0] - pd.Timedelta(days=1))
             more = self._read(self.symbols, head)
             self.values = {c: np.vstack([more[c], self.values[c]]) for c in self.columns}
             self.sessions = head.append(self.sessions)
